@@ -41,11 +41,8 @@ impl Filter {
             return false;
         }
         if let Some(area) = &self.area {
-            if !entry
-                .area
-                .as_deref()
-                .is_some_and(|a| a.to_lowercase() == area.to_lowercase())
-            {
+            let same = |a: &str| a.to_lowercase() == area.to_lowercase();
+            if !entry.area.as_deref().is_some_and(same) {
                 return false;
             }
         }
