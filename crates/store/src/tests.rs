@@ -1,0 +1,221 @@
+//! Store tests against real redb files in temporary directories.
+
+use super::*;
+use failup_journal::{Iteration, IterationId, Outcome, Scale};
+
+fn t(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).expect("valid")
+}
+
+fn day(d: i8) -> Date {
+    Date::constant(2026, 11, d)
+}
+
+fn new(text: &str) -> NewEntry {
+    NewEntry {
+        text: text.into(),
+        ..NewEntry::default()
+    }
+}
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(&dir.path().join("journal.redb"), Duration::from_secs(1)).expect("open")
+}
+
+#[test]
+fn logged_entries_survive_reopening() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let id = {
+        let mut s = open(&dir);
+        s.log(new("first"), t(1_000), day(1)).expect("log").id
+    };
+    let s = open(&dir);
+    let e = s.get(id).expect("get").expect("present");
+    assert_eq!(e.text, "first");
+    assert_eq!(s.len().expect("len"), 1);
+}
+
+#[test]
+fn list_is_newest_day_first_and_respects_filters_and_limit() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = open(&dir);
+    for (i, d) in [3, 1, 2].into_iter().enumerate() {
+        let mut n = new(&format!("day {d}"));
+        n.day = Some(day(d));
+        n.scale = if d == 2 { Scale::Macro } else { Scale::Micro };
+        s.log(n, t(1_000 + i as i64), day(20)).expect("log");
+    }
+    let all = s.list(&Filter::default(), None).expect("list");
+    let texts: Vec<&str> = all.iter().map(|e| e.text.as_str()).collect();
+    assert_eq!(texts, ["day 3", "day 2", "day 1"]);
+    assert_eq!(s.list(&Filter::default(), Some(2)).expect("list").len(), 2);
+    let since = Filter {
+        since: Some(day(2)),
+        ..Filter::default()
+    };
+    assert_eq!(s.list(&since, None).expect("list").len(), 2);
+    let macros = Filter {
+        scale: Some(Scale::Macro),
+        ..Filter::default()
+    };
+    assert_eq!(s.list(&macros, None).expect("list")[0].text, "day 2");
+}
+
+#[test]
+fn update_moves_the_day_index_and_survives_compaction() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = open(&dir);
+    let id = s.log(new("edit me"), t(1), day(1)).expect("log").id;
+    // More edits than the compaction threshold, so the document is snapshotted on the way.
+    for i in 0..(COMPACT_AFTER_CHANGES as i64 * 2 + 3) {
+        let patch = EntryPatch {
+            add_tags: vec![format!("t{}", i % 5)],
+            ..EntryPatch::default()
+        };
+        s.update(id, patch, t(10 + i)).expect("update");
+    }
+    let patch = EntryPatch {
+        day: Some(day(9)),
+        iteration: Some(Iteration {
+            id: IterationId::from_parts(5, 5),
+            at: t(500),
+            tried: "tried again".into(),
+            outcome: Some(Outcome::Same),
+        }),
+        ..EntryPatch::default()
+    };
+    s.update(id, patch, t(600)).expect("update");
+    let only_day_9 = Filter {
+        since: Some(day(9)),
+        until: Some(day(9)),
+        ..Filter::default()
+    };
+    assert_eq!(s.list(&only_day_9, None).expect("list").len(), 1);
+    assert_eq!(s.list(&Filter::default(), None).expect("list").len(), 1);
+    let report = s.check().expect("check");
+    assert_eq!(report.entries, 1);
+    assert_eq!(report.mismatches, 0);
+    s.compact().expect("compact");
+    drop(s);
+    let s = open(&dir);
+    let e = s.get(id).expect("get").expect("present");
+    assert_eq!(e.tags.len(), 5);
+    assert_eq!(e.iterations.len(), 1);
+    assert_eq!(s.check().expect("check").mismatches, 0);
+}
+
+#[test]
+fn delete_removes_from_every_index() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = open(&dir);
+    let id = s.log(new("delete me"), t(1), day(1)).expect("log").id;
+    s.delete(id, t(2)).expect("delete");
+    assert_eq!(s.get(id).expect("get"), None);
+    assert!(s.list(&Filter::default(), None).expect("list").is_empty());
+    assert!(matches!(
+        s.delete(id, t(3)),
+        Err(StoreError::Journal(JournalError::NotFound(_)))
+    ));
+    assert_eq!(s.check().expect("check").mismatches, 0);
+}
+
+#[test]
+fn prefixes_resolve_like_git() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = open(&dir);
+    let a = s
+        .log(new("a"), t(1_700_000_000_000), day(1))
+        .expect("log")
+        .id;
+    let b = s
+        .log(new("b"), t(1_700_000_000_000), day(1))
+        .expect("log")
+        .id;
+    let a_text = a.to_string();
+    assert_eq!(s.resolve(&a_text).expect("full"), a);
+    assert_eq!(s.resolve(&a_text.to_lowercase()).expect("lower"), a);
+    // Same millisecond: the first 10 characters are shared.
+    match s.resolve(&a_text[..10]) {
+        Err(StoreError::Ambiguous { candidates, .. }) => {
+            assert!(candidates.contains(&a) && candidates.contains(&b));
+        }
+        other => panic!("expected ambiguity, got {other:?}"),
+    }
+    assert!(matches!(s.resolve("7ZZZZ"), Err(StoreError::NoMatch(_))));
+    assert!(matches!(s.resolve("ZZZ"), Err(StoreError::NoMatch(_))));
+    assert!(s.resolve("not/an/id").is_err());
+    assert!(s.resolve("").is_err());
+}
+
+#[test]
+fn new_entries_fill_buckets_then_start_new_ones() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = open(&dir);
+    for i in 0..(BUCKET_CAPACITY + 5) {
+        s.log(new(&format!("entry {i}")), t(i as i64), day(1))
+            .expect("log");
+    }
+    let report = s.check().expect("check");
+    assert_eq!(report.documents, 2);
+    assert_eq!(report.entries, BUCKET_CAPACITY + 5);
+    assert_eq!(report.mismatches, 0);
+}
+
+#[test]
+fn import_skips_known_ids_and_is_idempotent() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = open(&dir);
+    let existing = s.log(new("already here"), t(1), day(1)).expect("log");
+    let mut batch = vec![existing.clone()];
+    for i in 0..600u64 {
+        let e = new(&format!("imported {i}"))
+            .into_entry(EntryId::from_parts(i, u128::from(i)), t(5), day(2))
+            .expect("entry");
+        batch.push(e);
+    }
+    batch.push(batch[1].clone());
+    let first = s.import(batch.clone(), t(10)).expect("import");
+    assert_eq!(
+        first,
+        ImportReport {
+            added: 600,
+            skipped: 2
+        }
+    );
+    let again = s.import(batch, t(11)).expect("import");
+    assert_eq!(
+        again,
+        ImportReport {
+            added: 0,
+            skipped: 602
+        }
+    );
+    assert_eq!(s.len().expect("len"), 601);
+    assert_eq!(s.check().expect("check").mismatches, 0);
+}
+
+#[test]
+fn a_second_opener_waits_then_gives_up_with_busy() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("journal.redb");
+    let held = Store::open(&path, Duration::from_secs(1)).expect("open");
+    let err = Store::open(&path, Duration::from_millis(100))
+        .err()
+        .expect("busy");
+    assert!(matches!(err, StoreError::Busy(_)));
+    drop(held);
+    Store::open(&path, Duration::from_millis(100)).expect("free again");
+}
+
+#[test]
+fn garbage_file_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("journal.redb");
+    let garbage = b"this is not a database, but it is someone's file".repeat(100);
+    std::fs::write(&path, &garbage).expect("write");
+    let err = Store::open(&path, Duration::from_millis(100))
+        .err()
+        .expect("refused");
+    assert!(matches!(err, StoreError::NotAStore { .. }), "{err:?}");
+    assert_eq!(std::fs::read(&path).expect("read"), garbage);
+}
