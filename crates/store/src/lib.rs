@@ -402,31 +402,14 @@ impl Store {
         let lo = (since.map(day_key).unwrap_or(0), 0u128);
         let hi = (until.map(day_key).unwrap_or(u32::MAX), u128::MAX);
         let range = table.range(lo..=hi)?;
-        let mut visit = |row: Result<
-            (
-                redb::AccessGuard<'_, (u32, u128)>,
-                redb::AccessGuard<'_, &[u8]>,
-            ),
-            redb::StorageError,
-        >|
-         -> Result<ControlFlow<()>, StoreError> {
-            let (_, value) = row?;
-            Ok(f(decode(value.value())?))
+        let rows: Box<dyn Iterator<Item = _>> = match order {
+            Order::OldestFirst => Box::new(range),
+            Order::NewestFirst => Box::new(range.rev()),
         };
-        match order {
-            Order::OldestFirst => {
-                for row in range {
-                    if visit(row)?.is_break() {
-                        break;
-                    }
-                }
-            }
-            Order::NewestFirst => {
-                for row in range.rev() {
-                    if visit(row)?.is_break() {
-                        break;
-                    }
-                }
+        for row in rows {
+            let (_, value) = row?;
+            if f(decode(value.value())?).is_break() {
+                break;
             }
         }
         Ok(())
