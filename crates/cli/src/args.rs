@@ -1,0 +1,227 @@
+//! The command line as clap sees it. Parsing only: no behaviour lives here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// failup: a journal for failing up. Log setbacks, reframe them, record what you try next.
+#[derive(Parser, Debug)]
+#[command(name = "failup", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Where the journal lives (default: the platform data directory)
+    #[arg(long, global = true, env = "FAILUP_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// Print results as JSON (read commands)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every failup command.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the home and this device's journal (done by any first command anyway)
+    Init,
+    /// Record a setback; prints the new entry's id
+    Log(LogArgs),
+    /// List entries, newest first
+    List(ListArgs),
+    /// Show one entry in full
+    Show {
+        /// Entry id or any unique prefix of it
+        id: String,
+    },
+    /// Answer the three reframe questions
+    Reflect(ReflectArgs),
+    /// Record what you tried next and how it went
+    Iterate {
+        /// Entry id or any unique prefix of it
+        id: String,
+        /// What you tried
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+        /// How it went
+        #[arg(long, value_enum)]
+        outcome: Option<OutcomeArg>,
+    },
+    /// Change fields of an entry (opens $EDITOR when no field is given on a terminal)
+    Edit(EditArgs),
+    /// Close the loop: what you tried worked
+    Close {
+        /// Entry id or any unique prefix of it
+        id: String,
+    },
+    /// Reopen a closed loop
+    Reopen {
+        /// Entry id or any unique prefix of it
+        id: String,
+    },
+    /// Delete an entry
+    Delete {
+        /// Entry id or any unique prefix of it
+        id: String,
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Your practice in numbers
+    Stats {
+        /// Only count setbacks on or after this day
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+    },
+    /// Write the whole journal as JSON (importable) or Markdown (a diary)
+    Export {
+        /// Output format
+        #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+        format: ExportFormat,
+        /// Write to this file instead of standard output
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+    },
+    /// Add the entries of a failup JSON export; entries already present are skipped
+    Import {
+        /// The export file, or - for standard input
+        file: PathBuf,
+    },
+    /// Fold change history into snapshots and give free space back to the file system
+    Compact,
+    /// Verify the journal: load every document and compare it with the index
+    Check,
+}
+
+/// Scale as typed on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ScaleArg {
+    /// An everyday stumble
+    Micro,
+    /// A setback that shakes a plan or a season
+    Macro,
+}
+
+/// Outcome as typed on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OutcomeArg {
+    /// It went better
+    Better,
+    /// No change
+    Same,
+    /// It went worse
+    Worse,
+}
+
+/// Export formats.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// The documented, importable JSON schema
+    Json,
+    /// A diary to read
+    Markdown,
+}
+
+/// Fields shared by `log` and `edit`.
+#[derive(Args, Debug, Default)]
+pub struct FieldArgs {
+    /// Area of life, such as work or health ("" clears it when editing)
+    #[arg(long)]
+    pub area: Option<String>,
+    /// A tag; repeat for more
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// How hard it hit, 1 (a scratch) to 5 (floored)
+    #[arg(long, value_name = "1-5")]
+    pub feeling: Option<u8>,
+    /// The day it happened: YYYY-MM-DD, today, yesterday, or Nd / Nw ago (3d, 2w)
+    #[arg(long = "on", value_name = "DATE")]
+    pub on: Option<String>,
+    /// What did this teach me about my next level?
+    #[arg(long)]
+    pub lesson: Option<String>,
+    /// What muscle is this moment building in me?
+    #[arg(long)]
+    pub muscle: Option<String>,
+    /// How can I use this instead of resenting it?
+    #[arg(long = "use", value_name = "USE")]
+    pub use_it: Option<String>,
+    /// The next step to try
+    #[arg(long)]
+    pub next: Option<String>,
+}
+
+/// `failup log`.
+#[derive(Args, Debug)]
+pub struct LogArgs {
+    /// What happened (read from standard input when piped, or from $EDITOR on a terminal)
+    pub text: Vec<String>,
+    /// A big setback, not an everyday one
+    #[arg(long = "macro")]
+    pub is_macro: bool,
+    #[command(flatten)]
+    pub fields: FieldArgs,
+}
+
+/// `failup list`.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only setbacks on or after this day
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Only setbacks on or before this day
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    /// Only entries with this tag; repeat to require several
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Only entries in this area
+    #[arg(long)]
+    pub area: Option<String>,
+    /// Only micro or only macro setbacks
+    #[arg(long, value_enum)]
+    pub scale: Option<ScaleArg>,
+    /// Only open loops: no lesson yet, or no next step tried
+    #[arg(long)]
+    pub open: bool,
+    /// Only entries containing every one of these words in any text field
+    #[arg(long, value_name = "WORDS")]
+    pub search: Option<String>,
+    /// Show at most N entries
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+/// `failup reflect`.
+#[derive(Args, Debug)]
+pub struct ReflectArgs {
+    /// Entry id or any unique prefix of it
+    pub id: String,
+    /// What did this teach me about my next level?
+    #[arg(long)]
+    pub lesson: Option<String>,
+    /// What muscle is this moment building in me?
+    #[arg(long)]
+    pub muscle: Option<String>,
+    /// How can I use this instead of resenting it?
+    #[arg(long = "use", value_name = "USE")]
+    pub use_it: Option<String>,
+}
+
+/// `failup edit`.
+#[derive(Args, Debug)]
+pub struct EditArgs {
+    /// Entry id or any unique prefix of it
+    pub id: String,
+    /// New text
+    #[arg(long)]
+    pub text: Option<String>,
+    /// New scale
+    #[arg(long, value_enum)]
+    pub scale: Option<ScaleArg>,
+    /// Remove a tag; repeat for more
+    #[arg(long = "untag", value_name = "TAG")]
+    pub untag: Vec<String>,
+    #[command(flatten)]
+    pub fields: FieldArgs,
+}

@@ -1,0 +1,194 @@
+//! Writing an entry in `$EDITOR`: a template that holds the reframe questions as sections, and
+//! the parser that reads it back.
+//!
+//! The template is plain text so any editor works: the story comes first, then one `## `
+//! section per field. Lines starting with `# ` are comments. Saving an empty story aborts, as
+//! git does with an empty commit message.
+
+use std::io::Write;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use failup_journal::{Entry, REFRAME_QUESTIONS, ReframeField};
+
+/// The sections after the story, in template order, each with the field it fills.
+const SECTIONS: [(Section, &str); 9] = [
+    (
+        Section::Reframe(ReframeField::Lesson),
+        REFRAME_QUESTIONS[0].1,
+    ),
+    (
+        Section::Reframe(ReframeField::Muscle),
+        REFRAME_QUESTIONS[1].1,
+    ),
+    (Section::Reframe(ReframeField::Use), REFRAME_QUESTIONS[2].1),
+    (Section::Next, "Next step"),
+    (Section::Area, "Area"),
+    (Section::Tags, "Tags (separated by spaces)"),
+    (Section::Feeling, "Feeling (1-5)"),
+    (Section::Scale, "Scale (micro or macro)"),
+    (Section::Day, "Day (YYYY-MM-DD)"),
+];
+
+/// A field the template can set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    /// One of the reframe answers.
+    Reframe(ReframeField),
+    /// The next step.
+    Next,
+    /// The area.
+    Area,
+    /// The tags.
+    Tags,
+    /// The feeling.
+    Feeling,
+    /// The scale.
+    Scale,
+    /// The day.
+    Day,
+}
+
+/// What the person wrote: the story and the text of every section (empty when left empty).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Form {
+    /// The story.
+    pub text: String,
+    /// Section texts, trimmed.
+    pub sections: Vec<(Section, String)>,
+}
+
+impl Form {
+    /// The trimmed text of a section, `None` when empty.
+    pub fn get(&self, section: Section) -> Option<&str> {
+        self.sections
+            .iter()
+            .find(|(s, _)| *s == section)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// The template, filled with an existing entry's values when editing.
+pub fn template(entry: Option<&Entry>, today: &str) -> String {
+    let mut out = String::from(
+        "# Write what happened below. The first line is its title.\n\
+         # Lines starting with '# ' are ignored; an empty story cancels.\n",
+    );
+    if let Some(e) = entry {
+        out.push_str(&e.text);
+    }
+    out.push_str("\n\n");
+    for (section, heading) in SECTIONS {
+        let value = match (entry, section) {
+            (Some(e), Section::Reframe(f)) => e.reframe(f).unwrap_or("").to_owned(),
+            (Some(e), Section::Next) => e.next.clone().unwrap_or_default(),
+            (Some(e), Section::Area) => e.area.clone().unwrap_or_default(),
+            (Some(e), Section::Tags) => e.tags.iter().cloned().collect::<Vec<_>>().join(" "),
+            (Some(e), Section::Feeling) => e.feeling.map(|f| f.to_string()).unwrap_or_default(),
+            (Some(e), Section::Scale) => e.scale.as_str().to_owned(),
+            (Some(e), Section::Day) => e.day.to_string(),
+            (None, Section::Scale) => "micro".to_owned(),
+            (None, Section::Day) => today.to_owned(),
+            (None, _) => String::new(),
+        };
+        out.push_str(&format!("## {heading}\n{value}\n\n"));
+    }
+    out
+}
+
+/// Reads a filled template back.
+pub fn parse(text: &str) -> Result<Form> {
+    let mut form = Form::default();
+    let mut current: Option<Section> = None;
+    let mut buf = String::new();
+    let flush = |form: &mut Form, current: Option<Section>, buf: &mut String| {
+        let value = buf.trim().to_owned();
+        match current {
+            None => form.text = value,
+            Some(s) => form.sections.push((s, value)),
+        }
+        buf.clear();
+    };
+    for line in text.lines() {
+        if line.starts_with("# ") || line == "#" {
+            continue;
+        }
+        if let Some(heading) = line.strip_prefix("## ") {
+            let section = SECTIONS
+                .iter()
+                .find(|(_, h)| h.eq_ignore_ascii_case(heading.trim()))
+                .map(|(s, _)| *s)
+                .with_context(|| format!("unknown section {:?} in the template", heading.trim()))?;
+            flush(&mut form, current, &mut buf);
+            current = Some(section);
+            continue;
+        }
+        buf.push_str(line);
+        buf.push('\n');
+    }
+    flush(&mut form, current, &mut buf);
+    Ok(form)
+}
+
+/// Opens `$VISUAL` or `$EDITOR` (default `vi`) on `initial` and returns what was saved.
+pub fn edit(initial: &str) -> Result<String> {
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".to_owned());
+    let mut file = tempfile::Builder::new()
+        .prefix("failup-")
+        .suffix(".md")
+        .tempfile()
+        .context("cannot create a file for the editor")?;
+    file.write_all(initial.as_bytes())
+        .and_then(|()| file.flush())
+        .context("cannot write the editor file")?;
+    // Through the shell, so EDITOR may carry arguments ("code --wait").
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(file.path())
+        .status()
+        .with_context(|| format!("cannot start editor {editor:?}"))?;
+    if !status.success() {
+        bail!("editor {editor:?} exited with {status}; nothing was saved");
+    }
+    std::fs::read_to_string(file.path()).context("cannot read back the editor file")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_template_parses_to_nothing_but_defaults() {
+        let form = parse(&template(None, "2026-11-23")).expect("parse");
+        assert_eq!(form.text, "");
+        assert_eq!(form.get(Section::Scale), Some("micro"));
+        assert_eq!(form.get(Section::Day), Some("2026-11-23"));
+        assert_eq!(form.get(Section::Reframe(ReframeField::Lesson)), None);
+    }
+
+    #[test]
+    fn filled_template_reads_back() {
+        let t = template(None, "2026-11-23").replacen(
+            "cancels.\n\n",
+            "cancels.\nLost my temper\nin the meeting\n",
+            1,
+        );
+        let t = t.replacen(
+            "## What did this teach me about my next level?\n",
+            "## What did this teach me about my next level?\nPause first\n",
+            1,
+        );
+        let form = parse(&t).expect("parse");
+        assert_eq!(form.text, "Lost my temper\nin the meeting");
+        assert_eq!(
+            form.get(Section::Reframe(ReframeField::Lesson)),
+            Some("Pause first")
+        );
+        assert!(parse("story\n## Nonsense\n").is_err());
+    }
+}

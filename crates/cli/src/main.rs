@@ -1,0 +1,643 @@
+//! The `failup` binary: parses the command line, finds the home, opens the store for as long as
+//! one step needs it, and prints results to stdout and messages to stderr.
+//!
+//! The store is opened per step, never across a prompt or an editor session, so a person
+//! thinking about a reframe question does not lock out their other terminals.
+
+mod args;
+mod dates;
+mod editor;
+mod render;
+
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use failup_journal::export::{self, EntryView, MAX_IMPORT_BYTES};
+use failup_journal::{
+    Entry, EntryId, EntryPatch, Filter, Iteration, IterationId, NewEntry, Outcome,
+    REFRAME_QUESTIONS, ReframeField, Scale, StatsBuilder, Status,
+};
+use failup_store::{Order, Store};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+
+use args::{Cli, Command, EditArgs, ExportFormat, FieldArgs, LogArgs, OutcomeArg, ScaleArg};
+use editor::Section;
+
+/// How long a command waits for another process to release the journal.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+/// The store's file name inside the home.
+const STORE_FILE: &str = "journal.redb";
+
+/// What every command needs to know about where and when it runs.
+struct Ctx {
+    home: PathBuf,
+    json: bool,
+    tz: TimeZone,
+    now: Timestamp,
+    today: Date,
+}
+
+impl Ctx {
+    fn open(&self) -> Result<Store> {
+        ensure_home(&self.home)?;
+        Ok(Store::open(&self.home.join(STORE_FILE), LOCK_WAIT)?)
+    }
+
+    fn parse_day(&self, text: &str) -> Result<Date> {
+        dates::parse_day(text, self.today)
+    }
+
+    fn resolve(&self, prefix: &str) -> Result<Entry> {
+        let store = self.open()?;
+        let id = store.resolve(prefix)?;
+        store
+            .get(id)?
+            .with_context(|| format!("entry {id} vanished while reading it"))
+    }
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info.to_string().replace('\n', " ");
+        eprintln!("failup: internal error (please report it): {msg}");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("failup: {first} (see failup --help)");
+            return ExitCode::from(2);
+        }
+    };
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("failup: {msg}");
+            ExitCode::from(1)
+        }
+        Err(_) => ExitCode::from(70),
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let home = match cli.home {
+        Some(h) => h,
+        None => directories::ProjectDirs::from("", "", "failup")
+            .context("cannot find the platform data directory; pass --home or set FAILUP_HOME")?
+            .data_dir()
+            .to_owned(),
+    };
+    let tz = TimeZone::system();
+    let now = Timestamp::now();
+    let ctx = Ctx {
+        home,
+        json: cli.json,
+        today: now.to_zoned_datetime(tz.clone()).date(),
+        tz,
+        now,
+    };
+    let mut out = io::stdout().lock();
+    match cli.command {
+        Command::Init => {
+            ctx.open()?;
+            writeln!(out, "{}", ctx.home.display())?;
+            eprintln!("journal ready in {}", ctx.home.display());
+        }
+        Command::Log(args) => log(&ctx, args, &mut out)?,
+        Command::List(args) => list(&ctx, args, &mut out)?,
+        Command::Show { id } => {
+            let entry = ctx.resolve(&id)?;
+            if ctx.json {
+                serde_json::to_writer_pretty(&mut out, &EntryView::from(&entry))?;
+                writeln!(out)?;
+            } else {
+                write!(out, "{}", render::entry(&entry, &ctx.tz))?;
+            }
+        }
+        Command::Reflect(args) => reflect(&ctx, args)?,
+        Command::Iterate { id, text, outcome } => {
+            let entry = ctx.resolve(&id)?;
+            let ms = u64::try_from(ctx.now.as_millisecond()).unwrap_or(0);
+            let patch = EntryPatch {
+                iteration: Some(Iteration {
+                    id: IterationId::from_parts(ms, rand::random()),
+                    at: ctx.now,
+                    tried: text.join(" "),
+                    outcome: outcome.map(outcome_of),
+                }),
+                ..EntryPatch::default()
+            };
+            let entry = ctx.open()?.update(entry.id, patch, ctx.now)?;
+            eprintln!(
+                "iteration {} recorded on {}: {}",
+                entry.iterations.len(),
+                short(entry.id),
+                entry.title()
+            );
+        }
+        Command::Edit(args) => edit(&ctx, args)?,
+        Command::Close { id } => set_closed(&ctx, &id, true)?,
+        Command::Reopen { id } => set_closed(&ctx, &id, false)?,
+        Command::Delete { id, yes } => {
+            let entry = ctx.resolve(&id)?;
+            if !yes {
+                if !io::stdin().is_terminal() {
+                    bail!("refusing to delete without confirmation: pass --yes");
+                }
+                let answer = ask(&format!(
+                    "delete {} \"{}\"? [y/N] ",
+                    short(entry.id),
+                    entry.title()
+                ))?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    eprintln!("kept {}", short(entry.id));
+                    return Ok(());
+                }
+            }
+            ctx.open()?.delete(entry.id, ctx.now)?;
+            eprintln!("deleted {}: {}", short(entry.id), entry.title());
+        }
+        Command::Stats { since } => {
+            let since = since.map(|s| ctx.parse_day(&s)).transpose()?;
+            let mut builder = StatsBuilder::new(ctx.tz.clone());
+            ctx.open()?.scan(Order::OldestFirst, since, None, |e| {
+                builder.add(&e);
+                ControlFlow::Continue(())
+            })?;
+            let stats = builder.finish(ctx.today, since);
+            if ctx.json {
+                serde_json::to_writer_pretty(&mut out, &stats)?;
+                writeln!(out)?;
+            } else {
+                write!(out, "{}", render::stats(&stats))?;
+            }
+        }
+        Command::Export { format, out: path } => export_journal(&ctx, format, path, &mut out)?,
+        Command::Import { file } => import(&ctx, &file)?,
+        Command::Check => {
+            let report = ctx.open()?.check()?;
+            if ctx.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({
+                        "documents": report.documents,
+                        "entries": report.entries,
+                        "mismatches": report.mismatches,
+                    })
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{} documents, {} entries, {} mismatches",
+                    report.documents, report.entries, report.mismatches
+                )?;
+            }
+            if report.mismatches > 0 {
+                bail!(
+                    "the index disagrees with the documents in {} places",
+                    report.mismatches
+                );
+            }
+        }
+        Command::Compact => {
+            let mut store = ctx.open()?;
+            let before = file_size(store.path());
+            store.compact()?;
+            eprintln!(
+                "compacted {}: {} → {} bytes",
+                store.path().display(),
+                before,
+                file_size(store.path())
+            );
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn short(id: EntryId) -> String {
+    id.to_string()[..render::SHORT_ID].to_owned()
+}
+
+fn outcome_of(o: OutcomeArg) -> Outcome {
+    match o {
+        OutcomeArg::Better => Outcome::Better,
+        OutcomeArg::Same => Outcome::Same,
+        OutcomeArg::Worse => Outcome::Worse,
+    }
+}
+
+fn scale_of(s: ScaleArg) -> Scale {
+    match s {
+        ScaleArg::Micro => Scale::Micro,
+        ScaleArg::Macro => Scale::Macro,
+    }
+}
+
+/// Creates the home, readable by its owner alone.
+fn ensure_home(home: &Path) -> Result<()> {
+    std::fs::create_dir_all(home)
+        .with_context(|| format!("cannot create home {}", home.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict permissions of home {}", home.display()))?;
+    }
+    Ok(())
+}
+
+/// Prints a question on stderr and reads one line of answer; `None` at end of input.
+fn ask(question: &str) -> Result<String> {
+    eprint!("{question}");
+    io::stderr().flush()?;
+    let mut line = String::new();
+    io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+fn log(ctx: &Ctx, args: LogArgs, out: &mut dyn Write) -> Result<()> {
+    let mut new = new_entry(ctx, &args.fields)?;
+    if args.is_macro {
+        new.scale = Scale::Macro;
+    }
+    if !args.text.is_empty() {
+        new.text = args.text.join(" ");
+    } else if !io::stdin().is_terminal() {
+        let mut text = String::new();
+        io::stdin()
+            .lock()
+            .take(failup_journal::entry::MAX_TEXT_BYTES as u64 + 1)
+            .read_to_string(&mut text)
+            .context("cannot read the entry from standard input")?;
+        new.text = text;
+    } else {
+        let written = editor::edit(&editor::template(None, &ctx.today.to_string()))?;
+        let form = editor::parse(&written)?;
+        if form.text.is_empty() {
+            bail!("nothing logged: the story was left empty");
+        }
+        new.text = form.text.clone();
+        fill_from_form(ctx, &mut new, &form)?;
+    }
+    let entry = ctx.open()?.log(new, ctx.now, ctx.today)?;
+    writeln!(out, "{}", entry.id)?;
+    Ok(())
+}
+
+fn new_entry(ctx: &Ctx, f: &FieldArgs) -> Result<NewEntry> {
+    Ok(NewEntry {
+        text: String::new(),
+        scale: Scale::Micro,
+        day: f.on.as_deref().map(|d| ctx.parse_day(d)).transpose()?,
+        area: f.area.clone(),
+        tags: f.tags.clone(),
+        feeling: f.feeling,
+        lesson: f.lesson.clone(),
+        muscle: f.muscle.clone(),
+        use_it: f.use_it.clone(),
+        next: f.next.clone(),
+    })
+}
+
+/// Typed values of an editor form's sections.
+struct FormValues {
+    reframe: [(ReframeField, Option<String>); 3],
+    next: Option<String>,
+    area: Option<String>,
+    tags: Vec<String>,
+    feeling: Option<u8>,
+    scale: Option<Scale>,
+    day: Option<Date>,
+}
+
+fn form_values(ctx: &Ctx, form: &editor::Form) -> Result<FormValues> {
+    let text = |s| form.get(s).map(str::to_owned);
+    let reframe = REFRAME_QUESTIONS.map(|(f, _)| (f, text(Section::Reframe(f))));
+    let feeling = form
+        .get(Section::Feeling)
+        .map(|f| {
+            f.parse::<u8>()
+                .with_context(|| format!("feeling {f:?} is not a number from 1 to 5"))
+        })
+        .transpose()?;
+    Ok(FormValues {
+        reframe,
+        next: text(Section::Next),
+        area: text(Section::Area),
+        tags: form
+            .get(Section::Tags)
+            .map(|t| t.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default(),
+        feeling,
+        scale: form.get(Section::Scale).map(str::parse).transpose()?,
+        day: form
+            .get(Section::Day)
+            .map(|d| ctx.parse_day(d))
+            .transpose()?,
+    })
+}
+
+/// Fields typed on the command line win over the same fields in the form.
+fn fill_from_form(ctx: &Ctx, new: &mut NewEntry, form: &editor::Form) -> Result<()> {
+    let v = form_values(ctx, form)?;
+    for (field, value) in v.reframe {
+        let slot = match field {
+            ReframeField::Lesson => &mut new.lesson,
+            ReframeField::Muscle => &mut new.muscle,
+            ReframeField::Use => &mut new.use_it,
+        };
+        if slot.is_none() {
+            *slot = value;
+        }
+    }
+    new.next = new.next.take().or(v.next);
+    new.area = new.area.take().or(v.area);
+    new.tags.extend(v.tags);
+    new.feeling = new.feeling.or(v.feeling);
+    new.day = new.day.or(v.day);
+    if new.scale == Scale::Micro {
+        new.scale = v.scale.unwrap_or(Scale::Micro);
+    }
+    Ok(())
+}
+
+fn list(ctx: &Ctx, a: args::ListArgs, out: &mut dyn Write) -> Result<()> {
+    let filter = Filter {
+        since: a.since.map(|d| ctx.parse_day(&d)).transpose()?,
+        until: a.until.map(|d| ctx.parse_day(&d)).transpose()?,
+        tags: a
+            .tags
+            .iter()
+            .map(|t| failup_journal::entry::normalize_tag(t))
+            .collect::<Result<_, _>>()?,
+        area: a.area,
+        scale: a.scale.map(scale_of),
+        open: a.open,
+        search: Vec::new(),
+    };
+    let filter = match &a.search {
+        Some(words) => filter.with_search(words),
+        None => filter,
+    };
+    let entries = ctx.open()?.list(&filter, a.limit)?;
+    if ctx.json {
+        let views: Vec<EntryView> = entries.iter().map(EntryView::from).collect();
+        serde_json::to_writer_pretty(&mut *out, &views)?;
+        writeln!(out)?;
+    } else if entries.is_empty() {
+        eprintln!("no entries");
+    } else {
+        for e in &entries {
+            writeln!(out, "{}", render::list_line(e))?;
+        }
+    }
+    Ok(())
+}
+
+fn reflect(ctx: &Ctx, a: args::ReflectArgs) -> Result<()> {
+    let entry = ctx.resolve(&a.id)?;
+    let mut patch = EntryPatch {
+        lesson: a.lesson.map(Some),
+        muscle: a.muscle.map(Some),
+        use_it: a.use_it.map(Some),
+        ..EntryPatch::default()
+    };
+    if patch.is_empty() {
+        eprintln!("{}: {}", short(entry.id), entry.title());
+        eprintln!("(press Enter to keep an answer as it is)");
+        for (field, question) in REFRAME_QUESTIONS {
+            let current = entry
+                .reframe(field)
+                .map(|c| format!(" [{c}]"))
+                .unwrap_or_default();
+            let answer = ask(&format!("{question}{current}\n> "))?;
+            if answer.trim().is_empty() {
+                continue;
+            }
+            let slot = match field {
+                ReframeField::Lesson => &mut patch.lesson,
+                ReframeField::Muscle => &mut patch.muscle,
+                ReframeField::Use => &mut patch.use_it,
+            };
+            *slot = Some(Some(answer));
+        }
+        if patch.is_empty() {
+            eprintln!("nothing changed");
+            return Ok(());
+        }
+    }
+    let entry = ctx.open()?.update(entry.id, patch, ctx.now)?;
+    eprintln!(
+        "reflected on {} (status: {})",
+        short(entry.id),
+        entry.status().as_str()
+    );
+    Ok(())
+}
+
+fn edit(ctx: &Ctx, a: EditArgs) -> Result<()> {
+    let entry = ctx.resolve(&a.id)?;
+    let f = &a.fields;
+    let clearable = |v: &Option<String>| v.clone().map(|v| Some(v).filter(|v| !v.is_empty()));
+    let mut patch = EntryPatch {
+        text: a.text.clone(),
+        scale: a.scale.map(scale_of),
+        day: f.on.as_deref().map(|d| ctx.parse_day(d)).transpose()?,
+        area: clearable(&f.area),
+        add_tags: f.tags.clone(),
+        remove_tags: a.untag.clone(),
+        feeling: f.feeling.map(Some),
+        lesson: clearable(&f.lesson),
+        muscle: clearable(&f.muscle),
+        use_it: clearable(&f.use_it),
+        next: clearable(&f.next),
+        ..EntryPatch::default()
+    };
+    if patch.is_empty() {
+        if !io::stdin().is_terminal() {
+            bail!(
+                "nothing to change: give a field such as --text or --lesson (see failup edit --help)"
+            );
+        }
+        let written = editor::edit(&editor::template(Some(&entry), &entry.day.to_string()))?;
+        let form = editor::parse(&written)?;
+        if form.text.is_empty() {
+            bail!("nothing changed: the story was left empty");
+        }
+        patch = patch_from_form(ctx, &entry, &form)?;
+        if patch.is_empty() {
+            eprintln!("nothing changed");
+            return Ok(());
+        }
+    }
+    let entry = ctx.open()?.update(entry.id, patch, ctx.now)?;
+    eprintln!("updated {}: {}", short(entry.id), entry.title());
+    Ok(())
+}
+
+/// The difference between an entry and what the person left in the editor.
+fn patch_from_form(ctx: &Ctx, e: &Entry, form: &editor::Form) -> Result<EntryPatch> {
+    let v = form_values(ctx, form)?;
+    let changed = |old: Option<&str>, new: Option<String>| (old != new.as_deref()).then_some(new);
+    let mut patch = EntryPatch {
+        text: (form.text != e.text).then(|| form.text.clone()),
+        scale: v.scale.filter(|s| *s != e.scale),
+        day: v.day.filter(|d| *d != e.day),
+        area: changed(e.area.as_deref(), v.area),
+        next: changed(e.next.as_deref(), v.next),
+        feeling: (v.feeling != e.feeling).then_some(v.feeling),
+        ..EntryPatch::default()
+    };
+    for (field, value) in v.reframe {
+        let c = changed(e.reframe(field), value);
+        match field {
+            ReframeField::Lesson => patch.lesson = c,
+            ReframeField::Muscle => patch.muscle = c,
+            ReframeField::Use => patch.use_it = c,
+        }
+    }
+    let wanted: Vec<String> = v
+        .tags
+        .iter()
+        .map(|t| failup_journal::entry::normalize_tag(t))
+        .collect::<Result<_, _>>()?;
+    patch.add_tags = wanted
+        .iter()
+        .filter(|t| !e.tags.contains(*t))
+        .cloned()
+        .collect();
+    patch.remove_tags = e
+        .tags
+        .iter()
+        .filter(|t| !wanted.contains(t))
+        .cloned()
+        .collect();
+    Ok(patch)
+}
+
+fn set_closed(ctx: &Ctx, prefix: &str, close: bool) -> Result<()> {
+    let entry = ctx.resolve(prefix)?;
+    let closed = entry.status() == Status::Closed;
+    if closed == close {
+        eprintln!(
+            "{} is already {}",
+            short(entry.id),
+            if close { "closed" } else { "open" }
+        );
+        return Ok(());
+    }
+    let patch = EntryPatch {
+        closed_at: Some(close.then_some(ctx.now)),
+        ..EntryPatch::default()
+    };
+    let entry = ctx.open()?.update(entry.id, patch, ctx.now)?;
+    eprintln!(
+        "{} {}: {}",
+        if close { "closed" } else { "reopened" },
+        short(entry.id),
+        entry.title()
+    );
+    Ok(())
+}
+
+fn export_journal(
+    ctx: &Ctx,
+    format: ExportFormat,
+    path: Option<PathBuf>,
+    stdout: &mut dyn Write,
+) -> Result<()> {
+    let mut entries = Vec::new();
+    ctx.open()?.scan(Order::OldestFirst, None, None, |e| {
+        entries.push(e);
+        ControlFlow::Continue(())
+    })?;
+    let write = |w: &mut dyn Write| -> io::Result<()> {
+        match format {
+            ExportFormat::Json => export::write_json(w, ctx.now, &entries),
+            ExportFormat::Markdown => export::write_markdown(w, &ctx.tz, &entries),
+        }
+    };
+    match path {
+        None => {
+            let mut w = io::BufWriter::new(stdout);
+            write(&mut w)?;
+            w.flush()?;
+        }
+        Some(path) => {
+            // Write beside the target and rename, so a failed export never leaves half a file
+            // where an older, complete one stood.
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+                _ => PathBuf::from("."),
+            };
+            let mut tmp = tempfile::NamedTempFile::new_in(&dir)
+                .with_context(|| format!("cannot write in {}", dir.display()))?;
+            {
+                let mut w = io::BufWriter::new(tmp.as_file_mut());
+                write(&mut w).with_context(|| format!("cannot write {}", path.display()))?;
+                w.flush()
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            tmp.as_file()
+                .sync_all()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            tmp.persist(&path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("exported {} entries to {}", entries.len(), path.display());
+        }
+    }
+    Ok(())
+}
+
+fn import(ctx: &Ctx, file: &Path) -> Result<()> {
+    let mut bytes = Vec::new();
+    let what = file.display().to_string();
+    let reader: Box<dyn Read> = if file == Path::new("-") {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(file).with_context(|| format!("cannot open {what}"))?)
+    };
+    reader
+        .take(MAX_IMPORT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {what}"))?;
+    if bytes.len() as u64 > MAX_IMPORT_BYTES {
+        bail!("{what} is larger than the {MAX_IMPORT_BYTES}-byte import limit");
+    }
+    let entries = export::read_json(&bytes).with_context(|| format!("cannot import {what}"))?;
+    let report = ctx.open()?.import(entries, ctx.now)?;
+    eprintln!(
+        "imported {} entries ({} already present)",
+        report.added, report.skipped
+    );
+    Ok(())
+}

@@ -1,0 +1,590 @@
+//! Every journal command driven through the real binary in a temporary home, the way a person
+//! or a script would use it, including the inputs it must refuse.
+
+mod common;
+
+use common::{Home, assert_one_line_failure, script};
+use serde_json::Value;
+
+fn ids(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .expect("array")
+        .iter()
+        .map(|e| e["id"].as_str().expect("id"))
+        .collect()
+}
+
+#[test]
+fn first_command_creates_an_owner_only_home_and_init_is_idempotent() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    home.log(&["first setback"]);
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&home.path()), 0o700);
+    assert_eq!(mode(&home.store()), 0o600);
+    let printed = home.ok(&["init"]);
+    assert_eq!(printed.trim(), home.path().display().to_string());
+    home.ok(&["init"]);
+    assert_eq!(home.json(&["list"]).as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn log_records_every_field_and_show_prints_it() {
+    let home = Home::new();
+    let id = home.log(&[
+        "Missed the grant deadline",
+        "--macro",
+        "--area",
+        "work",
+        "--tag",
+        "Deadlines",
+        "--tag",
+        "#focus",
+        "--feeling",
+        "4",
+        "--on",
+        "2026-03-02",
+        "--lesson",
+        "start two weeks earlier",
+        "--muscle",
+        "patience",
+        "--use",
+        "fuel for the next application",
+        "--next",
+        "block Friday mornings",
+    ]);
+    let e = home.json(&["show", &id]);
+    assert_eq!(e["id"], id.as_str());
+    assert_eq!(e["text"], "Missed the grant deadline");
+    assert_eq!(e["scale"], "macro");
+    assert_eq!(e["area"], "work");
+    assert_eq!(e["tags"], serde_json::json!(["deadlines", "focus"]));
+    assert_eq!(e["feeling"], 4);
+    assert_eq!(e["day"], "2026-03-02");
+    assert_eq!(e["lesson"], "start two weeks earlier");
+    assert_eq!(e["muscle"], "patience");
+    assert_eq!(e["use"], "fuel for the next application");
+    assert_eq!(e["next"], "block Friday mornings");
+    assert_eq!(e["status"], "open");
+    let text = home.ok(&["show", &id[..14]]);
+    assert!(text.contains("Missed the grant deadline"));
+    assert!(text.contains("What muscle is this moment building in me?\n  patience"));
+    assert!(text.contains("tags:     #deadlines #focus"));
+}
+
+#[test]
+fn log_reads_a_piped_story_from_stdin() {
+    let home = Home::new();
+    let out = home
+        .cmd()
+        .arg("log")
+        .write_stdin("Froze in the interview\nThe second question threw me.\n")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let id = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned();
+    let e = home.json(&["show", &id]);
+    assert_eq!(
+        e["text"],
+        "Froze in the interview\nThe second question threw me."
+    );
+}
+
+#[test]
+fn log_on_a_terminal_opens_the_editor_with_the_reframe_questions() {
+    let home = Home::new();
+    let tools = tempfile::tempdir().expect("tmp");
+    // The "person" fills the story, a lesson and a tag, and keeps a copy of what they were shown.
+    let editor = script(
+        tools.path(),
+        "fill.sh",
+        &format!(
+            "cp \"$1\" '{shown}'\n\
+             sed -i -e 's/^# Lines starting.*/&\\nDropped the ball on the launch/' \
+             -e 's/^## What did this teach me about my next level?/&\\nask for help sooner/' \
+             -e 's/^## Tags (separated by spaces)/&\\nwork launch/' \"$1\"",
+            shown = tools.path().join("shown.txt").display()
+        ),
+    );
+    let out = home.on_terminal(&["log"], &[("EDITOR", &editor.display().to_string())], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let shown = std::fs::read_to_string(tools.path().join("shown.txt")).expect("template");
+    for q in [
+        "What did this teach me about my next level?",
+        "What muscle is this moment building in me?",
+        "How can I use this instead of resenting it?",
+    ] {
+        assert!(shown.contains(q), "template lacks {q:?}: {shown}");
+    }
+    let list = home.json(&["list"]);
+    assert_eq!(list[0]["text"], "Dropped the ball on the launch");
+    assert_eq!(list[0]["lesson"], "ask for help sooner");
+    assert_eq!(list[0]["tags"], serde_json::json!(["launch", "work"]));
+
+    // Leaving the story empty logs nothing.
+    let noop = script(tools.path(), "noop.sh", "true");
+    let out = home.on_terminal(&["log"], &[("EDITOR", &noop.display().to_string())], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("story was left empty"));
+    assert_eq!(home.json(&["list"]).as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn list_filters_combine_and_come_newest_first() {
+    let home = Home::new();
+    let old = home.log(&[
+        "old work thing",
+        "--on",
+        "2026-01-05",
+        "--tag",
+        "work",
+        "--area",
+        "Work",
+    ]);
+    let mid = home.log(&[
+        "family dinner argument",
+        "--on",
+        "2026-02-10",
+        "--tag",
+        "family",
+        "--macro",
+    ]);
+    let new = home.log(&[
+        "work presentation flop",
+        "--on",
+        "2026-03-15",
+        "--tag",
+        "work",
+        "--lesson",
+        "rehearse",
+    ]);
+    assert_eq!(
+        ids(&home.json(&["list"])),
+        [new.as_str(), mid.as_str(), old.as_str()]
+    );
+    assert_eq!(
+        ids(&home.json(&["list", "--limit", "2"])),
+        [new.as_str(), mid.as_str()]
+    );
+    assert_eq!(
+        ids(&home.json(&["list", "--tag", "work"])),
+        [new.as_str(), old.as_str()]
+    );
+    assert_eq!(
+        ids(&home.json(&["list", "--since", "2026-02-01"])),
+        [new.as_str(), mid.as_str()]
+    );
+    assert_eq!(
+        ids(&home.json(&["list", "--until", "2026-02-10"])),
+        [mid.as_str(), old.as_str()]
+    );
+    assert_eq!(
+        ids(&home.json(&["list", "--scale", "macro"])),
+        [mid.as_str()]
+    );
+    assert_eq!(ids(&home.json(&["list", "--area", "work"])), [old.as_str()]);
+    assert_eq!(
+        ids(&home.json(&["list", "--search", "WORK flop"])),
+        [new.as_str()]
+    );
+    assert_eq!(
+        ids(&home.json(&["list", "--search", "rehearse"])),
+        [new.as_str()]
+    );
+    assert_eq!(
+        ids(&home.json(&["list", "--tag", "work", "--since", "2026-02-01"])),
+        [new.as_str()]
+    );
+    home.ok(&["iterate", &new, "ran it past a friend"]);
+    assert_eq!(
+        ids(&home.json(&["list", "--open"])),
+        [mid.as_str(), old.as_str()]
+    );
+    let text = home.ok(&["list"]);
+    assert_eq!(text.lines().count(), 3);
+    assert!(text.lines().next().expect("line").starts_with(&new[..12]));
+}
+
+#[test]
+fn ids_resolve_by_unique_prefix_and_ambiguity_lists_candidates() {
+    let home = Home::new();
+    let a = home.log(&["a"]);
+    let b = home.log(&["b"]);
+    assert_eq!(home.json(&["show", &a.to_lowercase()])["id"], a.as_str());
+    // Both ids share their leading timestamp characters.
+    let shared: String = a
+        .chars()
+        .zip(b.chars())
+        .take_while(|(x, y)| x == y)
+        .map(|(x, _)| x)
+        .collect();
+    let err = home.fails(&["show", &shared], 1);
+    assert!(
+        err.contains("ambiguous") && err.contains(&a) && err.contains(&b),
+        "{err}"
+    );
+    let err = home.fails(&["show", "7ZZZZZZZZZ"], 1);
+    assert!(err.contains("no entry matches"), "{err}");
+    let err = home.fails(&["show", "not-an-id"], 1);
+    assert!(err.contains("not a valid entry id"), "{err}");
+}
+
+#[test]
+fn reflect_iterate_close_and_reopen_walk_the_loop() {
+    let home = Home::new();
+    let id = home.log(&["Lost my temper in standup"]);
+    home.ok(&["reflect", &id, "--lesson", "pause before replying"]);
+    assert_eq!(home.json(&["show", &id])["status"], "open");
+    home.ok(&[
+        "iterate",
+        &id,
+        "counted",
+        "to",
+        "five",
+        "--outcome",
+        "better",
+    ]);
+    let e = home.json(&["show", &id]);
+    assert_eq!(e["status"], "iterating");
+    assert_eq!(e["iterations"][0]["tried"], "counted to five");
+    assert_eq!(e["iterations"][0]["outcome"], "better");
+    home.ok(&["close", &id]);
+    let e = home.json(&["show", &id]);
+    assert_eq!(e["status"], "closed");
+    assert!(e["closed_at"].is_string());
+    home.ok(&["reopen", &id]);
+    assert_eq!(home.json(&["show", &id])["status"], "iterating");
+    let err = home.fails(&["iterate", &id, "x", "--outcome", "great"], 2);
+    assert!(err.contains("great"), "{err}");
+}
+
+#[test]
+fn reflect_without_flags_asks_each_question() {
+    let home = Home::new();
+    let id = home.log(&["Shipped a bug to production"]);
+    // Piped answers: the second question is skipped with an empty line.
+    let out = home
+        .cmd()
+        .args(["reflect", &id])
+        .write_stdin("add a test first\n\nshare the postmortem\n")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("What did this teach me about my next level?"));
+    assert!(stderr.contains("How can I use this instead of resenting it?"));
+    let e = home.json(&["show", &id]);
+    assert_eq!(e["lesson"], "add a test first");
+    assert_eq!(e["muscle"], Value::Null);
+    assert_eq!(e["use"], "share the postmortem");
+    // On a real terminal too.
+    let out = home.on_terminal(&["reflect", &id], &[], "\ncourage\n\n");
+    assert!(out.status.success());
+    let e = home.json(&["show", &id]);
+    assert_eq!(e["lesson"], "add a test first");
+    assert_eq!(e["muscle"], "courage");
+}
+
+#[test]
+fn edit_changes_fields_and_clears_with_empty_values() {
+    let home = Home::new();
+    let id = home.log(&[
+        "typo in the title",
+        "--tag",
+        "a",
+        "--tag",
+        "b",
+        "--area",
+        "work",
+        "--feeling",
+        "2",
+    ]);
+    home.ok(&[
+        "edit",
+        &id,
+        "--text",
+        "the real title",
+        "--tag",
+        "c",
+        "--untag",
+        "a",
+        "--area",
+        "",
+        "--feeling",
+        "5",
+        "--scale",
+        "macro",
+        "--on",
+        "2026-05-05",
+        "--next",
+        "try again",
+    ]);
+    let e = home.json(&["show", &id]);
+    assert_eq!(e["text"], "the real title");
+    assert_eq!(e["tags"], serde_json::json!(["b", "c"]));
+    assert_eq!(e["area"], Value::Null);
+    assert_eq!(e["feeling"], 5);
+    assert_eq!(e["scale"], "macro");
+    assert_eq!(e["day"], "2026-05-05");
+    assert_eq!(e["next"], "try again");
+    assert_ne!(e["updated"], e["created"]);
+    let err = home.fails(&["edit", &id], 1);
+    assert!(err.contains("nothing to change"), "{err}");
+    let err = home.fails(&["edit", &id, "--text", "  "], 1);
+    assert!(err.contains("text may not be empty"), "{err}");
+}
+
+#[test]
+fn edit_on_a_terminal_opens_the_entry_in_the_editor() {
+    let home = Home::new();
+    let id = home.log(&["first draft", "--tag", "old", "--lesson", "keep me"]);
+    let tools = tempfile::tempdir().expect("tmp");
+    let editor = script(
+        tools.path(),
+        "edit.sh",
+        "sed -i -e 's/^first draft$/second draft/' -e 's/^old$/new/' \"$1\"",
+    );
+    let out = home.on_terminal(
+        &["edit", &id],
+        &[("VISUAL", &editor.display().to_string())],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let e = home.json(&["show", &id]);
+    assert_eq!(e["text"], "second draft");
+    assert_eq!(e["tags"], serde_json::json!(["new"]));
+    assert_eq!(e["lesson"], "keep me");
+}
+
+#[test]
+fn delete_asks_unless_told_and_removes_the_entry() {
+    let home = Home::new();
+    let keep = home.log(&["keep me"]);
+    let gone = home.log(&["delete me"]);
+    let err = home.fails(&["delete", &gone], 1);
+    assert!(err.contains("--yes"), "{err}");
+    let out = home.on_terminal(&["delete", &gone], &[], "n\n");
+    assert!(out.status.success());
+    assert_eq!(home.json(&["list"]).as_array().map(Vec::len), Some(2));
+    let out = home.on_terminal(&["delete", &gone], &[], "y\n");
+    assert!(out.status.success());
+    assert_eq!(ids(&home.json(&["list"])), [keep.as_str()]);
+    home.ok(&["delete", &keep, "--yes"]);
+    assert_eq!(home.json(&["list"]), serde_json::json!([]));
+    home.fails(&["show", &keep], 1);
+}
+
+#[test]
+fn stats_count_the_practice() {
+    let home = Home::new();
+    let a = home.log(&["one", "--on", "today", "--lesson", "x"]);
+    home.log(&["two", "--on", "1w", "--macro"]);
+    home.log(&["three", "--on", "2w"]);
+    home.log(&["ancient", "--on", "2020-01-01"]);
+    home.ok(&["iterate", &a, "tried"]);
+    home.ok(&["close", &a]);
+    let s = home.json(&["stats"]);
+    assert_eq!(s["reps"], 4);
+    assert_eq!(s["micro"], 3);
+    assert_eq!(s["macro"], 1);
+    assert_eq!(s["reflected"], 1);
+    assert_eq!(s["iterated"], 1);
+    assert_eq!(s["closed"], 1);
+    assert_eq!(s["median_days_to_first_iteration"], 0.0);
+    assert_eq!(s["streak_weeks"], 3);
+    assert_eq!(s["weeks"].as_array().map(Vec::len), Some(12));
+    let since = home.json(&["stats", "--since", "1w"]);
+    assert_eq!(since["reps"], 2);
+    let text = home.ok(&["stats"]);
+    assert!(text.contains("reps:       4 (3 micro, 1 macro)"), "{text}");
+    assert!(text.contains("streak:     3 weeks in a row"), "{text}");
+    assert!(text.contains('█'), "{text}");
+}
+
+#[test]
+fn export_then_import_round_trips_and_reimport_adds_nothing() {
+    let a = Home::new();
+    let id = a.log(&["exported", "--tag", "x", "--lesson", "l", "--feeling", "3"]);
+    a.ok(&["iterate", &id, "tried a thing", "--outcome", "same"]);
+    a.log(&["second", "--on", "2025-12-31", "--macro"]);
+    let file = a.dir.path().join("backup.json");
+    a.ok(&[
+        "export",
+        "--format",
+        "json",
+        "--out",
+        file.to_str().expect("utf8"),
+    ]);
+    let b = Home::new();
+    let out = b
+        .cmd()
+        .args(["import", file.to_str().expect("utf8")])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("imported 2 entries"));
+    assert_eq!(b.json(&["list"]), a.json(&["list"]));
+    let out = b
+        .cmd()
+        .args(["import", file.to_str().expect("utf8")])
+        .output()
+        .expect("run");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("imported 0 entries (2 already present)")
+    );
+    assert_eq!(b.json(&["list"]).as_array().map(Vec::len), Some(2));
+    // Standard output and standard input work too.
+    let exported = a.ok(&["export"]);
+    let c = Home::new();
+    c.cmd()
+        .args(["import", "-"])
+        .write_stdin(exported)
+        .assert()
+        .success();
+    assert_eq!(c.json(&["list"]), a.json(&["list"]));
+    let md = a.ok(&["export", "--format", "markdown"]);
+    assert!(md.starts_with("# Failing up"));
+    assert!(
+        md.contains("### exported") && md.contains("- ") && md.contains("tried a thing (same)")
+    );
+}
+
+#[test]
+fn bad_input_gets_one_line_and_changes_nothing() {
+    let home = Home::new();
+    let id = home.log(&["precious entry"]);
+    let before = home
+        .ok(&["export"])
+        .lines()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (args, needle) in [
+        (vec!["log", ""], "text may not be empty"),
+        (
+            vec!["log", "x", "--feeling", "7"],
+            "feeling must be between 1 and 5",
+        ),
+        (
+            vec!["log", "x", "--feeling", "0"],
+            "feeling must be between 1 and 5",
+        ),
+        (vec!["log", "x", "--on", "2026-02-30"], "is not a date"),
+        (vec!["list", "--since", "last tuesday"], "is not a date"),
+        (
+            vec!["show", "01ZZZZZZZZZZZZZZZZZZZZZZZ"],
+            "no entry matches",
+        ),
+        (
+            vec!["log", "x", "--tag", "two words"],
+            "may not contain spaces",
+        ),
+    ] {
+        let err = home.fails(&args, 1);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    for args in [
+        vec!["log", "--bogus"],
+        vec!["frobnicate"],
+        vec!["log", "x", "--feeling", "lots"],
+    ] {
+        home.fails(&args, 2);
+    }
+    let dir = home.dir.path();
+    let truncated = dir.join("truncated.json");
+    let full = home.ok(&["export"]);
+    std::fs::write(&truncated, &full[..full.len() / 2]).expect("write");
+    let err = home.fails(&["import", truncated.to_str().expect("utf8")], 1);
+    assert!(err.contains("ends early"), "{err}");
+    let garbage = dir.join("garbage.json");
+    std::fs::write(&garbage, b"\x00\x01 not json at all").expect("write");
+    home.fails(&["import", garbage.to_str().expect("utf8")], 1);
+    home.fails(
+        &["import", dir.join("missing.json").to_str().expect("utf8")],
+        1,
+    );
+    let after = home
+        .ok(&["export"])
+        .lines()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(before, after);
+    assert_eq!(home.json(&["show", &id])["text"], "precious entry");
+}
+
+#[test]
+fn an_unusable_home_or_store_is_reported_not_clobbered() {
+    // A home whose path runs through a regular file cannot be created.
+    let home = Home::new();
+    let file = home.dir.path().join("a-file");
+    std::fs::write(&file, b"x").expect("write");
+    let out = home
+        .cmd()
+        .env("FAILUP_HOME", file.join("home"))
+        .args(["log", "x"])
+        .output()
+        .expect("run");
+    assert_one_line_failure(&out, 1, "home under a file");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot create home"));
+
+    // A store file that is garbage is refused and left exactly as it was.
+    let home = Home::new();
+    std::fs::create_dir_all(home.path()).expect("mkdir");
+    let garbage = b"SQLite format 3\0 but not really".repeat(50);
+    std::fs::write(home.store(), &garbage).expect("write");
+    let err = home.fails(&["list"], 1);
+    assert!(err.contains("is not a readable failup store"), "{err}");
+    home.fails(&["log", "x"], 1);
+    assert_eq!(std::fs::read(home.store()).expect("read"), garbage);
+}
+
+#[test]
+fn concurrent_commands_wait_for_each_other() {
+    let home = Home::new();
+    home.ok(&["init"]);
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            home.std_cmd()
+                .args(["log", &format!("concurrent {i}")])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let mut logged = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        logged.push(
+            String::from_utf8(out.stdout)
+                .expect("utf8")
+                .trim()
+                .to_owned(),
+        );
+    }
+    let list = home.json(&["list"]);
+    let mut listed = ids(&list);
+    listed.sort();
+    logged.sort();
+    assert_eq!(listed, logged);
+    assert!(home.ok(&["check"]).contains(" 0 mismatches"));
+}
