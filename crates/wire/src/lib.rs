@@ -1,0 +1,287 @@
+//! failup's wire protocol, byte for byte as proto/sync.md specifies it: the ids devices and
+//! documents go by, the messages two devices exchange, and how messages are framed on a QUIC
+//! stream.
+//!
+//! Everything here decodes bytes from a peer that may be hostile: every decoder returns an
+//! error rather than panicking, and every length is checked against a named limit before
+//! anything is allocated for it.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// ALPN of the sync protocol, version 1.
+pub const ALPN_SYNC: &[u8] = b"failup/1";
+/// ALPN of the pairing exchange, version 1.
+pub const ALPN_PAIR: &[u8] = b"failup-pair/1";
+/// Largest frame payload accepted, in bytes. A bucket document is tens of KiB and Automerge
+/// sends a whole document at most, so 16 MiB leaves a wide margin while bounding memory.
+pub const MAX_FRAME_BYTES: u32 = 16 * 1024 * 1024;
+/// Most documents one inventory may list.
+pub const MAX_INVENTORY: usize = 1 << 20;
+/// Length of the frame header: a big-endian `u32` payload length.
+pub const FRAME_HEADER_BYTES: usize = 4;
+
+/// Everything that can be wrong with bytes from a peer.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    /// A frame announced a payload over [`MAX_FRAME_BYTES`].
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")]
+    FrameTooLarge(u32),
+    /// The payload is not a message of this protocol version.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// Text that should be a device id is not one.
+    #[error("{0:?} is not a device id")]
+    BadDeviceId(String),
+}
+
+/// A device: the SHA-256 of its certificate's public key (SubjectPublicKeyInfo DER). Knowing
+/// it does not let anyone act as the device; presenting the key does.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DeviceId(#[serde(with = "serde_bytes")] pub [u8; 32]);
+
+impl DeviceId {
+    /// The id of the device whose public key info is `spki_der`.
+    pub fn from_public_key(spki_der: &[u8]) -> DeviceId {
+        DeviceId(Sha256::digest(spki_der).into())
+    }
+
+    /// The first group of the readable form, for logs and short listings.
+    pub fn short(&self) -> String {
+        self.to_string().chars().take(7).collect()
+    }
+}
+
+impl fmt::Display for DeviceId {
+    /// 52 base32 characters in groups of 7 (the last of 3) joined by dashes, as Syncthing shows
+    /// its device ids, so people can compare them aloud.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = data_encoding::BASE32_NOPAD.encode(&self.0);
+        let groups: Vec<&str> = text
+            .as_bytes()
+            .chunks(7)
+            .map(|c| std::str::from_utf8(c).unwrap_or(""))
+            .collect();
+        f.write_str(&groups.join("-"))
+    }
+}
+
+impl fmt::Debug for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DeviceId({})", self.short())
+    }
+}
+
+impl FromStr for DeviceId {
+    type Err = WireError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let compact: String = s
+            .chars()
+            .filter(|c| *c != '-' && !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_uppercase();
+        let bytes = data_encoding::BASE32_NOPAD
+            .decode(compact.as_bytes())
+            .map_err(|_| WireError::BadDeviceId(s.chars().take(80).collect()))?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| WireError::BadDeviceId(s.chars().take(80).collect()))?;
+        Ok(DeviceId(arr))
+    }
+}
+
+/// A document: 16 random bytes, as Automerge Repo names documents.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DocId(#[serde(with = "serde_bytes")] pub [u8; 16]);
+
+impl DocId {
+    /// The id as one number, as the store keys documents.
+    pub fn as_u128(self) -> u128 {
+        u128::from_be_bytes(self.0)
+    }
+
+    /// The id from its number.
+    pub fn from_u128(v: u128) -> DocId {
+        DocId(v.to_be_bytes())
+    }
+}
+
+impl fmt::Display for DocId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&data_encoding::HEXLOWER.encode(&self.0))
+    }
+}
+
+impl fmt::Debug for DocId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DocId({self})")
+    }
+}
+
+/// A short digest of a document's heads, for inventories.
+pub type HeadsDigest = [u8; 8];
+
+/// One document in an inventory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryItem {
+    /// The document.
+    pub doc: DocId,
+    /// The first 8 bytes of [`heads_digest`] of its heads.
+    #[serde(with = "serde_bytes")]
+    pub heads: HeadsDigest,
+}
+
+/// The messages of the sync protocol. CBOR maps with a `type` key, close to Automerge Repo's
+/// vocabulary (`sync`, `request`, `doc-unavailable`) so other Automerge clients can be
+/// connected later.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Message {
+    /// Everything the sender holds that it may share with this peer, in one digest. Equal
+    /// digests mean the two are in sync: one round trip, a few dozen bytes.
+    Summary {
+        /// [`journal_digest`] of the sender's shareable documents.
+        #[serde(with = "serde_bytes")]
+        digest: [u8; 32],
+        /// How many documents that covers.
+        docs: u64,
+    },
+    /// Sent when summaries differ: every shareable document and a digest of its heads.
+    Inventory {
+        /// The documents, in id order.
+        items: Vec<InventoryItem>,
+    },
+    /// One Automerge sync message for a document the sender holds.
+    Sync {
+        /// The document.
+        doc: DocId,
+        /// `automerge::sync::Message::encode()` output.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// One Automerge sync message for a document the sender does not hold yet.
+    Request {
+        /// The document.
+        doc: DocId,
+        /// `automerge::sync::Message::encode()` output.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// The sender will not sync this document: it does not exist for this peer. A document
+    /// the peer may not see gets exactly this answer too.
+    DocUnavailable {
+        /// The document.
+        doc: DocId,
+    },
+}
+
+impl Message {
+    /// The message as a frame payload.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Writing CBOR into a Vec cannot fail for these types.
+        let _ = ciborium::into_writer(self, &mut out);
+        out
+    }
+
+    /// A frame payload as a message.
+    pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
+        if bytes.len() > MAX_FRAME_BYTES as usize {
+            return Err(WireError::FrameTooLarge(
+                u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+            ));
+        }
+        let msg: Message = ciborium::de::from_reader_with_recursion_limit(bytes, 16)
+            .map_err(|e| WireError::Malformed(e.to_string()))?;
+        if let Message::Inventory { items } = &msg {
+            if items.len() > MAX_INVENTORY {
+                return Err(WireError::Malformed(format!(
+                    "inventory of {} documents exceeds {MAX_INVENTORY}",
+                    items.len()
+                )));
+            }
+        }
+        Ok(msg)
+    }
+
+    /// The message framed: a 4-byte big-endian length, then the payload.
+    pub fn to_frame(&self) -> Vec<u8> {
+        let payload = self.encode();
+        let mut out = Vec::with_capacity(FRAME_HEADER_BYTES + payload.len());
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        out.extend_from_slice(&payload);
+        out
+    }
+}
+
+/// Reads a frame header and checks the announced length before anything is allocated.
+pub fn frame_len(header: [u8; FRAME_HEADER_BYTES]) -> Result<usize, WireError> {
+    let len = u32::from_be_bytes(header);
+    if len > MAX_FRAME_BYTES {
+        return Err(WireError::FrameTooLarge(len));
+    }
+    Ok(len as usize)
+}
+
+/// Splits complete frames off the front of a byte buffer, for transports that deliver bytes in
+/// arbitrary pieces.
+#[derive(Default)]
+pub struct FrameReader {
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    /// Appends received bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete message, if the buffer holds one.
+    pub fn next_message(&mut self) -> Result<Option<Message>, WireError> {
+        let Some(header) = self.buf.first_chunk::<FRAME_HEADER_BYTES>() else {
+            return Ok(None);
+        };
+        let len = frame_len(*header)?;
+        let Some(payload) = self.buf.get(FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len) else {
+            return Ok(None);
+        };
+        let msg = Message::decode(payload)?;
+        self.buf.drain(..FRAME_HEADER_BYTES + len);
+        Ok(Some(msg))
+    }
+}
+
+/// Digest of one document's heads: SHA-256 over the heads sorted, truncated to 8 bytes.
+pub fn heads_digest(heads: &[[u8; 32]]) -> HeadsDigest {
+    let mut sorted = heads.to_vec();
+    sorted.sort_unstable();
+    let mut h = Sha256::new();
+    for head in &sorted {
+        h.update(head);
+    }
+    let full: [u8; 32] = h.finalize().into();
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&full[..8]);
+    out
+}
+
+/// Digest of a set of documents: SHA-256 over each (document id, heads digest) in id order.
+pub fn journal_digest(items: &[InventoryItem]) -> [u8; 32] {
+    let mut sorted: Vec<&InventoryItem> = items.iter().collect();
+    sorted.sort_unstable_by_key(|i| i.doc);
+    let mut h = Sha256::new();
+    for item in sorted {
+        h.update(item.doc.0);
+        h.update(item.heads);
+    }
+    h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests;
