@@ -151,6 +151,9 @@ pub enum Message {
         digest: [u8; 32],
         /// How many documents that covers.
         docs: u64,
+        /// Whether this answers a summary that matched: a reply is never answered, which ends
+        /// the exchange.
+        reply: bool,
     },
     /// Sent when summaries differ: every shareable document and a digest of its heads.
     Inventory {

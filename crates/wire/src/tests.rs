@@ -13,6 +13,7 @@ pub fn vectors() -> Vec<(&'static str, Message)> {
             Message::Summary {
                 digest: [0xab; 32],
                 docs: 3,
+                reply: false,
             },
         ),
         (

@@ -1,0 +1,305 @@
+//! The sync engine: a pure state machine that decides what a device sends each connected peer,
+//! following proto/sync.md. It never touches a socket, a file or a clock: the daemon feeds it
+//! [`Input`]s and carries out the [`Effect`]s it returns, and tests drive it over an in-memory
+//! network in microseconds.
+//!
+//! Documents are reached through the [`Documents`] trait, which the daemon implements over the
+//! store (making received changes durable before the engine answers) and tests implement in
+//! memory ([`memory::MemoryDocuments`]).
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod memory;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::sync;
+use failup_wire::{DeviceId, DocId, InventoryItem, Message, journal_digest};
+
+/// Inventory rounds one connection may run before the engine stops reconciling and waits for
+/// live changes; a guard against two peers that can never agree (say, a document one of them
+/// may not hold) exchanging inventories forever.
+pub const MAX_ROUNDS: u32 = 8;
+
+/// A document operation failed; the engine closes the connection it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DocError(pub String);
+
+/// What the engine needs from the documents it syncs.
+pub trait Documents {
+    /// Every document `peer` may sync, with a digest of its heads.
+    fn inventory(&mut self, peer: DeviceId) -> Vec<InventoryItem>;
+    /// Whether `peer` may sync `doc`, existing or not (a new document it offers).
+    fn may_sync(&mut self, peer: DeviceId, doc: DocId) -> bool;
+    /// Whether this device holds `doc`.
+    fn holds(&mut self, doc: DocId) -> bool;
+    /// The next Automerge sync message for `doc` (an empty document if not held).
+    fn generate(
+        &mut self,
+        doc: DocId,
+        state: &mut sync::State,
+    ) -> Result<Option<sync::Message>, DocError>;
+    /// Applies a received Automerge sync message to `doc`, creating it if needed, and makes
+    /// any new changes durable before returning whether there were any.
+    fn receive(
+        &mut self,
+        doc: DocId,
+        state: &mut sync::State,
+        msg: sync::Message,
+    ) -> Result<bool, DocError>;
+}
+
+/// Something that happened, fed to [`Engine::handle`].
+#[derive(Debug)]
+pub enum Input {
+    /// A connection to `peer` is up (either side may have opened it).
+    Connected(DeviceId),
+    /// The connection to `peer` is gone.
+    Disconnected(DeviceId),
+    /// `peer` sent a message.
+    Received(DeviceId, Message),
+    /// This device changed `doc` and the change is durable.
+    LocalChange(DocId),
+}
+
+/// Something the engine wants done.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Send a message to a peer.
+    Send(DeviceId, Message),
+    /// Close the connection to a peer, logging the reason.
+    Close(DeviceId, String),
+    /// This device and the peer hold the same documents (their summaries matched).
+    InSync(DeviceId),
+    /// A document changed because of a peer; the daemon may refresh what depends on it.
+    Changed(DocId),
+}
+
+#[derive(Default)]
+struct Session {
+    /// Automerge sync state per document, for this connection only.
+    states: BTreeMap<DocId, sync::State>,
+    /// Documents with an exchange in progress.
+    active: BTreeSet<DocId>,
+    /// Whether documents were exchanged since this side last sent a summary.
+    dirty: bool,
+    rounds: u32,
+    in_sync: bool,
+}
+
+/// The engine: one [`Session`] per connected peer.
+#[derive(Default)]
+pub struct Engine {
+    sessions: BTreeMap<DeviceId, Session>,
+}
+
+impl Engine {
+    /// An engine with no peers.
+    pub fn new() -> Engine {
+        Engine::default()
+    }
+
+    /// Peers with a live session.
+    pub fn peers(&self) -> impl Iterator<Item = DeviceId> + '_ {
+        self.sessions.keys().copied()
+    }
+
+    /// Whether the last summaries exchanged with `peer` matched and nothing changed since.
+    pub fn is_in_sync(&self, peer: DeviceId) -> bool {
+        self.sessions.get(&peer).is_some_and(|s| s.in_sync)
+    }
+
+    /// Handles one input and returns what to do about it, in order.
+    pub fn handle(&mut self, docs: &mut dyn Documents, input: Input) -> Vec<Effect> {
+        let mut out = Vec::new();
+        match input {
+            Input::Connected(peer) => {
+                let session = self.sessions.entry(peer).or_default();
+                *session = Session::default();
+                send_summary(docs, peer, session, false, &mut out);
+            }
+            Input::Disconnected(peer) => {
+                self.sessions.remove(&peer);
+            }
+            Input::LocalChange(doc) => self.push_doc(docs, doc, None, &mut out),
+            Input::Received(peer, msg) => {
+                if let Err(reason) = self.received(docs, peer, msg, &mut out) {
+                    self.sessions.remove(&peer);
+                    out.push(Effect::Close(peer, reason));
+                }
+            }
+        }
+        out
+    }
+
+    fn received(
+        &mut self,
+        docs: &mut dyn Documents,
+        peer: DeviceId,
+        msg: Message,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), String> {
+        let Some(session) = self.sessions.get_mut(&peer) else {
+            return Err("message from a peer with no session".into());
+        };
+        match msg {
+            Message::Summary { digest, reply, .. } => {
+                let ours = docs.inventory(peer);
+                if journal_digest(&ours) == digest {
+                    session.in_sync = true;
+                    session.active.clear();
+                    out.push(Effect::InSync(peer));
+                    if !reply {
+                        send_summary(docs, peer, session, true, out);
+                    }
+                } else if session.rounds < MAX_ROUNDS {
+                    session.rounds += 1;
+                    session.in_sync = false;
+                    out.push(Effect::Send(peer, Message::Inventory { items: ours }));
+                }
+            }
+            Message::Inventory { items } => {
+                session.in_sync = false;
+                let ours: BTreeMap<DocId, _> = docs
+                    .inventory(peer)
+                    .into_iter()
+                    .map(|i| (i.doc, i.heads))
+                    .collect();
+                let theirs: BTreeMap<DocId, _> =
+                    items.into_iter().map(|i| (i.doc, i.heads)).collect();
+                let differing: BTreeSet<DocId> = ours
+                    .iter()
+                    .filter(|(d, h)| theirs.get(*d) != Some(*h))
+                    .map(|(d, _)| *d)
+                    .chain(
+                        theirs
+                            .keys()
+                            .filter(|d| !ours.contains_key(*d))
+                            .filter(|d| docs.may_sync(peer, **d))
+                            .copied(),
+                    )
+                    .collect();
+                for doc in differing {
+                    if session.active.contains(&doc) {
+                        continue;
+                    }
+                    let state = session.states.entry(doc).or_default();
+                    if let Some(m) = docs.generate(doc, state).map_err(|e| e.0)? {
+                        session.active.insert(doc);
+                        session.dirty = true;
+                        out.push(Effect::Send(peer, sync_message(docs, doc, m)));
+                    }
+                }
+                maybe_resummarize(docs, peer, session, out);
+            }
+            Message::Sync { doc, data } | Message::Request { doc, data } => {
+                if !docs.may_sync(peer, doc) {
+                    out.push(Effect::Send(peer, Message::DocUnavailable { doc }));
+                    return Ok(());
+                }
+                let msg = sync::Message::decode(&data)
+                    .map_err(|e| format!("undecodable automerge sync message: {e}"))?;
+                session.in_sync = false;
+                session.dirty = true;
+                let state = session.states.entry(doc).or_default();
+                let changed = docs.receive(doc, state, msg).map_err(|e| e.0)?;
+                match docs.generate(doc, state).map_err(|e| e.0)? {
+                    Some(reply) => {
+                        session.active.insert(doc);
+                        out.push(Effect::Send(peer, sync_message(docs, doc, reply)));
+                    }
+                    None => {
+                        session.active.remove(&doc);
+                        maybe_resummarize(docs, peer, session, out);
+                    }
+                }
+                if changed {
+                    out.push(Effect::Changed(doc));
+                    self.push_doc(docs, doc, Some(peer), out);
+                }
+            }
+            Message::DocUnavailable { doc } => {
+                session.active.remove(&doc);
+                session.states.remove(&doc);
+                maybe_resummarize(docs, peer, session, out);
+            }
+        }
+        Ok(())
+    }
+
+    /// Offers a changed document to every peer but `except`.
+    fn push_doc(
+        &mut self,
+        docs: &mut dyn Documents,
+        doc: DocId,
+        except: Option<DeviceId>,
+        out: &mut Vec<Effect>,
+    ) {
+        let mut failed = Vec::new();
+        for (peer, session) in self.sessions.iter_mut() {
+            if Some(*peer) == except || !docs.may_sync(*peer, doc) {
+                continue;
+            }
+            let state = session.states.entry(doc).or_default();
+            match docs.generate(doc, state) {
+                Ok(Some(m)) => {
+                    session.active.insert(doc);
+                    session.dirty = true;
+                    session.in_sync = false;
+                    out.push(Effect::Send(*peer, sync_message(docs, doc, m)));
+                }
+                Ok(None) => {}
+                Err(e) => failed.push((*peer, e.0)),
+            }
+        }
+        for (peer, reason) in failed {
+            self.sessions.remove(&peer);
+            out.push(Effect::Close(peer, reason));
+        }
+    }
+}
+
+fn send_summary(
+    docs: &mut dyn Documents,
+    peer: DeviceId,
+    session: &mut Session,
+    reply: bool,
+    out: &mut Vec<Effect>,
+) {
+    let items = docs.inventory(peer);
+    session.dirty = false;
+    out.push(Effect::Send(
+        peer,
+        Message::Summary {
+            digest: journal_digest(&items),
+            docs: items.len() as u64,
+            reply,
+        },
+    ));
+}
+
+fn sync_message(docs: &mut dyn Documents, doc: DocId, m: sync::Message) -> Message {
+    let data = m.encode();
+    if docs.holds(doc) {
+        Message::Sync { doc, data }
+    } else {
+        Message::Request { doc, data }
+    }
+}
+
+/// Once every exchange on this connection has settled, says so with a fresh summary; a
+/// matching summary is answered once with a reply, which ends the round on both sides.
+fn maybe_resummarize(
+    docs: &mut dyn Documents,
+    peer: DeviceId,
+    session: &mut Session,
+    out: &mut Vec<Effect>,
+) {
+    if session.active.is_empty() && session.dirty {
+        send_summary(docs, peer, session, false, out);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+//! Documents held in memory: the engine's [`Documents`] for tests, simulations and examples.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use automerge::sync::{self, SyncDoc};
+use automerge::{AutoCommit, ReadDoc};
+use failup_wire::{DeviceId, DocId, InventoryItem, heads_digest};
+
+use crate::{DocError, Documents};
+
+/// Automerge documents in a map; every peer may sync every document.
+#[derive(Default)]
+pub struct MemoryDocuments {
+    docs: BTreeMap<DocId, AutoCommit>,
+}
+
+impl MemoryDocuments {
+    /// No documents.
+    pub fn new() -> MemoryDocuments {
+        MemoryDocuments::default()
+    }
+
+    /// Adds or replaces a document.
+    pub fn insert(&mut self, id: DocId, doc: AutoCommit) {
+        self.docs.insert(id, doc);
+    }
+
+    /// A document, to read or edit. Tell the engine about edits with `Input::LocalChange`.
+    pub fn get_mut(&mut self, id: DocId) -> Option<&mut AutoCommit> {
+        self.docs.get_mut(&id)
+    }
+
+    /// Every document id held.
+    pub fn ids(&self) -> impl Iterator<Item = DocId> + '_ {
+        self.docs.keys().copied()
+    }
+
+    /// The heads of every document, to compare two holders.
+    pub fn all_heads(&mut self) -> BTreeMap<DocId, Vec<automerge::ChangeHash>> {
+        self.docs
+            .iter_mut()
+            .map(|(id, d)| (*id, d.get_heads()))
+            .collect()
+    }
+
+    /// The document's content as JSON-like text, to compare two holders.
+    pub fn render(&mut self, id: DocId) -> Option<String> {
+        self.docs
+            .get_mut(&id)
+            .map(|d| format!("{:?}", d.hydrate(automerge::ROOT, None)))
+    }
+}
+
+impl Documents for MemoryDocuments {
+    fn inventory(&mut self, _peer: DeviceId) -> Vec<InventoryItem> {
+        self.docs
+            .iter_mut()
+            .map(|(id, d)| {
+                let heads: Vec<[u8; 32]> = d.get_heads().iter().map(|h| h.0).collect();
+                InventoryItem {
+                    doc: *id,
+                    heads: heads_digest(&heads),
+                }
+            })
+            .collect()
+    }
+
+    fn may_sync(&mut self, _peer: DeviceId, _doc: DocId) -> bool {
+        true
+    }
+
+    fn holds(&mut self, doc: DocId) -> bool {
+        self.docs.contains_key(&doc)
+    }
+
+    fn generate(
+        &mut self,
+        doc: DocId,
+        state: &mut sync::State,
+    ) -> Result<Option<sync::Message>, DocError> {
+        match self.docs.get_mut(&doc) {
+            Some(d) => Ok(d.sync().generate_sync_message(state)),
+            None => Ok(AutoCommit::new().sync().generate_sync_message(state)),
+        }
+    }
+
+    fn receive(
+        &mut self,
+        doc: DocId,
+        state: &mut sync::State,
+        msg: sync::Message,
+    ) -> Result<bool, DocError> {
+        let d = self.docs.entry(doc).or_default();
+        let before = d.get_heads();
+        catch_unwind(AssertUnwindSafe(|| {
+            d.sync().receive_sync_message(state, msg)
+        }))
+        .map_err(|_| DocError("automerge panicked on a sync message".into()))?
+        .map_err(|e| DocError(e.to_string()))?;
+        let changed = d.get_heads() != before;
+        if !changed && d.is_empty() {
+            // A request for a document we never had leaves nothing behind.
+            self.docs.remove(&doc);
+        }
+        Ok(changed)
+    }
+}

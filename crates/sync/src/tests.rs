@@ -1,0 +1,341 @@
+//! The engine over an in-memory network: convergence, live propagation, faults, hostile input.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjType, ROOT, ReadDoc};
+use failup_wire::{DeviceId, DocId, Message};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::memory::MemoryDocuments;
+
+struct Node {
+    id: DeviceId,
+    engine: Engine,
+    docs: MemoryDocuments,
+}
+
+#[derive(Default)]
+struct Faults {
+    loss: f64,
+    duplicate: f64,
+    reorder: f64,
+}
+
+struct Net {
+    nodes: Vec<Node>,
+    queue: VecDeque<(usize, usize, Message)>,
+    links: BTreeSet<(usize, usize)>,
+    in_sync: BTreeSet<(usize, usize)>,
+    closed: Vec<(usize, usize, String)>,
+    messages: usize,
+    bytes: usize,
+}
+
+fn device(n: u8) -> DeviceId {
+    DeviceId([n; 32])
+}
+
+fn doc_id(n: u8) -> DocId {
+    DocId([n; 16])
+}
+
+/// A document with one map of entries, like a journal bucket.
+fn new_doc(actor: u8, entries: &[&str]) -> AutoCommit {
+    let mut d = AutoCommit::new().with_actor(automerge::ActorId::from([actor; 16]));
+    let map = d.put_object(ROOT, "entries", ObjType::Map).expect("put");
+    for e in entries {
+        d.put(&map, *e, "text").expect("put");
+    }
+    d.commit();
+    d
+}
+
+fn add_entry(d: &mut AutoCommit, key: &str) {
+    let map = match d.get(ROOT, "entries").expect("get") {
+        Some((_, id)) => id,
+        None => d.put_object(ROOT, "entries", ObjType::Map).expect("put"),
+    };
+    d.put(&map, key, "text").expect("put");
+    d.commit();
+}
+
+impl Net {
+    fn new(n: u8) -> Net {
+        Net {
+            nodes: (1..=n)
+                .map(|i| Node {
+                    id: device(i),
+                    engine: Engine::new(),
+                    docs: MemoryDocuments::new(),
+                })
+                .collect(),
+            queue: VecDeque::new(),
+            links: BTreeSet::new(),
+            in_sync: BTreeSet::new(),
+            closed: Vec::new(),
+            messages: 0,
+            bytes: 0,
+        }
+    }
+
+    fn index(&self, id: DeviceId) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.id == id)
+            .expect("known device")
+    }
+
+    fn apply(&mut self, from: usize, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Send(to, msg) => {
+                    let to = self.index(to);
+                    self.messages += 1;
+                    self.bytes += msg.to_frame().len();
+                    self.queue.push_back((from, to, msg));
+                }
+                Effect::Close(to, reason) => {
+                    let to = self.index(to);
+                    self.closed.push((from, to, reason));
+                }
+                Effect::InSync(to) => {
+                    let to = self.index(to);
+                    self.in_sync.insert((from, to));
+                }
+                Effect::Changed(_) => {}
+            }
+        }
+    }
+
+    fn input(&mut self, node: usize, input: Input) {
+        let n = &mut self.nodes[node];
+        let effects = n.engine.handle(&mut n.docs, input);
+        self.apply(node, effects);
+    }
+
+    fn connect(&mut self, a: usize, b: usize) {
+        self.links.insert((a.min(b), a.max(b)));
+        let (ida, idb) = (self.nodes[a].id, self.nodes[b].id);
+        self.input(a, Input::Connected(idb));
+        self.input(b, Input::Connected(ida));
+    }
+
+    fn disconnect_all(&mut self) {
+        self.queue.clear();
+        let links: Vec<_> = self.links.iter().copied().collect();
+        for (a, b) in links {
+            let (ida, idb) = (self.nodes[a].id, self.nodes[b].id);
+            self.input(a, Input::Disconnected(idb));
+            self.input(b, Input::Disconnected(ida));
+        }
+        self.links.clear();
+        self.in_sync.clear();
+    }
+
+    fn local_change(&mut self, node: usize, doc: DocId) {
+        self.input(node, Input::LocalChange(doc));
+    }
+
+    /// Delivers messages until none are left (or a step limit), with optional faults.
+    fn run(&mut self, faults: &Faults, rng: &mut StdRng) {
+        let mut steps = 0;
+        while let Some((from, to, msg)) = self.queue.pop_front() {
+            steps += 1;
+            assert!(steps < 100_000, "no quiescence");
+            if rng.random_bool(faults.loss) {
+                continue;
+            }
+            if rng.random_bool(faults.reorder) && !self.queue.is_empty() {
+                let at = rng.random_range(0..self.queue.len());
+                self.queue.insert(at, (from, to, msg));
+                continue;
+            }
+            if rng.random_bool(faults.duplicate) {
+                self.queue.push_back((from, to, msg.clone()));
+            }
+            let from_id = self.nodes[from].id;
+            self.input(to, Input::Received(from_id, msg));
+        }
+    }
+
+    fn settle(&mut self) {
+        self.run(&Faults::default(), &mut StdRng::seed_from_u64(0));
+    }
+
+    fn assert_converged(&mut self) {
+        let first = self.nodes[0].docs.all_heads();
+        for i in 1..self.nodes.len() {
+            assert_eq!(self.nodes[i].docs.all_heads(), first, "node {i} differs");
+        }
+        assert!(self.closed.is_empty(), "closed: {:?}", self.closed);
+    }
+}
+
+#[test]
+fn in_sync_reconnect_costs_one_summary_each_way() {
+    let mut net = Net::new(2);
+    for i in 0..50u8 {
+        let d = new_doc(1, &[&format!("e{i}")]);
+        net.nodes[1].docs.insert(doc_id(i), d.clone());
+        net.nodes[0].docs.insert(doc_id(i), d);
+    }
+    net.connect(0, 1);
+    net.settle();
+    assert!(net.in_sync.contains(&(0, 1)) && net.in_sync.contains(&(1, 0)));
+    // Two summaries, two replies.
+    assert_eq!(net.messages, 4);
+    assert!(net.bytes < 1024, "{} bytes", net.bytes);
+}
+
+#[test]
+fn a_new_device_receives_every_document() {
+    let mut net = Net::new(2);
+    for i in 0..20u8 {
+        net.nodes[0]
+            .docs
+            .insert(doc_id(i), new_doc(1, &["a", "b", "c"]));
+    }
+    net.connect(0, 1);
+    net.settle();
+    net.assert_converged();
+    assert_eq!(net.nodes[1].docs.ids().count(), 20);
+    assert!(net.in_sync.contains(&(0, 1)) && net.in_sync.contains(&(1, 0)));
+}
+
+#[test]
+fn concurrent_edits_on_both_sides_merge() {
+    let mut net = Net::new(2);
+    let base = new_doc(1, &["shared"]);
+    net.nodes[0].docs.insert(doc_id(1), base.clone());
+    let mut other = base.clone().with_actor(automerge::ActorId::from([2u8; 16]));
+    add_entry(&mut other, "from-b");
+    net.nodes[1].docs.insert(doc_id(1), other);
+    add_entry(net.nodes[0].docs.get_mut(doc_id(1)).expect("doc"), "from-a");
+    net.nodes[1].docs.insert(doc_id(2), new_doc(2, &["only-b"]));
+    net.connect(0, 1);
+    net.settle();
+    net.assert_converged();
+    let text = net.nodes[0].docs.render(doc_id(1)).expect("doc");
+    assert!(text.contains("from-a") && text.contains("from-b"), "{text}");
+    assert!(net.in_sync.contains(&(0, 1)) && net.in_sync.contains(&(1, 0)));
+}
+
+#[test]
+fn live_changes_reach_every_connected_device_through_the_middle() {
+    let mut net = Net::new(3);
+    net.nodes[0].docs.insert(doc_id(1), new_doc(1, &["start"]));
+    net.connect(0, 1);
+    net.connect(1, 2);
+    net.settle();
+    net.assert_converged();
+    add_entry(net.nodes[0].docs.get_mut(doc_id(1)).expect("doc"), "live");
+    net.local_change(0, doc_id(1));
+    net.settle();
+    net.assert_converged();
+    assert!(
+        net.nodes[2]
+            .docs
+            .render(doc_id(1))
+            .expect("doc")
+            .contains("live")
+    );
+}
+
+#[test]
+fn lost_duplicated_and_reordered_messages_converge_after_reconnect() {
+    for seed in 0..40u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut net = Net::new(3);
+        for i in 0..6u8 {
+            let owner = rng.random_range(0..3);
+            net.nodes[owner]
+                .docs
+                .insert(doc_id(i), new_doc(owner as u8 + 1, &["x"]));
+        }
+        let faults = Faults {
+            loss: 0.1,
+            duplicate: 0.1,
+            reorder: 0.1,
+        };
+        net.connect(0, 1);
+        net.connect(1, 2);
+        net.connect(0, 2);
+        for round in 0..10 {
+            let node = rng.random_range(0..3);
+            let doc = doc_id(rng.random_range(0..6));
+            if let Some(d) = net.nodes[node].docs.get_mut(doc) {
+                add_entry(d, &format!("edit-{seed}-{round}-{node}"));
+                net.local_change(node, doc);
+            }
+            net.run(&faults, &mut rng);
+        }
+        // A garbled stream is a broken connection; reconnecting starts fresh sync states.
+        net.closed.clear();
+        net.disconnect_all();
+        net.connect(0, 1);
+        net.connect(1, 2);
+        net.connect(0, 2);
+        net.settle();
+        net.assert_converged();
+        for a in 0..3 {
+            for b in 0..3 {
+                if a != b {
+                    assert!(
+                        net.in_sync.contains(&(a, b)),
+                        "seed {seed}: {a}->{b} not in sync"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn garbage_sync_data_closes_only_that_connection() {
+    let mut net = Net::new(3);
+    net.nodes[0].docs.insert(doc_id(1), new_doc(1, &["a"]));
+    net.connect(0, 1);
+    net.connect(0, 2);
+    net.settle();
+    let peer = net.nodes[1].id;
+    let effects = {
+        let n = &mut net.nodes[0];
+        n.engine.handle(
+            &mut n.docs,
+            Input::Received(
+                peer,
+                Message::Sync {
+                    doc: doc_id(1),
+                    data: vec![0xde, 0xad, 0xbe, 0xef],
+                },
+            ),
+        )
+    };
+    assert!(matches!(effects.as_slice(), [Effect::Close(p, _)] if *p == peer));
+    assert_eq!(net.nodes[0].engine.peers().count(), 1);
+    // The other connection still carries live changes.
+    add_entry(net.nodes[0].docs.get_mut(doc_id(1)).expect("doc"), "still");
+    net.local_change(0, doc_id(1));
+    net.settle();
+    assert!(
+        net.nodes[2]
+            .docs
+            .render(doc_id(1))
+            .expect("doc")
+            .contains("still")
+    );
+}
+
+#[test]
+fn a_message_before_connect_closes() {
+    let mut engine = Engine::new();
+    let mut docs = MemoryDocuments::new();
+    let effects = engine.handle(
+        &mut docs,
+        Input::Received(device(9), Message::DocUnavailable { doc: doc_id(1) }),
+    );
+    assert!(matches!(effects.as_slice(), [Effect::Close(..)]));
+}
