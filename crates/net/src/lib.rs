@@ -1,0 +1,377 @@
+//! failup's transport: each device's key pair and self-signed certificate, and QUIC endpoints
+//! whose TLS 1.3 handshakes accept a peer only by the device id its key hashes to.
+//!
+//! There are no certificate authorities. A device id is the SHA-256 of a certificate's
+//! SubjectPublicKeyInfo; a connecting side knows which id it expects and refuses any other; an
+//! accepting side asks its [`Trust`] whether the id may complete a handshake at all, so an
+//! unknown device is refused before a single protocol byte is read.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+use std::fmt;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use failup_wire::DeviceId;
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+
+/// How often an idle connection sends a keep-alive, so NATs and the peer keep it open.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// How long a connection may be silent before it is considered lost.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Streams a peer may open on one connection; the protocol needs one.
+pub const MAX_STREAMS: u32 = 4;
+
+/// Everything that can go wrong setting up the transport.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The key file could not be read or written.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The key file does not hold a usable key.
+    #[error("device key {path} is unusable: {reason}")]
+    BadKey {
+        /// The key file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// TLS or QUIC configuration failed.
+    #[error("transport setup failed: {0}")]
+    Setup(String),
+    /// Connecting to a peer failed.
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        /// The address tried.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// This device's key pair and certificate.
+pub struct Identity {
+    device: DeviceId,
+    cert: CertificateDer<'static>,
+    key: PrivatePkcs8KeyDer<'static>,
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Identity({:?})", self.device)
+    }
+}
+
+impl Identity {
+    /// Loads the device key from `path`, or creates it (Ed25519, owner-only) if missing.
+    pub fn load_or_create(path: &Path) -> Result<Identity, NetError> {
+        let key = match std::fs::read_to_string(path) {
+            Ok(pem) => rcgen::KeyPair::from_pem(&pem).map_err(|e| NetError::BadKey {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
+                    .map_err(|e| NetError::Setup(e.to_string()))?;
+                write_private(path, key.serialize_pem().as_bytes())?;
+                key
+            }
+            Err(source) => {
+                return Err(NetError::Io {
+                    context: format!("cannot read device key {}", path.display()),
+                    source,
+                });
+            }
+        };
+        Identity::from_key(key)
+    }
+
+    fn from_key(key: rcgen::KeyPair) -> Result<Identity, NetError> {
+        let params = rcgen::CertificateParams::new(vec!["failup".to_owned()])
+            .map_err(|e| NetError::Setup(e.to_string()))?;
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| NetError::Setup(e.to_string()))?;
+        let cert = cert.der().clone();
+        let device = device_of(&cert).map_err(|e| NetError::Setup(e.to_string()))?;
+        Ok(Identity {
+            device,
+            cert,
+            key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+        })
+    }
+
+    /// A fresh identity that lives in memory only, for tests and examples.
+    pub fn ephemeral() -> Result<Identity, NetError> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
+            .map_err(|e| NetError::Setup(e.to_string()))?;
+        Identity::from_key(key)
+    }
+
+    /// This device's id.
+    pub fn device(&self) -> DeviceId {
+        self.device
+    }
+
+    fn chain(&self) -> Vec<CertificateDer<'static>> {
+        vec![self.cert.clone()]
+    }
+
+    fn key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(self.key.clone_key())
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), NetError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| NetError::Io {
+        context: format!("cannot write device key {}", path.display()),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), NetError> {
+    std::fs::write(path, bytes).map_err(|source| NetError::Io {
+        context: format!("cannot write device key {}", path.display()),
+        source,
+    })
+}
+
+/// The device id a certificate's key hashes to.
+pub fn device_of(cert: &CertificateDer<'_>) -> Result<DeviceId, rustls::Error> {
+    let parsed = webpki::EndEntityCert::try_from(cert)
+        .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+    Ok(DeviceId::from_public_key(
+        parsed.subject_public_key_info().as_ref(),
+    ))
+}
+
+/// The device at the other end of an established connection.
+pub fn peer_device(conn: &quinn::Connection) -> Option<DeviceId> {
+    let certs = conn
+        .peer_identity()?
+        .downcast::<Vec<CertificateDer<'static>>>()
+        .ok()?;
+    device_of(certs.first()?).ok()
+}
+
+/// Which unknown devices the accepting side lets complete a handshake.
+pub trait Trust: Send + Sync + fmt::Debug {
+    /// Whether a device presenting this key may finish the TLS handshake.
+    fn admits(&self, device: DeviceId) -> bool;
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn algorithms() -> WebPkiSupportedAlgorithms {
+    rustls::crypto::ring::default_provider().signature_verification_algorithms
+}
+
+fn unknown_device() -> rustls::Error {
+    rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure)
+}
+
+/// The accepting side's check of a client certificate: the key must belong to a device the
+/// [`Trust`] admits; the handshake signature proves the client holds that key.
+#[derive(Debug)]
+struct AdmittedClients {
+    trust: Arc<dyn Trust>,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for AdmittedClients {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        if self.trust.admits(device_of(end_entity)?) {
+            Ok(ClientCertVerified::assertion())
+        } else {
+            Err(unknown_device())
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+/// The connecting side's check of the server: it must be exactly the device expected.
+#[derive(Debug)]
+struct ExpectedServer {
+    expected: DeviceId,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for ExpectedServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if device_of(end_entity)? == self.expected {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(unknown_device())
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+fn transport() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(KEEP_ALIVE));
+    if let Ok(idle) = quinn::IdleTimeout::try_from(IDLE_TIMEOUT) {
+        t.max_idle_timeout(Some(idle));
+    }
+    t.max_concurrent_bidi_streams(MAX_STREAMS.into());
+    t.max_concurrent_uni_streams(0u32.into());
+    Arc::new(t)
+}
+
+/// A QUIC endpoint bound to `listen` that accepts the ALPNs given from devices `trust` admits.
+pub fn endpoint(
+    identity: &Identity,
+    trust: Arc<dyn Trust>,
+    listen: SocketAddr,
+    alpns: &[&[u8]],
+) -> Result<quinn::Endpoint, NetError> {
+    let setup = |e: &dyn fmt::Display| NetError::Setup(e.to_string());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| setup(&e))?
+        .with_client_cert_verifier(Arc::new(AdmittedClients {
+            trust,
+            algs: algorithms(),
+        }))
+        .with_single_cert(identity.chain(), identity.key())
+        .map_err(|e| setup(&e))?;
+    tls.alpn_protocols = alpns.iter().map(|a| a.to_vec()).collect();
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(
+        QuicServerConfig::try_from(tls).map_err(|e| setup(&e))?,
+    ));
+    server.transport_config(transport());
+    quinn::Endpoint::server(server, listen).map_err(|e| NetError::Io {
+        context: format!("cannot listen on {listen}"),
+        source: e,
+    })
+}
+
+/// Connects to the device `expected` at `addr`, speaking `alpn`; any other key is refused.
+pub async fn connect(
+    endpoint: &quinn::Endpoint,
+    identity: &Identity,
+    expected: DeviceId,
+    addr: SocketAddr,
+    alpn: &[u8],
+) -> Result<quinn::Connection, NetError> {
+    let fail = |reason: String| NetError::Connect { addr, reason };
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| fail(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ExpectedServer {
+            expected,
+            algs: algorithms(),
+        }))
+        .with_client_auth_cert(identity.chain(), identity.key())
+        .map_err(|e| fail(e.to_string()))?;
+    tls.alpn_protocols = vec![alpn.to_vec()];
+    let mut config = quinn::ClientConfig::new(Arc::new(
+        QuicClientConfig::try_from(tls).map_err(|e| fail(e.to_string()))?,
+    ));
+    config.transport_config(transport());
+    endpoint
+        .connect_with(config, addr, "failup")
+        .map_err(|e| fail(e.to_string()))?
+        .await
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// The ALPN a connection negotiated.
+pub fn alpn_of(conn: &quinn::Connection) -> Option<Vec<u8>> {
+    conn.handshake_data()?
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?
+        .protocol
+}
+
+#[cfg(test)]
+mod tests;
