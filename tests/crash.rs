@@ -88,6 +88,105 @@ fn killed_writers_lose_nothing_they_acknowledged() {
 }
 
 #[test]
+fn killed_edits_lose_no_acknowledged_iteration() {
+    let home = Home::new();
+    let out = home
+        .cmd()
+        .args(["log", "edited while crashing"])
+        .output()
+        .expect("log");
+    assert!(out.status.success());
+    let id = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xed17);
+    let mut acknowledged = Vec::new();
+    // Well past the snapshot threshold, so kills also land while a document is re-saved and its
+    // change log dropped.
+    for round in 0..90 {
+        let tried = format!("attempt {round}");
+        let mut child = home
+            .cmd()
+            .args(["iterate", &id, &tried])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        // Every other round runs to completion, so the document surely passes the snapshot
+        // threshold however fast or slow this machine is; the others die at a random instant.
+        if round % 2 == 1 {
+            std::thread::sleep(Duration::from_micros(rng.random_range(0..15_000)));
+            let _ = child.kill();
+        }
+        if child.wait().expect("wait").success() {
+            acknowledged.push(tried);
+        }
+    }
+    let out = home
+        .cmd()
+        .args(["--json", "show", &id])
+        .output()
+        .expect("show");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entry: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let present: HashSet<&str> = entry["iterations"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|i| i["tried"].as_str().expect("tried"))
+        .collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|t| !present.contains(t.as_str()))
+        .collect();
+    eprintln!(
+        "crash (edits): 90 rounds, {} acknowledged, {} lost",
+        acknowledged.len(),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "acknowledged iterations lost: {lost:?}");
+    assert!(
+        acknowledged.len() >= 45,
+        "the rounds left to finish did not all succeed"
+    );
+    assert_store_consistent(&home);
+}
+
+#[test]
+fn a_held_journal_makes_the_next_command_wait_then_say_busy() {
+    let home = Home::new();
+    assert!(
+        home.cmd()
+            .arg("init")
+            .output()
+            .expect("init")
+            .status
+            .success()
+    );
+    let held = Store::open(&home.store(), Duration::from_secs(5)).expect("open");
+    let out = home.cmd().args(["log", "blocked"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("is busy"), "{stderr}");
+    drop(held);
+    assert!(
+        home.cmd()
+            .args(["log", "free"])
+            .output()
+            .expect("run")
+            .status
+            .success()
+    );
+}
+
+#[test]
 fn a_killed_import_is_all_or_nothing() {
     let home = Home::new();
     let source = Home::new();

@@ -2,7 +2,9 @@
 //! the parser that reads it back.
 //!
 //! The template is plain text so any editor works: the story comes first, then one `## `
-//! section per field. Lines starting with `# ` are comments. Saving an empty story aborts, as
+//! section per field. Lines starting with `#` are comments or headings; a story line that
+//! starts with `#` is written with a backslash before it (`\# Heading`) and read back without
+//! it, so Markdown headings in a story survive the round trip. Saving an empty story aborts, as
 //! git does with an empty commit message.
 
 use std::io::Write;
@@ -73,10 +75,11 @@ impl Form {
 pub fn template(entry: Option<&Entry>, today: &str) -> String {
     let mut out = String::from(
         "# Write what happened below. The first line is its title.\n\
-         # Lines starting with '# ' are ignored; an empty story cancels.\n",
+         # Lines starting with '# ' are ignored (write \\# to start a line with #);\n\
+         # an empty story cancels.\n",
     );
     if let Some(e) = entry {
-        out.push_str(&e.text);
+        out.push_str(&escape(&e.text));
     }
     out.push_str("\n\n");
     for (section, heading) in SECTIONS {
@@ -92,9 +95,23 @@ pub fn template(entry: Option<&Entry>, today: &str) -> String {
             (None, Section::Day) => today.to_owned(),
             (None, _) => String::new(),
         };
-        out.push_str(&format!("## {heading}\n{value}\n\n"));
+        out.push_str(&format!("## {heading}\n{}\n\n", escape(&value)));
     }
     out
+}
+
+/// Puts a backslash before every line that starts with `#` or a backslash.
+fn escape(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.starts_with('#') || l.starts_with('\\') {
+                format!("\\{l}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Reads a filled template back.
@@ -124,7 +141,7 @@ pub fn parse(text: &str) -> Result<Form> {
             current = Some(section);
             continue;
         }
-        buf.push_str(line);
+        buf.push_str(line.strip_prefix('\\').unwrap_or(line));
         buf.push('\n');
     }
     flush(&mut form, current, &mut buf);
@@ -190,5 +207,27 @@ mod tests {
             Some("Pause first")
         );
         assert!(parse("story\n## Nonsense\n").is_err());
+    }
+
+    #[test]
+    fn story_lines_that_look_like_markup_survive_a_round_trip() {
+        use failup_journal::{EntryId, NewEntry};
+        let e = NewEntry {
+            text: "Title\n# a markdown heading\n## not a section\n\\ a backslash line".into(),
+            lesson: Some("# hashes in a lesson".into()),
+            ..NewEntry::default()
+        }
+        .into_entry(
+            EntryId::from_parts(1, 1),
+            jiff::Timestamp::UNIX_EPOCH,
+            jiff::civil::Date::constant(2026, 1, 1),
+        )
+        .expect("entry");
+        let form = parse(&template(Some(&e), "2026-01-01")).expect("parse");
+        assert_eq!(form.text, e.text);
+        assert_eq!(
+            form.get(Section::Reframe(ReframeField::Lesson)),
+            Some("# hashes in a lesson")
+        );
     }
 }

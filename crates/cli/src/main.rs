@@ -64,10 +64,9 @@ impl Ctx {
 }
 
 fn main() -> ExitCode {
-    std::panic::set_hook(Box::new(|info| {
-        let msg = info.to_string().replace('\n', " ");
-        eprintln!("failup: internal error (please report it): {msg}");
-    }));
+    // Panics are reported once, below, as one line; panics that a library catches on purpose
+    // (automerge on damaged bytes) must print nothing.
+    std::panic::set_hook(Box::new(|_| {}));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -91,7 +90,16 @@ fn main() -> ExitCode {
             eprintln!("failup: {msg}");
             ExitCode::from(1)
         }
-        Err(_) => ExitCode::from(70),
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic")
+                .replace('\n', " ");
+            eprintln!("failup: internal error (please report it): {msg}");
+            ExitCode::from(70)
+        }
     }
 }
 
@@ -262,8 +270,12 @@ fn scale_of(s: ScaleArg) -> Scale {
     }
 }
 
-/// Creates the home, readable by its owner alone.
+/// Creates the home, readable by its owner alone. An existing directory keeps the mode its
+/// owner gave it: `--home .` must not change a project folder's permissions.
 fn ensure_home(home: &Path) -> Result<()> {
+    if home.is_dir() {
+        return Ok(());
+    }
     std::fs::create_dir_all(home)
         .with_context(|| format!("cannot create home {}", home.display()))?;
     #[cfg(unix)]
@@ -292,13 +304,18 @@ fn log(ctx: &Ctx, args: LogArgs, out: &mut dyn Write) -> Result<()> {
     if !args.text.is_empty() {
         new.text = args.text.join(" ");
     } else if !io::stdin().is_terminal() {
-        let mut text = String::new();
+        let max = failup_journal::entry::MAX_TEXT_BYTES;
+        let mut bytes = Vec::new();
         io::stdin()
             .lock()
-            .take(failup_journal::entry::MAX_TEXT_BYTES as u64 + 1)
-            .read_to_string(&mut text)
+            .take(max as u64 + 1)
+            .read_to_end(&mut bytes)
             .context("cannot read the entry from standard input")?;
-        new.text = text;
+        // Refuse before trimming: a cut-off story must never pass for a whole one.
+        if bytes.len() > max {
+            bail!("text is longer than {max} bytes");
+        }
+        new.text = String::from_utf8(bytes).context("standard input is not UTF-8 text")?;
     } else {
         let written = editor::edit(&editor::template(None, &ctx.today.to_string()))?;
         let form = editor::parse(&written)?;

@@ -588,3 +588,123 @@ fn concurrent_commands_wait_for_each_other() {
     assert_eq!(listed, logged);
     assert!(home.ok(&["check"]).contains(" 0 mismatches"));
 }
+
+#[test]
+fn ids_beyond_the_ulid_range_match_nothing() {
+    let home = Home::new();
+    let id = home.log(&["only entry"]);
+    let err = home.fails(&["delete", "8", "--yes"], 1);
+    assert!(err.contains("no entry matches"), "{err}");
+    let swapped = format!("8{}", &id[1..]);
+    home.fails(&["show", &swapped], 1);
+    assert_eq!(home.json(&["list"]).as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn ambiguous_prefixes_change_nothing() {
+    let home = Home::new();
+    let a = home.log(&["a"]);
+    let b = home.log(&["b"]);
+    let shared: String = a
+        .chars()
+        .zip(b.chars())
+        .take_while(|(x, y)| x == y)
+        .map(|(x, _)| x)
+        .collect();
+    let err = home.fails(&["delete", &shared, "--yes"], 1);
+    assert!(err.contains("ambiguous"), "{err}");
+    home.fails(&["edit", &shared, "--text", "x"], 1);
+    assert_eq!(home.json(&["list"]).as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn import_refuses_rule_breaking_entries_and_indexes_what_the_document_holds() {
+    let home = Home::new();
+    let dir = home.dir.path();
+    let entry = |extra: &str| {
+        format!(
+            r#"{{"format":"failup-export","version":1,"entries":[{{"id":"01KBX7M2Q9C4TZ3N6W8YH1R5DE","created":"2026-01-01T00:00:00Z","updated":"2026-01-01T00:00:00Z","day":"2026-01-01","text":"imported"{extra}}}]}}"#
+        )
+    };
+    for (name, extra, needle) in [
+        (
+            "feeling.json",
+            r#","feeling":7"#,
+            "feeling must be between 1 and 5",
+        ),
+        ("year.json", r#","day":"-000001-01-01""#, ""),
+        ("tag.json", r#","tags":["Two Words"]"#, "tag"),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, entry(extra)).expect("write");
+        let err = home.fails(&["import", path.to_str().expect("utf8")], 1);
+        assert!(err.contains(needle), "{name}: {err}");
+    }
+    assert_eq!(home.json(&["list"]), serde_json::json!([]));
+    // Iterations listed newest first come back in time order, and the index agrees.
+    let path = dir.join("iterations.json");
+    std::fs::write(
+        &path,
+        entry(r#","iterations":[{"id":"01KBX7P0ZB2M4C6Q8S0T2V4X6Y","at":"2026-01-03T00:00:00Z","tried":"second","outcome":null},{"id":"01KBX7P0ZB2M4C6Q8S0T2V4X6Z","at":"2026-01-02T00:00:00Z","tried":"first","outcome":"better"}]"#),
+    )
+    .expect("write");
+    home.ok(&["import", path.to_str().expect("utf8")]);
+    let e = home.json(&["show", "01KBX7M2Q9"]);
+    assert_eq!(e["iterations"][0]["tried"], "first");
+    assert_eq!(home.json(&["check"])["mismatches"], 0);
+}
+
+#[test]
+fn compact_and_check_keep_every_entry() {
+    let home = Home::new();
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(home.log(&[&format!("entry {i}"), "--on", &format!("{}d", i % 9)]));
+    }
+    for id in ids.iter().take(5) {
+        home.ok(&["iterate", id, "tried"]);
+    }
+    let before = home.json(&["list"]);
+    let out = home.cmd().arg("compact").output().expect("run");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("compacted"));
+    assert_eq!(home.json(&["list"]), before);
+    let check = home.json(&["check"]);
+    assert_eq!(check["entries"], 40);
+    assert_eq!(check["mismatches"], 0);
+}
+
+#[test]
+fn the_home_flag_wins_over_the_environment() {
+    let env_home = Home::new();
+    let flag_home = Home::new();
+    let out = env_home
+        .cmd()
+        .args([
+            "--home",
+            flag_home.path().to_str().expect("utf8"),
+            "log",
+            "where am I",
+        ])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert_eq!(flag_home.json(&["list"]).as_array().map(Vec::len), Some(1));
+    assert!(!env_home.store().exists());
+}
+
+#[test]
+fn piped_text_over_the_limit_is_refused_not_cut() {
+    let home = Home::new();
+    let mut text = "a".repeat(64 * 1024);
+    text.push('\n');
+    let out = home
+        .cmd()
+        .arg("log")
+        .write_stdin(text)
+        .output()
+        .expect("run");
+    assert_one_line_failure(&out, 1, "long stdin");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("longer than"));
+    assert_eq!(home.json(&["list"]), serde_json::json!([]));
+}

@@ -25,6 +25,10 @@ pub const MAX_LABEL_BYTES: usize = 64;
 pub const MAX_TAGS: usize = 32;
 /// Most iterations one entry may carry.
 pub const MAX_ITERATIONS: usize = 1024;
+/// Earliest year a day may have.
+pub const MIN_YEAR: i16 = 1;
+/// Latest year a day may have.
+pub const MAX_YEAR: i16 = 9999;
 /// Lowest accepted feeling (how hard the setback hit).
 pub const MIN_FEELING: u8 = 1;
 /// Highest accepted feeling.
@@ -64,9 +68,14 @@ macro_rules! ulid_id {
             type Err = JournalError;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                ulid::Ulid::from_string(&s.to_ascii_uppercase())
-                    .map(Self)
-                    .map_err(|_| JournalError::BadId { what: $what, value: s.chars().take(40).collect() })
+                let bad = || JournalError::BadId { what: $what, value: s.chars().take(40).collect() };
+                // 26 base32 characters hold 130 bits; a ULID uses 128, so its first character is
+                // 0 to 7. The ulid crate drops the two extra bits instead of refusing them, which
+                // would make "8..." read as "0...".
+                if !s.starts_with(|c: char| ('0'..='7').contains(&c)) {
+                    return Err(bad());
+                }
+                ulid::Ulid::from_string(&s.to_ascii_uppercase()).map(Self).map_err(|_| bad())
             }
         }
 
@@ -346,6 +355,7 @@ impl Entry {
     /// Checks every field against the journal's rules; used for entries that arrive whole, as
     /// from an import file.
     pub fn validate(&self) -> Result<(), JournalError> {
+        check_day(self.day)?;
         check_text("text", &self.text)?;
         if let Some(area) = &self.area {
             check_label("area", area)?;
@@ -380,10 +390,28 @@ impl Entry {
                 "an entry may carry at most {MAX_ITERATIONS} iterations"
             )));
         }
+        let mut seen = BTreeSet::new();
         for iteration in &self.iterations {
             check_text("iteration", &iteration.tried)?;
+            if !seen.insert(iteration.id) {
+                return Err(JournalError::Invalid(format!(
+                    "iteration {} appears twice",
+                    iteration.id
+                )));
+            }
         }
         Ok(())
+    }
+}
+
+/// Checks that a day lies in the years a journal accepts.
+pub fn check_day(day: Date) -> Result<(), JournalError> {
+    if (MIN_YEAR..=MAX_YEAR).contains(&day.year()) {
+        Ok(())
+    } else {
+        Err(JournalError::Invalid(format!(
+            "day {day} is outside the years {MIN_YEAR} to {MAX_YEAR}"
+        )))
     }
 }
 
@@ -500,21 +528,31 @@ impl EntryPatch {
         if let Some(Some(feeling)) = self.feeling {
             check_feeling(feeling)?;
         }
+        if let Some(day) = self.day {
+            check_day(day)?;
+        }
+        let add_tags: Vec<String> = self
+            .add_tags
+            .iter()
+            .map(|t| normalize_tag(t))
+            .collect::<Result<_, _>>()?;
+        let remove_tags: Vec<String> = self
+            .remove_tags
+            .iter()
+            .map(|t| normalize_tag(t))
+            .collect::<Result<_, _>>()?;
+        if let Some(both) = add_tags.iter().find(|t| remove_tags.contains(t)) {
+            return Err(JournalError::Invalid(format!(
+                "tag {both:?} is both added and removed"
+            )));
+        }
         Ok(EntryPatch {
             text: self.text.map(|t| normalize_text("text", &t)).transpose()?,
             scale: self.scale,
             day: self.day,
             area: self.area.map(|a| optional_label("area", a)).transpose()?,
-            add_tags: self
-                .add_tags
-                .iter()
-                .map(|t| normalize_tag(t))
-                .collect::<Result<_, _>>()?,
-            remove_tags: self
-                .remove_tags
-                .iter()
-                .map(|t| normalize_tag(t))
-                .collect::<Result<_, _>>()?,
+            add_tags,
+            remove_tags,
             feeling: self.feeling,
             lesson: norm_opt("lesson", self.lesson)?,
             muscle: norm_opt("muscle", self.muscle)?,
@@ -625,6 +663,10 @@ mod tests {
         assert_eq!(text.parse::<EntryId>().expect("parse"), id);
         assert_eq!(text.to_lowercase().parse::<EntryId>().expect("parse"), id);
         assert!("not-an-id".parse::<EntryId>().is_err());
+        // A first character above 7 would overflow 128 bits; it must not wrap around.
+        let swapped = format!("8{}", &text[1..]);
+        assert!(swapped.parse::<EntryId>().is_err());
+        assert!("ZZZZZZZZZZZZZZZZZZZZZZZZZZ".parse::<EntryId>().is_err());
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //!
 //! ```text
 //! { "failup": "journal/1",                      -- required, marks the layout
+//!   "id": Bytes,                                -- the document's own id, so no two buckets
+//!                                               -- ever share a first change
 //!   "entries": { "<ENTRY ULID>": {
 //!       "created": Timestamp, "updated": Timestamp, "day": "YYYY-MM-DD", "text": Str,  -- required
 //!       "scale": "micro"|"macro", "area": Str, "feeling": Uint,
@@ -69,10 +71,12 @@ fn commit(doc: &mut AutoCommit, message: &str, now: Timestamp) {
 }
 
 impl Bucket {
-    /// Starts an empty bucket written by `actor`.
-    pub fn create(actor: &[u8], now: Timestamp) -> Result<Bucket, JournalError> {
+    /// Starts an empty bucket written by `actor`, whose document id is `id`.
+    pub fn create(actor: &[u8], id: [u8; 16], now: Timestamp) -> Result<Bucket, JournalError> {
         let mut doc = AutoCommit::new().with_actor(actor.into());
         doc.put(ROOT, "failup", LAYOUT_MARK).map_err(am)?;
+        doc.put(ROOT, "id", ScalarValue::Bytes(id.to_vec()))
+            .map_err(am)?;
         let entries = doc.put_object(ROOT, "entries", ObjType::Map).map_err(am)?;
         commit(&mut doc, "create bucket", now);
         Ok(Bucket { doc, entries })
@@ -186,6 +190,10 @@ impl Bucket {
 
     /// Adds entries, all in one change.
     pub fn insert(&mut self, entries: &[Entry], now: Timestamp) -> Result<(), JournalError> {
+        guarded(|| self.insert_inner(entries, now))
+    }
+
+    fn insert_inner(&mut self, entries: &[Entry], now: Timestamp) -> Result<(), JournalError> {
         for entry in entries {
             entry.validate()?;
             if self.entry_obj(entry.id)?.is_some() {
@@ -209,6 +217,15 @@ impl Bucket {
 
     /// Applies a patch to one entry as one change and returns the entry as it now reads.
     pub fn apply(
+        &mut self,
+        id: EntryId,
+        patch: &EntryPatch,
+        now: Timestamp,
+    ) -> Result<Entry, JournalError> {
+        guarded(|| self.apply_inner(id, patch, now))
+    }
+
+    fn apply_inner(
         &mut self,
         id: EntryId,
         patch: &EntryPatch,
@@ -311,12 +328,14 @@ impl Bucket {
     /// Removes an entry. A concurrent edit of the same entry on another device does not bring it
     /// back: Automerge's map delete wins over changes inside the deleted object.
     pub fn remove(&mut self, id: EntryId, now: Timestamp) -> Result<(), JournalError> {
-        if self.entry_obj(id)?.is_none() {
-            return Err(JournalError::NotFound(id));
-        }
-        self.doc.delete(&self.entries, id.to_string()).map_err(am)?;
-        commit(&mut self.doc, "delete", now);
-        Ok(())
+        guarded(|| {
+            if self.entry_obj(id)?.is_none() {
+                return Err(JournalError::NotFound(id));
+            }
+            self.doc.delete(&self.entries, id.to_string()).map_err(am)?;
+            commit(&mut self.doc, "delete", now);
+            Ok(())
+        })
     }
 }
 
@@ -504,7 +523,7 @@ mod tests {
 
     #[test]
     fn entries_round_trip_through_save_and_load() {
-        let mut b = Bucket::create(&[1; 16], t(0)).expect("create");
+        let mut b = Bucket::create(&[1; 16], [7; 16], t(0)).expect("create");
         let e = entry(1, "missed the deadline");
         b.insert(std::slice::from_ref(&e), t(1)).expect("insert");
         let saved = b.save();
@@ -515,7 +534,7 @@ mod tests {
 
     #[test]
     fn incremental_changes_rebuild_the_same_state() {
-        let mut b = Bucket::create(&[1; 16], t(0)).expect("create");
+        let mut b = Bucket::create(&[1; 16], [7; 16], t(0)).expect("create");
         let snapshot = b.save();
         let e = entry(1, "first");
         let heads = b.heads();
@@ -546,7 +565,7 @@ mod tests {
 
     #[test]
     fn concurrent_tag_and_iteration_adds_are_all_kept() {
-        let mut a = Bucket::create(&[1; 16], t(0)).expect("create");
+        let mut a = Bucket::create(&[1; 16], [7; 16], t(0)).expect("create");
         let e = entry(1, "shared entry");
         a.insert(std::slice::from_ref(&e), t(1)).expect("insert");
         let saved = a.save();
@@ -575,7 +594,7 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(Bucket::load(b"definitely not automerge", [], &[1; 16]).is_err());
-        let mut b = Bucket::create(&[1; 16], t(0)).expect("create");
+        let mut b = Bucket::create(&[1; 16], [7; 16], t(0)).expect("create");
         let mut saved = b.save();
         saved.truncate(saved.len() / 2);
         assert!(Bucket::load(&saved, [], &[1; 16]).is_err());
@@ -585,7 +604,7 @@ mod tests {
 
     #[test]
     fn remove_deletes_and_unknown_is_not_found() {
-        let mut b = Bucket::create(&[1; 16], t(0)).expect("create");
+        let mut b = Bucket::create(&[1; 16], [7; 16], t(0)).expect("create");
         let e = entry(1, "gone");
         b.insert(std::slice::from_ref(&e), t(1)).expect("insert");
         b.remove(e.id, t(2)).expect("remove");

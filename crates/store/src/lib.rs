@@ -190,6 +190,7 @@ impl Store {
     /// for another process to let go of it.
     pub fn open(path: &Path, wait: Duration) -> Result<Store, StoreError> {
         let deadline = Instant::now() + wait;
+        let existed = path.exists();
         let db = loop {
             match Database::builder().create(path) {
                 Ok(db) => break db,
@@ -210,7 +211,11 @@ impl Store {
                 Err(e) => return Err(not_a_store(path, e)),
             }
         };
-        restrict_permissions(path)?;
+        // Only a file this call created gets its mode set: an existing one keeps what its owner
+        // chose.
+        if !existed {
+            restrict_permissions(path)?;
+        }
         let mut store = Store {
             db,
             path: path.to_owned(),
@@ -281,16 +286,19 @@ impl Store {
                 .map(u128::from_le_bytes);
             let mut target = None;
             if let Some(doc) = open {
-                let bucket = load(txn, doc, actor)?;
-                if bucket.len() < BUCKET_CAPACITY {
-                    target = Some((doc, bucket));
+                // A bucket that no longer loads must not stop new entries: they go to a fresh
+                // one, and `failup check` reports the damaged document.
+                if let Ok(bucket) = load(txn, doc, actor) {
+                    if bucket.len() < BUCKET_CAPACITY {
+                        target = Some((doc, bucket));
+                    }
                 }
             }
             let (doc, mut bucket) = match target {
                 Some(t) => t,
                 None => {
                     let doc: u128 = rand::random();
-                    let mut bucket = Bucket::create(actor, now)?;
+                    let mut bucket = Bucket::create(actor, doc.to_be_bytes(), now)?;
                     txn.open_table(SNAPSHOTS)?
                         .insert(doc, bucket.save().as_slice())?;
                     meta.insert("open-bucket", doc.to_le_bytes().as_slice())?;
@@ -362,19 +370,22 @@ impl Store {
                 c.to_string().repeat(26usize.saturating_sub(p.len()))
             )
         };
-        if p.is_empty() || p.len() > 26 {
-            return Err(JournalError::BadId {
+        let bad = || -> StoreError {
+            JournalError::BadId {
                 what: "entry id",
-                value: prefix.into(),
+                value: prefix.chars().take(40).collect(),
             }
-            .into());
-        }
-        let lo: EntryId = pad('0').parse()?;
-        // A first character above 7 overflows 128 bits: no id can start with it.
-        let hi: EntryId = match pad('Z').parse() {
-            Ok(hi) => hi,
-            Err(_) => return Err(StoreError::NoMatch(prefix.into())),
+            .into()
         };
+        if p.is_empty() || p.len() > 26 || !p.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(bad());
+        }
+        // Ids start with 0 to 7 (128 bits in 26 base32 characters): nothing starts higher.
+        if !p.starts_with(|c: char| ('0'..='7').contains(&c)) {
+            return Err(StoreError::NoMatch(prefix.into()));
+        }
+        let lo: EntryId = pad('0').parse().map_err(|_| bad())?;
+        let hi: EntryId = pad('Z').parse().map_err(|_| bad())?;
         let read = self.db.begin_read()?;
         let table = read.open_table(ENTRIES)?;
         let mut found = Vec::new();
@@ -488,13 +499,15 @@ impl Store {
             let mut records = Vec::with_capacity(fresh.len());
             for chunk in fresh.chunks(BUCKET_CAPACITY) {
                 let doc: u128 = rand::random();
-                let mut bucket = Bucket::create(actor, now)?;
+                let mut bucket = Bucket::create(actor, doc.to_be_bytes(), now)?;
                 bucket.insert(chunk, now)?;
                 snapshots.insert(doc, bucket.save().as_slice())?;
-                for e in chunk {
+                // Index what the document holds, not what the file said: the document is the
+                // truth (it orders iterations, for one).
+                for e in bucket.entries()? {
                     let day = day_key(e.day);
                     located.push((e.id.as_u128(), (doc, day)));
-                    records.push(((day, e.id.as_u128()), encode(e)?));
+                    records.push(((day, e.id.as_u128()), encode(&e)?));
                 }
             }
             drop(snapshots);
@@ -578,6 +591,14 @@ impl Store {
         report.mismatches += usize::try_from(indexed)
             .unwrap_or(usize::MAX)
             .saturating_sub(report.entries);
+        // Listings read by-day alone: every row there must be an indexed entry on that day.
+        for row in by_day.iter()? {
+            let (key, _) = row?;
+            let (day, id) = key.value();
+            if entries.get(id)?.map(|v| v.value().1) != Some(day) {
+                report.mismatches += 1;
+            }
+        }
         Ok(report)
     }
 }

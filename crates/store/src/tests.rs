@@ -143,6 +143,10 @@ fn prefixes_resolve_like_git() {
     }
     assert!(matches!(s.resolve("7ZZZZ"), Err(StoreError::NoMatch(_))));
     assert!(matches!(s.resolve("ZZZ"), Err(StoreError::NoMatch(_))));
+    // A first character above 7 must not wrap around to 0 and match real ids.
+    assert!(matches!(s.resolve("8"), Err(StoreError::NoMatch(_))));
+    let swapped = format!("8{}", &a_text[1..]);
+    assert!(matches!(s.resolve(&swapped), Err(StoreError::NoMatch(_))));
     assert!(s.resolve("not/an/id").is_err());
     assert!(s.resolve("").is_err());
 }
