@@ -96,6 +96,13 @@ impl Bucket {
             for inc in increments {
                 doc.load_incremental(inc).map_err(am)?;
             }
+            Bucket::from_doc(doc)
+        })
+    }
+
+    /// Wraps a loaded document, checking that it is a journal bucket of this layout.
+    pub fn from_doc(doc: AutoCommit) -> Result<Bucket, JournalError> {
+        guarded(|| {
             let entries = match doc.get(ROOT, "entries").map_err(am)? {
                 Some((automerge::Value::Object(ObjType::Map), id)) => id,
                 _ => return Err(JournalError::Corrupt("document has no entries map".into())),
@@ -110,6 +117,16 @@ impl Bucket {
             }
             Ok(Bucket { doc, entries })
         })
+    }
+
+    /// The underlying Automerge document.
+    pub fn into_doc(self) -> AutoCommit {
+        self.doc
+    }
+
+    /// The underlying Automerge document, to save or sync it.
+    pub fn doc_mut(&mut self) -> &mut AutoCommit {
+        &mut self.doc
     }
 
     /// Number of entries in the bucket.
@@ -337,6 +354,48 @@ impl Bucket {
             Ok(())
         })
     }
+}
+
+/// The layout mark of a document (`journal/1` for a bucket), if it has one.
+pub fn layout_of(doc: &AutoCommit) -> Option<String> {
+    match doc.get(ROOT, "failup") {
+        Ok(Some((automerge::Value::Scalar(s), _))) => s.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Ids of the bucket entries that differ between two states of a document: those added,
+/// changed or removed. Used to refresh the index after changes arrive from a peer.
+pub fn changed_entries(
+    doc: &mut AutoCommit,
+    before: &[automerge::ChangeHash],
+    after: &[automerge::ChangeHash],
+) -> Result<Vec<EntryId>, JournalError> {
+    guarded(|| {
+        let entries = match doc.get(ROOT, "entries").map_err(am)? {
+            Some((automerge::Value::Object(ObjType::Map), id)) => id,
+            _ => return Ok(Vec::new()),
+        };
+        let mut ids = BTreeSet::new();
+        for patch in doc.diff(before, after) {
+            // A patch inside an entry has the entry's key second in its path; a patch on the
+            // entries map itself names the entry as its key.
+            let key = match (patch.path.get(1), &patch.action) {
+                (Some((obj, automerge::Prop::Map(k))), _) if *obj == entries => Some(k.clone()),
+                (None, automerge::PatchAction::PutMap { key, .. })
+                | (None, automerge::PatchAction::DeleteMap { key })
+                    if patch.obj == entries =>
+                {
+                    Some(key.clone())
+                }
+                _ => None,
+            };
+            if let Some(id) = key.and_then(|k| k.parse::<EntryId>().ok()) {
+                ids.insert(id);
+            }
+        }
+        Ok(ids.into_iter().collect())
+    })
 }
 
 /// Finds the nested map at `key`, creating it if an older writer left it out.
@@ -600,6 +659,32 @@ mod tests {
         assert!(Bucket::load(&saved, [], &[1; 16]).is_err());
         let other = AutoCommit::new().save();
         assert!(Bucket::load(&other, [], &[1; 16]).is_err());
+    }
+
+    #[test]
+    fn changed_entries_names_what_a_merge_touched() {
+        let mut a = Bucket::create(&[1; 16], [7; 16], t(0)).expect("create");
+        let (e1, e2, e3) = (entry(1, "one"), entry(2, "two"), entry(3, "three"));
+        a.insert(&[e1.clone(), e2.clone()], t(1)).expect("insert");
+        let mut b = Bucket::load(&a.save(), [], &[2; 16]).expect("load");
+        let before = b.heads();
+        a.apply(
+            e1.id,
+            &EntryPatch {
+                next: Some(Some("x".into())),
+                ..EntryPatch::default()
+            },
+            t(2),
+        )
+        .expect("edit");
+        a.remove(e2.id, t(3)).expect("remove");
+        a.insert(std::slice::from_ref(&e3), t(4)).expect("insert");
+        b.doc.merge(&mut a.doc).expect("merge");
+        let after = b.heads();
+        let mut changed = changed_entries(&mut b.doc, &before, &after).expect("diff");
+        changed.sort();
+        assert_eq!(changed, vec![e1.id, e2.id, e3.id]);
+        assert_eq!(layout_of(&b.doc).as_deref(), Some(LAYOUT_MARK));
     }
 
     #[test]

@@ -44,13 +44,16 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-1");
 const SNAPSHOTS: TableDefinition<u128, &[u8]> = TableDefinition::new("snapshots-1");
 /// Key: (document id, sequence number). Value: one incremental save of that document.
 const CHANGES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("changes-1");
+/// Key: document id. Value: the document's heads, 32-byte change hashes concatenated. Kept so
+/// that telling a peer what this device holds never loads a document.
+const HEADS: TableDefinition<u128, &[u8]> = TableDefinition::new("heads-1");
 /// Key: entry id. Value: (id of the document holding it, its day as `YYYYMMDD`).
 const ENTRIES: TableDefinition<u128, (u128, u32)> = TableDefinition::new("entries-1");
 /// Key: (day as `YYYYMMDD`, entry id). Value: the entry, postcard-encoded.
 const BY_DAY: TableDefinition<(u32, u128), &[u8]> = TableDefinition::new("by-day-1");
 
-/// The store schema this build writes.
-const SCHEMA: u32 = 1;
+/// The store schema this build writes. 2 added `heads-1`.
+const SCHEMA: u32 = 2;
 
 /// Everything that can go wrong with a store.
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +155,10 @@ pub struct Store {
     db: Database,
     path: PathBuf,
     actor: [u8; 16],
+    /// Documents loaded for syncing, kept between messages of an exchange.
+    cache: std::collections::HashMap<u128, automerge::AutoCommit>,
+    /// Documents changed by local writes since [`Store::take_changed_docs`].
+    changed: Vec<u128>,
 }
 
 fn day_key(day: Date) -> u32 {
@@ -220,6 +227,8 @@ impl Store {
             db,
             path: path.to_owned(),
             actor: [0; 16],
+            cache: std::collections::HashMap::new(),
+            changed: Vec::new(),
         };
         store.actor = store.init_meta()?;
         Ok(store)
@@ -243,7 +252,13 @@ impl Store {
                 .and_then(|v| <[u8; 16]>::try_from(v.value()).ok());
             match (schema, actor) {
                 (Some(s), _) if s > SCHEMA => return Err(StoreError::NewerSchema(s)),
-                (Some(_), Some(actor)) => return Ok(actor),
+                (Some(s), Some(actor)) if s == SCHEMA => return Ok(actor),
+                (Some(_), Some(actor)) => {
+                    drop(meta);
+                    drop(read);
+                    self.migrate(actor)?;
+                    return Ok(actor);
+                }
                 _ => return Err(not_a_store(&self.path, "its settings table is incomplete")),
             }
         }
@@ -258,9 +273,34 @@ impl Store {
             txn.open_table(CHANGES)?;
             txn.open_table(ENTRIES)?;
             txn.open_table(BY_DAY)?;
+            txn.open_table(HEADS)?;
         }
         txn.commit()?;
         Ok(actor)
+    }
+
+    /// Brings a schema 1 store to schema 2 by recording every document's heads.
+    fn migrate(&mut self, actor: [u8; 16]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        let docs: Vec<u128> = txn
+            .open_table(SNAPSHOTS)?
+            .iter()?
+            .map(|r| r.map(|(k, _)| k.value()))
+            .collect::<Result<_, _>>()?;
+        for doc in docs {
+            if let Some(mut am) = read_doc(
+                &txn.open_table(SNAPSHOTS)?,
+                &txn.open_table(CHANGES)?,
+                doc,
+                &actor,
+            )? {
+                put_heads(&txn, doc, &am.get_heads())?;
+            }
+        }
+        txn.open_table(META)?
+            .insert("schema", SCHEMA.to_le_bytes().as_slice())?;
+        txn.commit()?;
+        Ok(())
     }
 
     /// Runs `f` in one write transaction and commits it durably.
@@ -278,7 +318,7 @@ impl Store {
     pub fn log(&mut self, new: NewEntry, now: Timestamp, today: Date) -> Result<Entry, StoreError> {
         let ms = u64::try_from(now.as_millisecond()).unwrap_or(0);
         let entry = new.into_entry(EntryId::from_parts(ms, rand::random()), now, today)?;
-        self.write(|txn, actor| {
+        let (entry, doc) = self.write(|txn, actor| {
             let mut meta = txn.open_table(META)?;
             let open = meta
                 .get("open-bucket")?
@@ -307,10 +347,27 @@ impl Store {
             };
             let heads = bucket.heads();
             bucket.insert(std::slice::from_ref(&entry), now)?;
-            persist(txn, doc, &mut bucket, &heads)?;
+            persist(txn, doc, bucket.doc_mut(), &heads)?;
             reindex(txn, doc, None, Some(&entry))?;
-            Ok(entry)
-        })
+            Ok((entry, doc))
+        })?;
+        self.note_local_change(doc);
+        Ok(entry)
+    }
+
+    /// Remembers a document changed here, for [`Store::take_changed_docs`], and drops any copy
+    /// loaded for syncing, which no longer matches the file.
+    fn note_local_change(&mut self, doc: u128) {
+        self.cache.remove(&doc);
+        if !self.changed.contains(&doc) {
+            self.changed.push(doc);
+        }
+    }
+
+    /// Documents changed by this store's own writes since the last call, so a daemon can offer
+    /// them to connected peers.
+    pub fn take_changed_docs(&mut self) -> Vec<u128> {
+        std::mem::take(&mut self.changed)
     }
 
     /// Applies a change to an entry and returns it as it now reads.
@@ -321,29 +378,33 @@ impl Store {
         now: Timestamp,
     ) -> Result<Entry, StoreError> {
         let patch = patch.normalized()?;
-        self.write(|txn, actor| {
+        let (entry, doc) = self.write(|txn, actor| {
             let (doc, day) = locate(txn, id)?;
             let mut bucket = load(txn, doc, actor)?;
             let heads = bucket.heads();
             let entry = bucket.apply(id, &patch, now)?;
-            persist(txn, doc, &mut bucket, &heads)?;
+            persist(txn, doc, bucket.doc_mut(), &heads)?;
             reindex(txn, doc, Some((day, id)), Some(&entry))?;
-            Ok(entry)
-        })
+            Ok((entry, doc))
+        })?;
+        self.note_local_change(doc);
+        Ok(entry)
     }
 
     /// Removes an entry and returns what it held.
     pub fn delete(&mut self, id: EntryId, now: Timestamp) -> Result<Entry, StoreError> {
-        self.write(|txn, actor| {
+        let (entry, doc) = self.write(|txn, actor| {
             let (doc, day) = locate(txn, id)?;
             let mut bucket = load(txn, doc, actor)?;
             let entry = bucket.entry(id)?.ok_or(JournalError::NotFound(id))?;
             let heads = bucket.heads();
             bucket.remove(id, now)?;
-            persist(txn, doc, &mut bucket, &heads)?;
+            persist(txn, doc, bucket.doc_mut(), &heads)?;
             reindex(txn, doc, Some((day, id)), None)?;
-            Ok(entry)
-        })
+            Ok((entry, doc))
+        })?;
+        self.note_local_change(doc);
+        Ok(entry)
     }
 
     /// One entry by its full id.
@@ -493,15 +554,18 @@ impl Store {
         if fresh.is_empty() {
             return Ok(report);
         }
-        self.write(|txn, actor| {
+        let docs = self.write(|txn, actor| {
             let mut snapshots = txn.open_table(SNAPSHOTS)?;
+            let mut docs = Vec::new();
             let mut located = Vec::with_capacity(fresh.len());
             let mut records = Vec::with_capacity(fresh.len());
             for chunk in fresh.chunks(BUCKET_CAPACITY) {
                 let doc: u128 = rand::random();
+                docs.push(doc);
                 let mut bucket = Bucket::create(actor, doc.to_be_bytes(), now)?;
                 bucket.insert(chunk, now)?;
                 snapshots.insert(doc, bucket.save().as_slice())?;
+                put_heads(txn, doc, &bucket.heads())?;
                 // Index what the document holds, not what the file said: the document is the
                 // truth (it orders iterations, for one).
                 for e in bucket.entries()? {
@@ -511,8 +575,12 @@ impl Store {
                 }
             }
             drop(snapshots);
-            insert_sorted(txn, located, records)
+            insert_sorted(txn, located, records)?;
+            Ok(docs)
         })?;
+        for doc in docs {
+            self.note_local_change(doc);
+        }
         Ok(report)
     }
 
@@ -533,7 +601,7 @@ impl Store {
             };
             for doc in docs {
                 let mut bucket = load(txn, doc, actor)?;
-                snapshot(txn, doc, &mut bucket)?;
+                snapshot(txn, doc, bucket.doc_mut())?;
             }
             // Rewrite the index in key order so its pages are full again.
             let mut entries = txn.open_table(ENTRIES)?;
@@ -611,7 +679,7 @@ fn locate(txn: &redb::WriteTransaction, id: EntryId) -> Result<(u128, u32), Stor
     }
 }
 
-/// A document as stored: its snapshot and then its changes in order.
+/// A bucket as stored: its snapshot and then its changes in order.
 fn load(txn: &redb::WriteTransaction, doc: u128, actor: &[u8; 16]) -> Result<Bucket, StoreError> {
     let snapshots = txn.open_table(SNAPSHOTS)?;
     let snap = snapshots
@@ -629,18 +697,60 @@ fn load(txn: &redb::WriteTransaction, doc: u128, actor: &[u8; 16]) -> Result<Buc
     )?)
 }
 
+/// Any document as stored, whatever its layout; `None` if this device does not hold it.
+fn read_doc(
+    snapshots: &impl ReadableTable<u128, &'static [u8]>,
+    changes: &impl ReadableTable<(u128, u64), &'static [u8]>,
+    doc: u128,
+    actor: &[u8; 16],
+) -> Result<Option<automerge::AutoCommit>, StoreError> {
+    let Some(snap) = snapshots.get(doc)? else {
+        return Ok(None);
+    };
+    let incs: Vec<Vec<u8>> = changes
+        .range((doc, 0)..=(doc, u64::MAX))?
+        .map(|r| r.map(|(_, v)| v.value().to_vec()))
+        .collect::<Result<_, _>>()?;
+    let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut am = automerge::AutoCommit::load(snap.value())?;
+        for inc in &incs {
+            am.load_incremental(inc)?;
+        }
+        Ok::<_, automerge::AutomergeError>(am)
+    }));
+    match loaded {
+        Ok(Ok(am)) => Ok(Some(am.with_actor(automerge::ActorId::from(actor)))),
+        Ok(Err(e)) => Err(JournalError::Corrupt(e.to_string()).into()),
+        Err(_) => {
+            Err(JournalError::Corrupt("automerge panicked on a stored document".into()).into())
+        }
+    }
+}
+
+/// Records a document's heads.
+fn put_heads(
+    txn: &redb::WriteTransaction,
+    doc: u128,
+    heads: &[automerge::ChangeHash],
+) -> Result<(), StoreError> {
+    let bytes: Vec<u8> = heads.iter().flat_map(|h| h.0).collect();
+    txn.open_table(HEADS)?.insert(doc, bytes.as_slice())?;
+    Ok(())
+}
+
 /// Appends the changes made since `heads` to the document's change log, snapshotting the
 /// document instead once the log is long.
 fn persist(
     txn: &redb::WriteTransaction,
     doc: u128,
-    bucket: &mut Bucket,
+    am: &mut automerge::AutoCommit,
     heads: &[automerge::ChangeHash],
 ) -> Result<(), StoreError> {
-    let bytes = bucket.changes_since(heads);
+    let bytes = am.save_after(heads);
     if bytes.is_empty() {
         return Ok(());
     }
+    put_heads(txn, doc, &am.get_heads())?;
     let mut changes = txn.open_table(CHANGES)?;
     // Sequence numbers restart at 0 after each snapshot, so the next one is also the count.
     let next = changes
@@ -650,7 +760,7 @@ fn persist(
         .map_or(0, |(k, _)| k.value().1 + 1);
     if usize::try_from(next + 1).unwrap_or(usize::MAX) >= COMPACT_AFTER_CHANGES {
         drop(changes);
-        return snapshot(txn, doc, bucket);
+        return snapshot(txn, doc, am);
     }
     changes.insert((doc, next), bytes.as_slice())?;
     Ok(())
@@ -660,10 +770,11 @@ fn persist(
 fn snapshot(
     txn: &redb::WriteTransaction,
     doc: u128,
-    bucket: &mut Bucket,
+    am: &mut automerge::AutoCommit,
 ) -> Result<(), StoreError> {
     txn.open_table(SNAPSHOTS)?
-        .insert(doc, bucket.save().as_slice())?;
+        .insert(doc, am.save().as_slice())?;
+    put_heads(txn, doc, &am.get_heads())?;
     let mut changes = txn.open_table(CHANGES)?;
     changes.retain_in((doc, 0)..=(doc, u64::MAX), |_, _| false)?;
     Ok(())
@@ -728,6 +839,8 @@ fn restrict_permissions(path: &Path) -> Result<(), StoreError> {
 fn restrict_permissions(_path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
+
+mod sync;
 
 #[cfg(test)]
 mod tests;

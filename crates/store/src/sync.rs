@@ -1,0 +1,176 @@
+//! The store's side of syncing: what this device holds, Automerge sync messages generated from
+//! stored documents, and received changes made durable and indexed in one transaction before
+//! the engine answers the peer.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use automerge::AutoCommit;
+use automerge::sync::{self, SyncDoc};
+use failup_journal::layout::{LAYOUT_MARK, changed_entries, layout_of};
+
+use super::*;
+
+/// Documents kept loaded between the messages of sync exchanges. Past this the cache is
+/// emptied: a bucket reloads in under 2 ms, and memory stays bounded however many documents a
+/// first sync walks through.
+const MAX_CACHED_DOCS: usize = 64;
+
+/// A document's stored heads as change hashes.
+fn parse_heads(bytes: &[u8]) -> Vec<[u8; 32]> {
+    bytes
+        .chunks_exact(32)
+        .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+        .collect()
+}
+
+impl Store {
+    /// Every document this device holds, with its heads, in id order.
+    pub fn inventory(&self) -> Result<Vec<(u128, Vec<[u8; 32]>)>, StoreError> {
+        let read = self.db.begin_read()?;
+        let heads = read.open_table(HEADS)?;
+        let mut out = Vec::new();
+        for row in heads.iter()? {
+            let (k, v) = row?;
+            out.push((k.value(), parse_heads(v.value())));
+        }
+        Ok(out)
+    }
+
+    /// Whether this device holds `doc`.
+    pub fn holds(&self, doc: u128) -> Result<bool, StoreError> {
+        if self.cache.contains_key(&doc) {
+            return Ok(true);
+        }
+        let read = self.db.begin_read()?;
+        Ok(read.open_table(SNAPSHOTS)?.get(doc)?.is_some())
+    }
+
+    /// A copy of a stored document, whatever its layout.
+    pub fn document(&self, doc: u128) -> Result<Option<AutoCommit>, StoreError> {
+        if let Some(d) = self.cache.get(&doc) {
+            return Ok(Some(d.clone()));
+        }
+        let read = self.db.begin_read()?;
+        read_doc(
+            &read.open_table(SNAPSHOTS)?,
+            &read.open_table(CHANGES)?,
+            doc,
+            &self.actor,
+        )
+    }
+
+    /// A new, empty document written by this device, to fill and pass to
+    /// [`Store::write_document`].
+    pub fn new_document(&self) -> AutoCommit {
+        AutoCommit::new().with_actor(automerge::ActorId::from(&self.actor))
+    }
+
+    /// Makes a device-level document's changes since `before` durable (the circle of devices,
+    /// for one); journal entries go through [`Store::log`] and friends instead.
+    pub fn write_document(
+        &mut self,
+        doc: u128,
+        am: &mut AutoCommit,
+        before: &[automerge::ChangeHash],
+    ) -> Result<(), StoreError> {
+        let existed = self.holds(doc)?;
+        self.write(|txn, _| {
+            if existed {
+                persist(txn, doc, am, before)
+            } else {
+                snapshot(txn, doc, am)
+            }
+        })?;
+        self.note_local_change(doc);
+        Ok(())
+    }
+
+    fn take_loaded(&mut self, doc: u128) -> Result<(AutoCommit, bool), StoreError> {
+        if let Some(d) = self.cache.remove(&doc) {
+            return Ok((d, true));
+        }
+        match self.document(doc)? {
+            Some(d) => Ok((d, true)),
+            None => Ok((self.new_document(), false)),
+        }
+    }
+
+    fn keep_loaded(&mut self, doc: u128, am: AutoCommit) {
+        if self.cache.len() >= MAX_CACHED_DOCS {
+            self.cache.clear();
+        }
+        self.cache.insert(doc, am);
+    }
+
+    /// The next Automerge sync message for `doc` under `state`; an empty document stands in for
+    /// one this device does not hold.
+    pub fn sync_generate(
+        &mut self,
+        doc: u128,
+        state: &mut sync::State,
+    ) -> Result<Option<sync::Message>, StoreError> {
+        let (mut am, held) = self.take_loaded(doc)?;
+        let msg = catch_unwind(AssertUnwindSafe(|| am.sync().generate_sync_message(state)))
+            .map_err(|_| {
+                JournalError::Corrupt("automerge panicked generating a sync message".into())
+            })?;
+        if held {
+            self.keep_loaded(doc, am);
+        }
+        Ok(msg)
+    }
+
+    /// Applies a sync message from a peer. New changes are committed (with fsync) and the
+    /// entries they touch re-indexed, in one transaction, before this returns `true`.
+    pub fn sync_receive(
+        &mut self,
+        doc: u128,
+        state: &mut sync::State,
+        msg: sync::Message,
+    ) -> Result<bool, StoreError> {
+        let (mut am, held) = self.take_loaded(doc)?;
+        let before = am.get_heads();
+        catch_unwind(AssertUnwindSafe(|| {
+            am.sync().receive_sync_message(state, msg)
+        }))
+        .map_err(|_| JournalError::Corrupt("automerge panicked on a sync message".into()))?
+        .map_err(|e| JournalError::Corrupt(e.to_string()))?;
+        let after = am.get_heads();
+        if before == after {
+            if held {
+                self.keep_loaded(doc, am);
+            }
+            return Ok(false);
+        }
+        let is_bucket = layout_of(&am).as_deref() == Some(LAYOUT_MARK);
+        let touched = if is_bucket {
+            changed_entries(&mut am, &before, &after)?
+        } else {
+            Vec::new()
+        };
+        let am = self.write(move |txn, _| {
+            if held {
+                persist(txn, doc, &mut am, &before)?;
+            } else {
+                snapshot(txn, doc, &mut am)?;
+            }
+            if !is_bucket {
+                return Ok(am);
+            }
+            let bucket = Bucket::from_doc(am)?;
+            for id in touched {
+                let old = txn
+                    .open_table(ENTRIES)?
+                    .get(id.as_u128())?
+                    .map(|v| (v.value().1, id));
+                let now = bucket.entry(id)?;
+                if old.is_some() || now.is_some() {
+                    reindex(txn, doc, old, now.as_ref())?;
+                }
+            }
+            Ok(bucket.into_doc())
+        })?;
+        self.keep_loaded(doc, am);
+        Ok(true)
+    }
+}
