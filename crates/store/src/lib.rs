@@ -841,6 +841,7 @@ fn restrict_permissions(_path: &Path) -> Result<(), StoreError> {
 }
 
 mod sync;
+pub use sync::Heads;
 
 #[cfg(test)]
 mod tests;

@@ -15,8 +15,11 @@ use super::*;
 /// first sync walks through.
 const MAX_CACHED_DOCS: usize = 64;
 
+/// A document's heads: the hashes of its latest changes.
+pub type Heads = Vec<[u8; 32]>;
+
 /// A document's stored heads as change hashes.
-fn parse_heads(bytes: &[u8]) -> Vec<[u8; 32]> {
+fn parse_heads(bytes: &[u8]) -> Heads {
     bytes
         .chunks_exact(32)
         .filter_map(|c| <[u8; 32]>::try_from(c).ok())
@@ -25,7 +28,7 @@ fn parse_heads(bytes: &[u8]) -> Vec<[u8; 32]> {
 
 impl Store {
     /// Every document this device holds, with its heads, in id order.
-    pub fn inventory(&self) -> Result<Vec<(u128, Vec<[u8; 32]>)>, StoreError> {
+    pub fn inventory(&self) -> Result<Vec<(u128, Heads)>, StoreError> {
         let read = self.db.begin_read()?;
         let heads = read.open_table(HEADS)?;
         let mut out = Vec::new();
