@@ -91,6 +91,72 @@ pub enum Command {
     Compact,
     /// Verify the journal: load every document and compare it with the index
     Check,
+    /// Run the sync daemon in the foreground until interrupted
+    Daemon {
+        /// Address and UDP port to listen on (default 0.0.0.0:7676; port 0 picks a free one)
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Do not announce or look for devices on the local network
+        #[arg(long)]
+        no_mdns: bool,
+        /// What other devices call this one (default: the host name)
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// This device's id and the addresses its daemon listens on
+    Id,
+    /// Pair this device with another of your devices
+    #[command(subcommand)]
+    Pair(PairCommand),
+    /// Your paired devices; add an address or revoke a device
+    Peers {
+        #[command(subcommand)]
+        action: Option<PeersCommand>,
+    },
+    /// Sync with every reachable device now and wait until each is in sync
+    Sync {
+        /// How long to wait, such as 30s or 2m
+        #[arg(long, default_value = "30s")]
+        timeout: String,
+    },
+    /// Whether the daemon runs, where it listens, which devices are connected
+    Status,
+}
+
+/// `failup pair`.
+#[derive(Subcommand, Debug)]
+pub enum PairCommand {
+    /// Print a one-time invite code for another device (needs a running daemon)
+    Invite {
+        /// How long the code stays valid, such as 10m or 1h
+        #[arg(long, default_value = "10m")]
+        ttl: String,
+    },
+    /// Join the devices of the one that printed CODE (needs a running daemon)
+    Join {
+        /// The invite code
+        code: String,
+        /// What to call the inviting device here
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// `failup peers`.
+#[derive(Subcommand, Debug)]
+pub enum PeersCommand {
+    /// Remember an address where a device can be reached
+    Addr {
+        /// The device id (or a unique prefix)
+        id: String,
+        /// host:port
+        addr: String,
+    },
+    /// Revoke a device: disconnect it now and refuse it from then on
+    Remove {
+        /// The device id (or a unique prefix)
+        id: String,
+    },
 }
 
 /// Scale as typed on the command line.

@@ -30,6 +30,26 @@ pub fn parse_day(text: &str, today: Date) -> Result<Date> {
     Ok(date)
 }
 
+/// Parses a span such as `90s`, `10m`, `2h` or `1d`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration> {
+    let t = text.trim();
+    let bad = || anyhow::anyhow!("{text:?} is not a duration (try 30s, 10m, 2h or 1d)");
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(bad()),
+    };
+    if secs == 0 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,6 +65,15 @@ mod tests {
         assert_eq!(p("2w"), Date::constant(2026, 11, 9));
         for bad in ["2026-13-01", "tomorrowish", "d", "-3d", "2026-02-30", ""] {
             assert!(parse_day(bad, today).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10m").expect("m").as_secs(), 600);
+        assert_eq!(parse_duration("30s").expect("s").as_secs(), 30);
+        for bad in ["", "m", "10", "10x", "0s", "-1m"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
 }

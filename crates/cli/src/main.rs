@@ -7,10 +7,11 @@
 mod args;
 mod dates;
 mod editor;
+mod journal;
+mod network;
 mod render;
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,10 +23,10 @@ use failup_journal::{
     Entry, EntryId, EntryPatch, Filter, Iteration, IterationId, NewEntry, Outcome,
     REFRAME_QUESTIONS, ReframeField, Scale, StatsBuilder, Status,
 };
-use failup_store::{Order, Store};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
+use journal::Journal;
 
 use args::{Cli, Command, EditArgs, ExportFormat, FieldArgs, LogArgs, OutcomeArg, ScaleArg};
 use editor::Section;
@@ -36,7 +37,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(5);
 const STORE_FILE: &str = "journal.redb";
 
 /// What every command needs to know about where and when it runs.
-struct Ctx {
+pub(crate) struct Ctx {
     home: PathBuf,
     json: bool,
     tz: TimeZone,
@@ -45,9 +46,9 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn open(&self) -> Result<Store> {
+    fn open(&self) -> Result<Journal> {
         ensure_home(&self.home)?;
-        Ok(Store::open(&self.home.join(STORE_FILE), LOCK_WAIT)?)
+        Journal::open(&self.home, STORE_FILE, LOCK_WAIT)
     }
 
     fn parse_day(&self, text: &str) -> Result<Date> {
@@ -55,9 +56,9 @@ impl Ctx {
     }
 
     fn resolve(&self, prefix: &str) -> Result<Entry> {
-        let store = self.open()?;
-        let id = store.resolve(prefix)?;
-        store
+        let mut journal = self.open()?;
+        let id = journal.resolve(prefix)?;
+        journal
             .get(id)?
             .with_context(|| format!("entry {id} vanished while reading it"))
     }
@@ -191,10 +192,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Stats { since } => {
             let since = since.map(|s| ctx.parse_day(&s)).transpose()?;
             let mut builder = StatsBuilder::new(ctx.tz.clone());
-            ctx.open()?.scan(Order::OldestFirst, since, None, |e| {
+            for e in ctx.open()?.scan(since, None)? {
                 builder.add(&e);
-                ControlFlow::Continue(())
-            })?;
+            }
             let stats = builder.finish(ctx.today, since);
             if ctx.json {
                 serde_json::to_writer_pretty(&mut out, &stats)?;
@@ -232,16 +232,27 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Compact => {
-            let mut store = ctx.open()?;
-            let before = file_size(store.path());
-            store.compact()?;
+            let mut journal = ctx.open()?;
+            let path = ctx.home.join(STORE_FILE);
+            let before = file_size(&path);
+            journal.compact()?;
             eprintln!(
                 "compacted {}: {} → {} bytes",
-                store.path().display(),
+                path.display(),
                 before,
-                file_size(store.path())
+                file_size(&path)
             );
         }
+        Command::Daemon {
+            listen,
+            no_mdns,
+            name,
+        } => network::daemon(&ctx.home, listen, no_mdns, name)?,
+        Command::Id => network::id(&ctx, &mut out)?,
+        Command::Pair(cmd) => network::pair(&ctx, cmd, &mut out)?,
+        Command::Peers { action } => network::peers(&ctx, action, &mut out)?,
+        Command::Sync { timeout } => network::sync(&ctx, &timeout, &mut out)?,
+        Command::Status => network::status(&ctx, &mut out)?,
     }
     out.flush()?;
     Ok(())
@@ -270,9 +281,10 @@ fn scale_of(s: ScaleArg) -> Scale {
     }
 }
 
-/// Creates the home, readable by its owner alone. An existing directory keeps the mode its
-/// owner gave it: `--home .` must not change a project folder's permissions.
-fn ensure_home(home: &Path) -> Result<()> {
+/// Creates the home, readable by its owner alone, and this device's key in it. An existing
+/// directory keeps the mode its owner gave it: `--home .` must not change a project folder's
+/// permissions.
+pub(crate) fn ensure_home(home: &Path) -> Result<()> {
     if home.is_dir() {
         return Ok(());
     }
@@ -284,6 +296,7 @@ fn ensure_home(home: &Path) -> Result<()> {
         std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("cannot restrict permissions of home {}", home.display()))?;
     }
+    failup_net::Identity::load_or_create(&home.join(network::KEY_FILE))?;
     Ok(())
 }
 
@@ -592,11 +605,7 @@ fn export_journal(
     path: Option<PathBuf>,
     stdout: &mut dyn Write,
 ) -> Result<()> {
-    let mut entries = Vec::new();
-    ctx.open()?.scan(Order::OldestFirst, None, None, |e| {
-        entries.push(e);
-        ControlFlow::Continue(())
-    })?;
+    let entries = ctx.open()?.scan(None, None)?;
     let write = |w: &mut dyn Write| -> io::Result<()> {
         match format {
             ExportFormat::Json => export::write_json(w, ctx.now, &entries),

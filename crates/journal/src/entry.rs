@@ -416,7 +416,7 @@ pub fn check_day(day: Date) -> Result<(), JournalError> {
 }
 
 /// What a person gives when logging a setback; everything else is minted by the journal.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewEntry {
     /// What happened.
     pub text: String,
@@ -475,8 +475,8 @@ impl NewEntry {
 }
 
 /// A change to an existing entry. `None` leaves a field alone; for clearable fields,
-/// `Some(None)` clears it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// `Some(None)` clears it. (Serialized only in binary formats, which keep the two apart.)
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryPatch {
     /// New text.
     pub text: Option<String>,

@@ -6,7 +6,7 @@ use jiff::civil::Date;
 use crate::entry::{Entry, Scale, Status};
 
 /// The conditions of `failup list`; every condition given must hold.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Filter {
     /// Only entries that happened on or after this day.
     pub since: Option<Date>,

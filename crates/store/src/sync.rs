@@ -62,6 +62,24 @@ impl Store {
         )
     }
 
+    /// A device-level setting (the daemon's circle document id, for one).
+    pub fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let read = self.db.begin_read()?;
+        Ok(read
+            .open_table(META)?
+            .get(format!("daemon/{key}").as_str())?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Sets a device-level setting durably.
+    pub fn set_setting(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.write(|txn, _| {
+            txn.open_table(META)?
+                .insert(format!("daemon/{key}").as_str(), value)?;
+            Ok(())
+        })
+    }
+
     /// A new, empty document written by this device, to fill and pass to
     /// [`Store::write_document`].
     pub fn new_document(&self) -> AutoCommit {

@@ -1,0 +1,314 @@
+//! The commands about devices: running the daemon, this device's id, pairing, peers, sync and
+//! status. Everything but `daemon` and `id` asks the running daemon over the control socket.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use failup_daemon::control::{Client, PeerInfo, Request, Response};
+
+use crate::Ctx;
+use crate::args::{PairCommand, PeersCommand};
+
+/// The device key's file name in the home.
+pub const KEY_FILE: &str = "device.key";
+
+fn client(ctx: &Ctx, what: &str) -> Result<Client> {
+    crate::ensure_home(&ctx.home)?;
+    match Client::connect(&ctx.home) {
+        Some(c) => Ok(c),
+        None => bail!("{what} needs a running daemon: start `failup daemon` first"),
+    }
+}
+
+fn ask(c: &mut Client, request: Request, timeout: Option<Duration>) -> Result<Response> {
+    match c.call(&request, timeout).context("talking to the daemon")? {
+        Response::Error(e) => bail!(e),
+        r => Ok(r),
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "failup device".to_owned())
+}
+
+/// `failup daemon`: runs until SIGINT or SIGTERM, then closes the store cleanly.
+pub fn daemon(
+    home: &Path,
+    listen: Option<String>,
+    no_mdns: bool,
+    name: Option<String>,
+) -> Result<()> {
+    crate::ensure_home(home)?;
+    let listen: SocketAddr = match listen {
+        Some(l) => l.parse().with_context(|| {
+            format!("{l:?} is not an address (use host:port, e.g. 0.0.0.0:7676)")
+        })?,
+        None => SocketAddr::from(([0, 0, 0, 0], failup_daemon::DEFAULT_PORT)),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    if !no_mdns {
+        tracing::info!(
+            "local network discovery (mDNS) is not available yet; use invite codes and `failup peers addr`"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let config = failup_daemon::Config {
+            home: home.to_owned(),
+            listen,
+            name: name.unwrap_or_else(host_name),
+        };
+        let handle = failup_daemon::start(config).await?;
+        eprintln!(
+            "failup daemon listening on {} as {}",
+            handle.local_addr, handle.device
+        );
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot watch for SIGTERM")?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tokio::task::spawn_blocking(move || handle.shutdown())
+            .await
+            .context("stopping the daemon")?;
+        eprintln!("failup daemon stopped");
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+/// `failup id`.
+pub fn id(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
+    crate::ensure_home(&ctx.home)?;
+    let identity = failup_net::Identity::load_or_create(&ctx.home.join(KEY_FILE))?;
+    let listen = match Client::connect(&ctx.home) {
+        Some(mut c) => match c.call(&Request::Status, Some(Duration::from_secs(5)))? {
+            Response::Status(s) => s.listen,
+            _ => Vec::new(),
+        },
+        None => Vec::new(),
+    };
+    if ctx.json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"device": identity.device().to_string(), "listen": listen})
+        )?;
+        return Ok(());
+    }
+    writeln!(out, "{}", identity.device())?;
+    for addr in &listen {
+        writeln!(out, "{addr}")?;
+    }
+    if listen.is_empty() {
+        eprintln!("the daemon is not running, so this device listens nowhere");
+    }
+    Ok(())
+}
+
+/// `failup pair invite|join`.
+pub fn pair(ctx: &Ctx, cmd: PairCommand, out: &mut dyn Write) -> Result<()> {
+    let mut c = client(ctx, "pairing")?;
+    match cmd {
+        PairCommand::Invite { ttl } => {
+            let ttl = crate::dates::parse_duration(&ttl)?;
+            match ask(
+                &mut c,
+                Request::Invite {
+                    ttl_secs: ttl.as_secs(),
+                },
+                None,
+            )? {
+                Response::Invite(code) => {
+                    writeln!(out, "{code}")?;
+                    eprintln!(
+                        "on your other device, run: failup pair join CODE (valid for {} minutes, once)",
+                        ttl.as_secs().div_ceil(60)
+                    );
+                }
+                r => bail!("the daemon answered unexpectedly: {r:?}"),
+            }
+        }
+        PairCommand::Join { code, name } => {
+            ask(&mut c, Request::Join { code, name }, None)?;
+            eprintln!("paired: the devices now trust each other and will sync");
+        }
+    }
+    Ok(())
+}
+
+fn peer_line(p: &PeerInfo) -> String {
+    let state = if p.revoked {
+        "revoked".to_owned()
+    } else if p.role == "self" {
+        "this device".to_owned()
+    } else if p.connected {
+        "connected".to_owned()
+    } else {
+        match &p.last_seen {
+            Some(t) => format!("last seen {t}"),
+            None => "not seen since the daemon started".to_owned(),
+        }
+    };
+    let synced = p
+        .last_sync
+        .as_deref()
+        .map(|t| format!(", synced {t}"))
+        .unwrap_or_default();
+    format!(
+        "{}  {}  {}  {}  [{}]{synced}",
+        if p.name.is_empty() {
+            "(unnamed)"
+        } else {
+            &p.name
+        },
+        p.device,
+        p.role,
+        state,
+        p.addrs.join(" ")
+    )
+}
+
+/// `failup peers [addr|remove]`.
+pub fn peers(ctx: &Ctx, action: Option<PeersCommand>, out: &mut dyn Write) -> Result<()> {
+    let mut c = client(ctx, "this")?;
+    match action {
+        None => match ask(&mut c, Request::Peers, Some(Duration::from_secs(10)))? {
+            Response::Peers(list) => {
+                if ctx.json {
+                    let v: Vec<serde_json::Value> = list
+                        .iter()
+                        .map(|p| {
+                            serde_json::json!({
+                                "device": p.device, "name": p.name, "role": p.role,
+                                "addrs": p.addrs, "connected": p.connected,
+                                "last_seen": p.last_seen, "last_sync": p.last_sync,
+                                "revoked": p.revoked,
+                            })
+                        })
+                        .collect();
+                    serde_json::to_writer_pretty(&mut *out, &v)?;
+                    writeln!(out)?;
+                } else if list.is_empty() {
+                    eprintln!("no paired devices yet: run `failup pair invite` on this device");
+                } else {
+                    for p in &list {
+                        writeln!(out, "{}", peer_line(p))?;
+                    }
+                }
+            }
+            r => bail!("the daemon answered unexpectedly: {r:?}"),
+        },
+        Some(PeersCommand::Addr { id, addr }) => {
+            ask(
+                &mut c,
+                Request::PeerAddr { device: id, addr },
+                Some(Duration::from_secs(10)),
+            )?;
+            eprintln!("address remembered");
+        }
+        Some(PeersCommand::Remove { id }) => {
+            ask(
+                &mut c,
+                Request::PeerRemove { device: id },
+                Some(Duration::from_secs(10)),
+            )?;
+            eprintln!("revoked: the device is disconnected and will be refused from now on");
+        }
+    }
+    Ok(())
+}
+
+/// `failup sync`: exit 0 when every device is in sync, otherwise an error naming the others.
+pub fn sync(ctx: &Ctx, timeout: &str, out: &mut dyn Write) -> Result<()> {
+    let timeout = crate::dates::parse_duration(timeout)?;
+    let mut c = client(ctx, "sync")?;
+    let request = Request::Sync {
+        timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+    };
+    match ask(&mut c, request, Some(timeout + Duration::from_secs(10)))? {
+        Response::Synced { in_sync, missing } => {
+            if ctx.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"in_sync": in_sync, "missing": missing})
+                )?;
+            } else {
+                for d in &in_sync {
+                    writeln!(out, "in sync: {d}")?;
+                }
+            }
+            if !missing.is_empty() {
+                bail!("not in sync with {}", missing.join(", "));
+            }
+            if in_sync.is_empty() {
+                eprintln!("no paired devices to sync with");
+            }
+            Ok(())
+        }
+        r => bail!("the daemon answered unexpectedly: {r:?}"),
+    }
+}
+
+/// `failup status`.
+pub fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
+    crate::ensure_home(&ctx.home)?;
+    let Some(mut c) = Client::connect(&ctx.home) else {
+        if ctx.json {
+            writeln!(out, "{}", serde_json::json!({"running": false}))?;
+        } else {
+            writeln!(out, "daemon: not running")?;
+        }
+        return Ok(());
+    };
+    match ask(&mut c, Request::Status, Some(Duration::from_secs(10)))? {
+        Response::Status(s) => {
+            if ctx.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({
+                        "running": true, "device": s.device, "listen": s.listen,
+                        "connected": s.connected, "out_of_sync": s.out_of_sync,
+                        "documents": s.documents,
+                    })
+                )?;
+            } else {
+                writeln!(out, "daemon: running")?;
+                writeln!(out, "device: {}", s.device)?;
+                writeln!(out, "listening: {}", s.listen.join(" "))?;
+                writeln!(out, "connected: {}", s.connected.len())?;
+                for d in &s.connected {
+                    writeln!(out, "  {d}")?;
+                }
+                writeln!(out, "documents: {}", s.documents)?;
+                writeln!(
+                    out,
+                    "devices not known to be in sync: {}",
+                    s.out_of_sync.len()
+                )?;
+            }
+            Ok(())
+        }
+        r => bail!("the daemon answered unexpectedly: {r:?}"),
+    }
+}

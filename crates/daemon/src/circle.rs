@@ -1,0 +1,204 @@
+//! A person's circle of devices as one Automerge document, synced like any other, so that a
+//! device paired with one member learns of every other (an introduction) and a revocation made
+//! on any member reaches them all.
+//!
+//! Layout, version 1:
+//!
+//! ```text
+//! { "failup": "circle/1",
+//!   "devices": { "<device id>": { "name": Str, "addrs": { "<ip:port>": true } } },
+//!   "revoked": { "<device id>": Timestamp } }
+//! ```
+//!
+//! Revocations live in their own map that nothing ever removes from, so a device once revoked
+//! stays revoked whatever else is merged later.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue};
+use failup_wire::DeviceId;
+
+/// The value of the root `failup` key of a circle document.
+pub const CIRCLE_MARK: &str = "circle/1";
+/// Most addresses remembered per device.
+pub const MAX_ADDRS: usize = 8;
+
+/// One device of the circle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// The device.
+    pub device: DeviceId,
+    /// What people call it.
+    pub name: String,
+    /// Where it was last reachable.
+    pub addrs: Vec<SocketAddr>,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+fn map(
+    doc: &mut AutoCommit,
+    parent: &ObjId,
+    key: &str,
+) -> Result<ObjId, automerge::AutomergeError> {
+    match doc.get(parent, key)? {
+        Some((automerge::Value::Object(ObjType::Map), id)) => Ok(id),
+        _ => doc.put_object(parent, key, ObjType::Map),
+    }
+}
+
+fn find(doc: &AutoCommit, parent: &ObjId, key: &str) -> Option<ObjId> {
+    match doc.get(parent, key) {
+        Ok(Some((automerge::Value::Object(ObjType::Map), id))) => Some(id),
+        _ => None,
+    }
+}
+
+/// Starts a circle holding this device.
+pub fn create(
+    doc: &mut AutoCommit,
+    me: DeviceId,
+    name: &str,
+    addrs: &[SocketAddr],
+) -> Result<(), automerge::AutomergeError> {
+    doc.put(ROOT, "failup", CIRCLE_MARK)?;
+    map(doc, &ROOT, "revoked")?;
+    add(doc, me, name, addrs)
+}
+
+/// Adds a device, or refreshes its name and addresses.
+pub fn add(
+    doc: &mut AutoCommit,
+    device: DeviceId,
+    name: &str,
+    addrs: &[SocketAddr],
+) -> Result<(), automerge::AutomergeError> {
+    let devices = map(doc, &ROOT, "devices")?;
+    let entry = map(doc, &devices, &device.to_string())?;
+    doc.put(&entry, "name", name)?;
+    let a = map(doc, &entry, "addrs")?;
+    for addr in addrs.iter().take(MAX_ADDRS) {
+        doc.put(&a, addr.to_string(), true)?;
+    }
+    Ok(())
+}
+
+/// Records an address for a device already in the circle; returns whether it was new.
+pub fn add_addr(
+    doc: &mut AutoCommit,
+    device: DeviceId,
+    addr: SocketAddr,
+) -> Result<bool, automerge::AutomergeError> {
+    let Some(devices) = find(doc, &ROOT, "devices") else {
+        return Ok(false);
+    };
+    let Some(entry) = find(doc, &devices, &device.to_string()) else {
+        return Ok(false);
+    };
+    let a = map(doc, &entry, "addrs")?;
+    if doc.get(&a, addr.to_string())?.is_some() || doc.length(&a) >= MAX_ADDRS {
+        return Ok(false);
+    }
+    doc.put(&a, addr.to_string(), true)?;
+    Ok(true)
+}
+
+/// Revokes a device for good.
+pub fn revoke(
+    doc: &mut AutoCommit,
+    device: DeviceId,
+    now_ms: i64,
+) -> Result<(), automerge::AutomergeError> {
+    let revoked = map(doc, &ROOT, "revoked")?;
+    doc.put(&revoked, device.to_string(), ScalarValue::Timestamp(now_ms))?;
+    Ok(())
+}
+
+/// Whether a document is a circle.
+pub fn is_circle(doc: &AutoCommit) -> bool {
+    matches!(doc.get(ROOT, "failup"), Ok(Some((automerge::Value::Scalar(s), _))) if s.as_str() == Some(CIRCLE_MARK))
+}
+
+/// Every device ever in the circle, revoked ones marked.
+pub fn members(doc: &AutoCommit) -> Vec<Member> {
+    let revoked: Vec<String> = find(doc, &ROOT, "revoked")
+        .map(|r| doc.keys(&r).collect())
+        .unwrap_or_default();
+    let mut out = BTreeMap::new();
+    if let Some(devices) = find(doc, &ROOT, "devices") {
+        for key in doc.keys(&devices) {
+            let Ok(device) = key.parse::<DeviceId>() else {
+                continue;
+            };
+            let Some(entry) = find(doc, &devices, &key) else {
+                continue;
+            };
+            let name = match doc.get(&entry, "name") {
+                Ok(Some((automerge::Value::Scalar(s), _))) => s.as_str().unwrap_or("").to_owned(),
+                _ => String::new(),
+            };
+            let addrs = find(doc, &entry, "addrs")
+                .map(|a| doc.keys(&a).filter_map(|k| k.parse().ok()).collect())
+                .unwrap_or_default();
+            out.insert(
+                device,
+                Member {
+                    device,
+                    name,
+                    addrs,
+                    revoked: revoked.contains(&key),
+                },
+            );
+        }
+    }
+    // A revoked device may be known only by its revocation.
+    for key in &revoked {
+        if let Ok(device) = key.parse::<DeviceId>() {
+            out.entry(device).or_insert(Member {
+                device,
+                name: String::new(),
+                addrs: Vec::new(),
+                revoked: true,
+            });
+        }
+    }
+    out.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocation_survives_a_concurrent_re_add() {
+        let (a, b) = (DeviceId([1; 32]), DeviceId([2; 32]));
+        let mut one = AutoCommit::new();
+        create(
+            &mut one,
+            a,
+            "laptop",
+            &["127.0.0.1:1".parse().expect("addr")],
+        )
+        .expect("create");
+        add(&mut one, b, "phone", &[]).expect("add");
+        let mut two = one.fork();
+        revoke(&mut one, b, 5).expect("revoke");
+        add(
+            &mut two,
+            b,
+            "phone again",
+            &["127.0.0.1:2".parse().expect("addr")],
+        )
+        .expect("re-add");
+        one.merge(&mut two).expect("merge");
+        let m = members(&one);
+        assert!(m.iter().any(|m| m.device == b && m.revoked));
+        assert!(
+            m.iter()
+                .any(|m| m.device == a && !m.revoked && m.addrs.len() == 1)
+        );
+        assert!(is_circle(&one));
+    }
+}

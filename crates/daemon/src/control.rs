@@ -1,0 +1,264 @@
+//! The control protocol between the `failup` command and a running daemon, over a Unix socket
+//! in the home (proto/control.md). Each request is one frame, answered by one frame: a 4-byte
+//! big-endian length and a postcard-encoded [`Request`] or [`Response`].
+//!
+//! Journal requests mirror the store's methods one for one, so a command behaves the same
+//! whether it opened the store itself or asked the daemon, which owns the store while it runs.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use failup_journal::{Entry, EntryId, EntryPatch, Filter, NewEntry};
+use serde::{Deserialize, Serialize};
+
+/// Largest control frame, in bytes: an import of a large journal travels in one request.
+pub const MAX_CONTROL_FRAME: u32 = 1 << 30;
+/// The socket's file name in the home.
+pub const SOCKET_FILE: &str = "control.sock";
+
+/// A request to the daemon.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// `Store::log`.
+    Log {
+        /// What the person gave.
+        new: NewEntry,
+        /// Now, in milliseconds since the epoch.
+        now_ms: i64,
+        /// Today in the person's time zone, `YYYY-MM-DD`.
+        today: String,
+    },
+    /// `Store::update`.
+    Update {
+        /// The entry.
+        id: EntryId,
+        /// The change.
+        patch: EntryPatch,
+        /// Now, in milliseconds since the epoch.
+        now_ms: i64,
+    },
+    /// `Store::delete`.
+    Delete {
+        /// The entry.
+        id: EntryId,
+        /// Now, in milliseconds since the epoch.
+        now_ms: i64,
+    },
+    /// `Store::get`.
+    Get {
+        /// The entry.
+        id: EntryId,
+    },
+    /// `Store::resolve`.
+    Resolve {
+        /// An id prefix.
+        prefix: String,
+    },
+    /// `Store::list`.
+    List {
+        /// The filter.
+        filter: Filter,
+        /// At most this many.
+        limit: Option<u64>,
+    },
+    /// Every entry between two days, oldest first (`Store::scan`).
+    Scan {
+        /// First day, `YYYY-MM-DD`.
+        since: Option<String>,
+        /// Last day, `YYYY-MM-DD`.
+        until: Option<String>,
+    },
+    /// `Store::import`.
+    Import {
+        /// The entries.
+        entries: Vec<Entry>,
+        /// Now, in milliseconds since the epoch.
+        now_ms: i64,
+    },
+    /// `Store::compact`.
+    Compact,
+    /// `Store::check`.
+    Check,
+    /// The daemon's state.
+    Status,
+    /// Starts pairing: a one-time invite valid for `ttl_secs`.
+    Invite {
+        /// Seconds the invite stays valid.
+        ttl_secs: u64,
+    },
+    /// Joins the circle of the device that made the invite.
+    Join {
+        /// The invite code.
+        code: String,
+        /// What to call the inviting device here.
+        name: Option<String>,
+    },
+    /// The devices of this person's circle.
+    Peers,
+    /// Adds a known address of a device.
+    PeerAddr {
+        /// The device, as text.
+        device: String,
+        /// `host:port`.
+        addr: String,
+    },
+    /// Revokes a device.
+    PeerRemove {
+        /// The device, as text (any unique prefix).
+        device: String,
+    },
+    /// Syncs with every device now; answers when all are in sync or the time is up.
+    Sync {
+        /// Milliseconds to wait.
+        timeout_ms: u64,
+    },
+}
+
+/// One device of the circle, as `failup peers` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// The device id, as text.
+    pub device: String,
+    /// Its name.
+    pub name: String,
+    /// `self` for this device, `device` for another of this person's devices.
+    pub role: String,
+    /// Known addresses.
+    pub addrs: Vec<String>,
+    /// Whether a connection is up.
+    pub connected: bool,
+    /// When it was last connected (RFC 3339), if ever since the daemon started.
+    pub last_seen: Option<String>,
+    /// When the last sync with it completed (RFC 3339), if ever since the daemon started.
+    pub last_sync: Option<String>,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+/// What `failup status` shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusInfo {
+    /// This device's id.
+    pub device: String,
+    /// Addresses the daemon listens on.
+    pub listen: Vec<String>,
+    /// Connected devices, as text.
+    pub connected: Vec<String>,
+    /// Devices of the circle not known to be in sync.
+    pub out_of_sync: Vec<String>,
+    /// Documents this device holds.
+    pub documents: u64,
+}
+
+/// The daemon's answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Response {
+    /// The request failed; the text is the error as the store would print it.
+    Error(String),
+    /// An entry.
+    Entry(Entry),
+    /// An entry, or none.
+    MaybeEntry(Option<Entry>),
+    /// An id.
+    Id(EntryId),
+    /// Entries.
+    Entries(Vec<Entry>),
+    /// `Store::import`'s report.
+    Imported {
+        /// Entries added.
+        added: u64,
+        /// Entries skipped.
+        skipped: u64,
+    },
+    /// `Store::check`'s report.
+    Checked {
+        /// Documents loaded.
+        documents: u64,
+        /// Entries found.
+        entries: u64,
+        /// Disagreements.
+        mismatches: u64,
+    },
+    /// Done, nothing to report.
+    Done,
+    /// The daemon's state.
+    Status(StatusInfo),
+    /// An invite code.
+    Invite(String),
+    /// The circle.
+    Peers(Vec<PeerInfo>),
+    /// The result of a sync: devices that could not be brought in sync.
+    Synced {
+        /// Devices in sync.
+        in_sync: Vec<String>,
+        /// Devices not reached or not in sync before the timeout.
+        missing: Vec<String>,
+    },
+}
+
+/// Why talking to the daemon failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The socket could not be used.
+    #[error("daemon connection failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// A frame was malformed.
+    #[error("daemon sent a malformed answer: {0}")]
+    Malformed(String),
+}
+
+/// Writes one frame.
+pub fn write_frame(w: &mut impl Write, value: &impl Serialize) -> Result<(), ControlError> {
+    let bytes = postcard::to_allocvec(value).map_err(|e| ControlError::Malformed(e.to_string()))?;
+    let len = u32::try_from(bytes.len())
+        .ok()
+        .filter(|l| *l <= MAX_CONTROL_FRAME)
+        .ok_or_else(|| ControlError::Malformed("frame too large".into()))?;
+    w.write_all(&len.to_be_bytes())?;
+    w.write_all(&bytes)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Reads one frame.
+pub fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> Result<T, ControlError> {
+    let mut header = [0u8; 4];
+    r.read_exact(&mut header)?;
+    let len = u32::from_be_bytes(header);
+    if len > MAX_CONTROL_FRAME {
+        return Err(ControlError::Malformed(format!("frame of {len} bytes")));
+    }
+    let mut buf = Vec::new();
+    r.take(u64::from(len)).read_to_end(&mut buf)?;
+    if buf.len() != len as usize {
+        return Err(ControlError::Malformed("frame ends early".into()));
+    }
+    postcard::from_bytes(&buf).map_err(|e| ControlError::Malformed(e.to_string()))
+}
+
+/// A connection to a running daemon, used by the `failup` command.
+pub struct Client {
+    stream: UnixStream,
+}
+
+impl Client {
+    /// Connects to the daemon of `home`, if one is running.
+    pub fn connect(home: &Path) -> Option<Client> {
+        let stream = UnixStream::connect(home.join(SOCKET_FILE)).ok()?;
+        Some(Client { stream })
+    }
+
+    /// Sends a request and waits for the answer, at most `timeout` (none: wait as long as it
+    /// takes).
+    pub fn call(
+        &mut self,
+        request: &Request,
+        timeout: Option<Duration>,
+    ) -> Result<Response, ControlError> {
+        self.stream.set_read_timeout(timeout)?;
+        write_frame(&mut self.stream, request)?;
+        read_frame(&mut self.stream)
+    }
+}

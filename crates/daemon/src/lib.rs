@@ -1,0 +1,801 @@
+//! The daemon: the IO shell around the sync engine. It owns the store while it runs, answers the
+//! `failup` command over the control socket, accepts and dials QUIC connections to the devices
+//! of this person's circle, and carries out what the engine decides.
+//!
+//! Shape: async tasks move bytes (the control socket, each connection's stream, dialing with
+//! backoff) and send [`Event`]s to one engine thread, which alone touches the store and the
+//! engine. Store writes are synchronous and fsync'd, so they never block the async runtime, and
+//! a change received from a peer is durable before the engine answers.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod circle;
+pub mod control;
+mod ops;
+mod pairing;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use control::{PeerInfo, Request, Response, StatusInfo};
+use failup_journal::Entry;
+use failup_net::{Identity, Trust};
+use failup_store::{Order, Store, StoreError};
+use failup_sync::{DocError, Documents, Effect, Engine, Input};
+use failup_wire::{ALPN_PAIR, ALPN_SYNC, DeviceId, DocId, FrameReader, InventoryItem, Message};
+use jiff::Timestamp;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// Default UDP port the daemon listens on.
+pub const DEFAULT_PORT: u16 = 7676;
+/// Longest wait between two attempts to reach a device.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long one connection attempt may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the daemon waits for its store at start-up.
+pub const STORE_WAIT: Duration = Duration::from_secs(5);
+/// Bytes read from a stream at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What the daemon needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The home: store, device key, control socket.
+    pub home: PathBuf,
+    /// Where to listen for QUIC.
+    pub listen: SocketAddr,
+    /// This device's name, as other devices show it.
+    pub name: String,
+}
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The transport could not be set up.
+    #[error(transparent)]
+    Net(#[from] failup_net::NetError),
+    /// A file or socket failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The devices that may complete a handshake: the circle, and anyone while an invite is open.
+#[derive(Debug, Default)]
+struct TrustState {
+    trusted: RwLock<BTreeSet<DeviceId>>,
+    open_invite_until: RwLock<Option<Instant>>,
+}
+
+impl TrustState {
+    fn is_trusted(&self, d: DeviceId) -> bool {
+        self.trusted.read().map(|t| t.contains(&d)).unwrap_or(false)
+    }
+}
+
+impl Trust for TrustState {
+    fn admits(&self, device: DeviceId) -> bool {
+        self.is_trusted(device)
+            || self
+                .open_invite_until
+                .read()
+                .ok()
+                .and_then(|u| *u)
+                .is_some_and(|until| Instant::now() < until)
+    }
+}
+
+/// Things that happen, sent to the engine thread.
+enum Event {
+    Control(Box<Request>, oneshot::Sender<Response>),
+    Connected {
+        peer: DeviceId,
+        conn: quinn::Connection,
+        dialed: bool,
+        tx: mpsc::UnboundedSender<Message>,
+    },
+    Received {
+        peer: DeviceId,
+        conn_id: usize,
+        msg: Message,
+    },
+    Closed {
+        peer: DeviceId,
+        conn_id: usize,
+        reason: String,
+    },
+    Pair(pairing::Incoming),
+    Joined(pairing::Joined, oneshot::Sender<Response>),
+    SyncDeadline(u64),
+    Shutdown,
+}
+
+struct Conn {
+    conn: quinn::Connection,
+    dialed: bool,
+    tx: mpsc::UnboundedSender<Message>,
+}
+
+struct SyncWaiter {
+    pending: BTreeSet<DeviceId>,
+    done: BTreeSet<DeviceId>,
+    reply: oneshot::Sender<Response>,
+}
+
+/// A handle on a running daemon.
+pub struct Handle {
+    /// Where it listens.
+    pub local_addr: SocketAddr,
+    /// Its device id.
+    pub device: DeviceId,
+    events: mpsc::UnboundedSender<Event>,
+    engine: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Handle {
+    /// Stops the daemon and waits until its store is closed.
+    pub fn shutdown(mut self) {
+        let _ = self.events.send(Event::Shutdown);
+        if let Some(engine) = self.engine.take() {
+            let _ = engine.join();
+        }
+    }
+}
+
+/// Starts a daemon on the current tokio runtime. Returns once it listens and its control
+/// socket accepts.
+pub async fn start(config: Config) -> Result<Handle, DaemonError> {
+    let io = |context: String| move |source| DaemonError::Io { context, source };
+    std::fs::create_dir_all(&config.home)
+        .map_err(io(format!("cannot create home {}", config.home.display())))?;
+    let store = Store::open(&config.home.join("journal.redb"), STORE_WAIT)?;
+    let identity = Arc::new(Identity::load_or_create(&config.home.join("device.key"))?);
+    let trust = Arc::new(TrustState::default());
+    let endpoint = failup_net::endpoint(
+        &identity,
+        trust.clone(),
+        config.listen,
+        &[ALPN_SYNC, ALPN_PAIR],
+    )?;
+    let local_addr = endpoint
+        .local_addr()
+        .map_err(io("cannot read the listen address".into()))?;
+    let socket_path = config.home.join(control::SOCKET_FILE);
+    // The store's lock proves no other daemon runs on this home, so a socket file left here is
+    // stale.
+    let _ = std::fs::remove_file(&socket_path);
+    let listener = tokio::net::UnixListener::bind(&socket_path).map_err(io(format!(
+        "cannot create control socket {}",
+        socket_path.display()
+    )))?;
+    restrict(&socket_path)?;
+
+    let (events, rx) = mpsc::unbounded_channel();
+    let device = identity.device();
+    let mut state = State {
+        store,
+        engine: Engine::new(),
+        identity,
+        endpoint: endpoint.clone(),
+        trust,
+        events: events.clone(),
+        runtime: tokio::runtime::Handle::current(),
+        conns: HashMap::new(),
+        conn_ids: HashMap::new(),
+        seen: HashMap::new(),
+        synced: HashMap::new(),
+        invites: Vec::new(),
+        circle: None,
+        bootstrap: BTreeMap::new(),
+        dialers: HashMap::new(),
+        waiters: HashMap::new(),
+        next_waiter: 0,
+        listen: local_addr,
+        name: config.name.clone(),
+        socket_path,
+    };
+    state.load_circle();
+    state.refresh_trust();
+
+    tokio::spawn(accept_loop(endpoint, events.clone(), state.trust.clone()));
+    tokio::spawn(control_loop(listener, events.clone()));
+    let engine = std::thread::Builder::new()
+        .name("failup-engine".into())
+        .spawn(move || state.run(rx))
+        .map_err(io("cannot start the engine thread".into()))?;
+    tracing::info!(%local_addr, device = %device, "daemon started");
+    Ok(Handle {
+        local_addr,
+        device,
+        events,
+        engine: Some(engine),
+    })
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+        DaemonError::Io {
+            context: format!("cannot restrict {}", path.display()),
+            source,
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn restrict(_: &Path) -> Result<(), DaemonError> {
+    Ok(())
+}
+
+/// Serves the control socket: one request, one answer, as many as a client sends.
+async fn control_loop(listener: tokio::net::UnixListener, events: mpsc::UnboundedSender<Event>) {
+    while let Ok((mut stream, _)) = listener.accept().await {
+        let events = events.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut header = [0u8; 4];
+                if stream.read_exact(&mut header).await.is_err() {
+                    return;
+                }
+                let len = u32::from_be_bytes(header);
+                if len > control::MAX_CONTROL_FRAME {
+                    return;
+                }
+                let mut buf = vec![0u8; len as usize];
+                if stream.read_exact(&mut buf).await.is_err() {
+                    return;
+                }
+                let response = match postcard::from_bytes::<Request>(&buf) {
+                    Ok(request) => {
+                        let (tx, rx) = oneshot::channel();
+                        if events.send(Event::Control(Box::new(request), tx)).is_err() {
+                            return;
+                        }
+                        rx.await
+                            .unwrap_or(Response::Error("the daemon is stopping".into()))
+                    }
+                    Err(e) => Response::Error(format!("malformed control request: {e}")),
+                };
+                let Ok(bytes) = postcard::to_allocvec(&response) else {
+                    return;
+                };
+                let len = (bytes.len() as u32).to_be_bytes();
+                if stream.write_all(&len).await.is_err() || stream.write_all(&bytes).await.is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Accepts connections: sync from trusted devices, pairing from anyone holding an open invite.
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    events: mpsc::UnboundedSender<Event>,
+    trust: Arc<TrustState>,
+) {
+    while let Some(incoming) = endpoint.accept().await {
+        let events = events.clone();
+        let trust = trust.clone();
+        tokio::spawn(async move {
+            let conn = match incoming.await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::info!("refused a connection: {e}");
+                    return;
+                }
+            };
+            let Some(peer) = failup_net::peer_device(&conn) else {
+                conn.close(1u32.into(), b"no device id");
+                return;
+            };
+            match failup_net::alpn_of(&conn).as_deref() {
+                Some(ALPN_PAIR) => pairing::serve(conn, peer, events).await,
+                Some(ALPN_SYNC) if trust.is_trusted(peer) => {
+                    run_connection(conn, peer, false, events).await;
+                }
+                _ => {
+                    tracing::warn!(peer = %peer.short(), "refused a device outside the circle");
+                    conn.close(1u32.into(), b"unknown device");
+                }
+            }
+        });
+    }
+}
+
+/// Moves frames between one connection's stream and the engine until either side ends it.
+async fn run_connection(
+    conn: quinn::Connection,
+    peer: DeviceId,
+    dialed: bool,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let streams = if dialed {
+        conn.open_bi().await
+    } else {
+        conn.accept_bi().await
+    };
+    let Ok((mut send, mut recv)) = streams else {
+        return;
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    let conn_id = conn.stable_id();
+    if events
+        .send(Event::Connected {
+            peer,
+            conn: conn.clone(),
+            dialed,
+            tx,
+        })
+        .is_err()
+    {
+        return;
+    }
+    let writer = tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            if send.write_all(&msg.to_frame()).await.is_err() {
+                break;
+            }
+        }
+        let _ = send.finish();
+    });
+    let mut reader = FrameReader::default();
+    let mut buf = vec![0u8; READ_CHUNK];
+    let reason = loop {
+        match recv.read(&mut buf).await {
+            Ok(Some(n)) => {
+                reader.push(buf.get(..n).unwrap_or_default());
+                let mut failed = None;
+                loop {
+                    match reader.next_message() {
+                        Ok(Some(msg)) => {
+                            let _ = events.send(Event::Received { peer, conn_id, msg });
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            failed = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                if let Some(reason) = failed {
+                    tracing::warn!(peer = %peer.short(), "closing connection: {reason}");
+                    conn.close(1u32.into(), reason.as_bytes());
+                    break reason;
+                }
+            }
+            Ok(None) => break "stream finished".to_owned(),
+            Err(e) => break e.to_string(),
+        }
+    };
+    writer.abort();
+    let _ = events.send(Event::Closed {
+        peer,
+        conn_id,
+        reason,
+    });
+}
+
+/// The engine thread's state: the only owner of the store and the engine.
+struct State {
+    store: Store,
+    engine: Engine,
+    identity: Arc<Identity>,
+    endpoint: quinn::Endpoint,
+    trust: Arc<TrustState>,
+    events: mpsc::UnboundedSender<Event>,
+    runtime: tokio::runtime::Handle,
+    conns: HashMap<DeviceId, Conn>,
+    conn_ids: HashMap<DeviceId, usize>,
+    seen: HashMap<DeviceId, Timestamp>,
+    synced: HashMap<DeviceId, Timestamp>,
+    invites: Vec<pairing::Invite>,
+    circle: Option<u128>,
+    bootstrap: BTreeMap<DeviceId, (String, Vec<SocketAddr>)>,
+    dialers: HashMap<DeviceId, Dialer>,
+    waiters: HashMap<u64, SyncWaiter>,
+    next_waiter: u64,
+    listen: SocketAddr,
+    name: String,
+    socket_path: PathBuf,
+}
+
+/// The store as the engine sees it: every document may be synced with every device of the
+/// circle (partners, who see less, come with a later issue).
+struct StoreDocs<'a>(&'a mut Store);
+
+fn doc_error(e: StoreError) -> DocError {
+    DocError(e.to_string())
+}
+
+impl Documents for StoreDocs<'_> {
+    fn inventory(&mut self, _peer: DeviceId) -> Vec<InventoryItem> {
+        self.0
+            .inventory()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(doc, heads)| InventoryItem {
+                doc: DocId::from_u128(doc),
+                heads: failup_wire::heads_digest(&heads),
+            })
+            .collect()
+    }
+
+    fn may_sync(&mut self, _peer: DeviceId, _doc: DocId) -> bool {
+        true
+    }
+
+    fn holds(&mut self, doc: DocId) -> bool {
+        self.0.holds(doc.as_u128()).unwrap_or(false)
+    }
+
+    fn generate(
+        &mut self,
+        doc: DocId,
+        state: &mut automerge::sync::State,
+    ) -> Result<Option<automerge::sync::Message>, DocError> {
+        self.0
+            .sync_generate(doc.as_u128(), state)
+            .map_err(doc_error)
+    }
+
+    fn receive(
+        &mut self,
+        doc: DocId,
+        state: &mut automerge::sync::State,
+        msg: automerge::sync::Message,
+    ) -> Result<bool, DocError> {
+        self.0
+            .sync_receive(doc.as_u128(), state, msg)
+            .map_err(doc_error)
+    }
+}
+
+impl State {
+    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
+        while let Some(event) = rx.blocking_recv() {
+            if matches!(event, Event::Shutdown) {
+                break;
+            }
+            self.handle(event);
+        }
+        self.endpoint.close(0u32.into(), b"shutdown");
+        let _ = std::fs::remove_file(&self.socket_path);
+        tracing::info!("daemon stopped");
+    }
+
+    fn engine(&mut self, input: Input) {
+        let effects = self.engine.handle(&mut StoreDocs(&mut self.store), input);
+        self.apply(effects);
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Send(peer, msg) => {
+                    if let Some(c) = self.conns.get(&peer) {
+                        let _ = c.tx.send(msg);
+                    }
+                }
+                Effect::Close(peer, reason) => {
+                    tracing::warn!(peer = %peer.short(), "closing connection: {reason}");
+                    if let Some(c) = self.conns.remove(&peer) {
+                        c.conn.close(1u32.into(), reason.as_bytes());
+                    }
+                }
+                Effect::InSync(peer) => {
+                    self.synced.insert(peer, Timestamp::now());
+                    self.sync_progress(peer);
+                }
+                Effect::Changed(doc) => {
+                    if Some(doc.as_u128()) == self.circle {
+                        self.refresh_trust();
+                    } else if self.circle.is_none() && self.is_circle_doc(doc.as_u128()) {
+                        // The circle this device joined arrived.
+                        self.circle = Some(doc.as_u128());
+                        let _ = self
+                            .store
+                            .set_setting("circle", &doc.as_u128().to_be_bytes());
+                        self.refresh_trust();
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_circle_doc(&self, doc: u128) -> bool {
+        self.pending_circle() == Some(doc)
+            && self
+                .store
+                .document(doc)
+                .ok()
+                .flatten()
+                .is_some_and(|d| circle::is_circle(&d))
+    }
+
+    fn pending_circle(&self) -> Option<u128> {
+        self.store
+            .setting("joined-circle")
+            .ok()
+            .flatten()
+            .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+            .map(u128::from_be_bytes)
+    }
+
+    fn local_changes(&mut self) {
+        for doc in self.store.take_changed_docs() {
+            self.engine(Input::LocalChange(DocId::from_u128(doc)));
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Control(request, reply) => {
+                self.control(*request, reply);
+                self.local_changes();
+            }
+            Event::Connected {
+                peer,
+                conn,
+                dialed,
+                tx,
+            } => self.connected(peer, conn, dialed, tx),
+            Event::Received { peer, conn_id, msg } => {
+                if self.conn_ids.get(&peer) == Some(&conn_id) {
+                    self.engine(Input::Received(peer, msg));
+                }
+            }
+            Event::Closed {
+                peer,
+                conn_id,
+                reason,
+            } => {
+                if self.conn_ids.get(&peer) == Some(&conn_id) {
+                    tracing::info!(peer = %peer.short(), "disconnected: {reason}");
+                    self.conns.remove(&peer);
+                    self.conn_ids.remove(&peer);
+                    self.seen.insert(peer, Timestamp::now());
+                    self.engine(Input::Disconnected(peer));
+                    self.wake(peer);
+                }
+            }
+            Event::Pair(incoming) => self.pair_incoming(incoming),
+            Event::Joined(joined, reply) => self.joined(joined, reply),
+            Event::SyncDeadline(id) => {
+                if let Some(w) = self.waiters.remove(&id) {
+                    let _ = w.reply.send(Response::Synced {
+                        in_sync: w.done.iter().map(|d| d.to_string()).collect(),
+                        missing: w.pending.iter().map(|d| d.to_string()).collect(),
+                    });
+                }
+            }
+            Event::Shutdown => {}
+        }
+    }
+
+    fn connected(
+        &mut self,
+        peer: DeviceId,
+        conn: quinn::Connection,
+        dialed: bool,
+        tx: mpsc::UnboundedSender<Message>,
+    ) {
+        if !self.trust.is_trusted(peer) {
+            conn.close(1u32.into(), b"unknown device");
+            return;
+        }
+        let me = self.identity.device();
+        // Both sides may dial at once; both keep the connection dialed by the smaller id.
+        let preferred = |dialed: bool| if dialed { me < peer } else { peer < me };
+        if let Some(existing) = self.conns.get(&peer) {
+            if preferred(existing.dialed) || !preferred(dialed) {
+                conn.close(0u32.into(), b"duplicate");
+                return;
+            }
+            existing.conn.close(0u32.into(), b"duplicate");
+            self.engine(Input::Disconnected(peer));
+        }
+        let remote = conn.remote_address();
+        self.conn_ids.insert(peer, conn.stable_id());
+        self.conns.insert(peer, Conn { conn, dialed, tx });
+        self.seen.insert(peer, Timestamp::now());
+        tracing::info!(peer = %peer.short(), %remote, dialed, "connected");
+        if !dialed {
+            self.learn_addr(peer, remote);
+        }
+        if let Some(d) = self.dialers.get(&peer) {
+            d.connected.store(true, Ordering::SeqCst);
+        }
+        self.engine(Input::Connected(peer));
+        self.local_changes();
+    }
+
+    /// Records where a device connected from: with one socket for both directions, that is
+    /// where it listens, and the circle passes it on to devices that have never met it.
+    fn learn_addr(&mut self, peer: DeviceId, addr: SocketAddr) {
+        let Some(doc) = self.circle else { return };
+        let Ok(Some(mut am)) = self.store.document(doc) else {
+            return;
+        };
+        let before = am.get_heads();
+        if let Ok(true) = circle::add_addr(&mut am, peer, addr) {
+            am.commit();
+            let _ = self.store.write_document(doc, &mut am, &before);
+        }
+    }
+
+    fn load_circle(&mut self) {
+        self.circle = self
+            .store
+            .setting("circle")
+            .ok()
+            .flatten()
+            .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+            .map(u128::from_be_bytes);
+        if let Ok(Some(bytes)) = self.store.setting("bootstrap") {
+            if let Ok(list) = postcard::from_bytes::<Vec<([u8; 32], String, Vec<String>)>>(&bytes) {
+                for (d, name, addrs) in list {
+                    let addrs = addrs.iter().filter_map(|a| a.parse().ok()).collect();
+                    self.bootstrap.insert(DeviceId(d), (name, addrs));
+                }
+            }
+        }
+    }
+
+    fn members(&self) -> Vec<circle::Member> {
+        self.circle
+            .and_then(|doc| self.store.document(doc).ok().flatten())
+            .map(|d| circle::members(&d))
+            .unwrap_or_default()
+    }
+
+    /// Recomputes which devices are trusted from the circle, dials new ones, drops revoked ones.
+    fn refresh_trust(&mut self) {
+        let me = self.identity.device();
+        let members = self.members();
+        let revoked: BTreeSet<DeviceId> = members
+            .iter()
+            .filter(|m| m.revoked)
+            .map(|m| m.device)
+            .collect();
+        let mut trusted: BTreeSet<DeviceId> = members
+            .iter()
+            .filter(|m| !m.revoked)
+            .map(|m| m.device)
+            .collect();
+        trusted.extend(self.bootstrap.keys().filter(|d| !revoked.contains(d)));
+        trusted.remove(&me);
+        if let Ok(mut t) = self.trust.trusted.write() {
+            *t = trusted.clone();
+        }
+        for gone in self
+            .conns
+            .keys()
+            .copied()
+            .filter(|d| !trusted.contains(d))
+            .collect::<Vec<_>>()
+        {
+            tracing::warn!(peer = %gone.short(), "revoked: disconnecting");
+            if let Some(c) = self.conns.remove(&gone) {
+                c.conn.close(1u32.into(), b"revoked");
+            }
+            self.conn_ids.remove(&gone);
+            self.engine(Input::Disconnected(gone));
+        }
+        for device in trusted {
+            match self.dialers.get(&device) {
+                Some(d) => {
+                    if let Ok(mut a) = d.addrs.write() {
+                        *a = self.addrs_of(device);
+                    }
+                }
+                None => self.spawn_dialer(device),
+            }
+        }
+    }
+
+    fn addrs_of(&self, device: DeviceId) -> Vec<SocketAddr> {
+        let mut addrs: Vec<SocketAddr> = self
+            .members()
+            .into_iter()
+            .find(|m| m.device == device)
+            .map(|m| m.addrs)
+            .unwrap_or_default();
+        if let Some((_, extra)) = self.bootstrap.get(&device) {
+            addrs.extend(extra.iter().copied());
+        }
+        addrs.sort();
+        addrs.dedup();
+        addrs
+    }
+
+    fn wake(&self, device: DeviceId) {
+        if let Some(d) = self.dialers.get(&device) {
+            d.connected
+                .store(self.conns.contains_key(&device), Ordering::SeqCst);
+            d.wake.notify_one();
+        }
+    }
+
+    /// One long-lived task per trusted device: dial while not connected, back off on failure,
+    /// and sleep without polling while connected or until woken.
+    fn spawn_dialer(&mut self, device: DeviceId) {
+        let dialer = Dialer {
+            wake: Arc::new(Notify::new()),
+            addrs: Arc::new(RwLock::new(self.addrs_of(device))),
+            connected: Arc::new(AtomicBool::new(self.conns.contains_key(&device))),
+        };
+        let (wake, addrs, connected) = (
+            dialer.wake.clone(),
+            dialer.addrs.clone(),
+            dialer.connected.clone(),
+        );
+        self.dialers.insert(device, dialer);
+        let (events, endpoint, identity, trust) = (
+            self.events.clone(),
+            self.endpoint.clone(),
+            self.identity.clone(),
+            self.trust.clone(),
+        );
+        self.runtime.spawn(async move {
+            let mut backoff = Duration::from_millis(250);
+            loop {
+                if !trust.is_trusted(device) {
+                    return;
+                }
+                if connected.load(Ordering::SeqCst) {
+                    wake.notified().await;
+                    continue;
+                }
+                let targets = addrs.read().map(|a| a.clone()).unwrap_or_default();
+                let mut conn = None;
+                for addr in targets {
+                    let attempt = tokio::time::timeout(
+                        CONNECT_TIMEOUT,
+                        failup_net::connect(&endpoint, &identity, device, addr, ALPN_SYNC),
+                    )
+                    .await;
+                    if let Ok(Ok(c)) = attempt {
+                        conn = Some(c);
+                        break;
+                    }
+                }
+                match conn {
+                    Some(c) => {
+                        backoff = Duration::from_millis(250);
+                        run_connection(c, device, true, events.clone()).await;
+                    }
+                    None => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = wake.notified() => {}
+                        }
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// What the engine thread keeps about a device's dialing task.
+struct Dialer {
+    wake: Arc<Notify>,
+    addrs: Arc<RwLock<Vec<SocketAddr>>>,
+    connected: Arc<AtomicBool>,
+}
