@@ -50,6 +50,162 @@ impl Home {
     }
 }
 
+/// Waits until `check` holds, polling every 20 ms, and panics with `what` after `deadline`.
+pub fn wait_until(what: &str, deadline: std::time::Duration, mut check: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + deadline;
+    while !check() {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A `failup daemon` running on loopback for one test; stopped (SIGTERM, then SIGKILL) when
+/// dropped.
+pub struct Daemon {
+    /// Its home.
+    pub home: Home,
+    child: Option<std::process::Child>,
+    name: String,
+}
+
+impl Daemon {
+    /// Starts a daemon in a fresh home and waits until it answers.
+    pub fn start(name: &str) -> Daemon {
+        let mut d = Daemon {
+            home: Home::new(),
+            child: None,
+            name: name.to_owned(),
+        };
+        d.restart();
+        d
+    }
+
+    /// Starts (again) the daemon of this home and waits until it answers.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = self
+            .home
+            .cmd()
+            .args([
+                "daemon",
+                "--listen",
+                "127.0.0.1:0",
+                "--no-mdns",
+                "--name",
+                &self.name,
+            ])
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn daemon");
+        self.child = Some(child);
+        wait_until(
+            "the daemon to answer",
+            std::time::Duration::from_secs(15),
+            || self.status()["running"] == true,
+        );
+    }
+
+    /// `failup --json status`.
+    pub fn status(&self) -> serde_json::Value {
+        let out = self
+            .home
+            .cmd()
+            .args(["--json", "status"])
+            .output()
+            .expect("status");
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Runs `failup ARGS` against this home and returns the output.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.home.cmd().args(args).output().expect("run failup")
+    }
+
+    /// Runs `failup ARGS`, insists on success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{} failup {args:?}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    }
+
+    /// The texts of every entry, sorted.
+    pub fn texts(&self) -> Vec<String> {
+        let out = self.run(&["--json", "list"]);
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let mut texts: Vec<String> = list
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["text"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        texts.sort();
+        texts
+    }
+
+    /// This device's id.
+    pub fn device(&self) -> String {
+        self.ok(&["id"])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Pairs `other` into this daemon's circle.
+    pub fn pair(&self, other: &Daemon) {
+        let code = self.ok(&["pair", "invite"]).trim().to_owned();
+        other.ok(&["pair", "join", &code]);
+    }
+
+    /// Stops the daemon with SIGTERM and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if std::time::Instant::now() > end {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Kills the daemon with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 impl Default for Home {
     fn default() -> Self {
         Home::new()

@@ -127,7 +127,13 @@ struct Conn {
     conn: quinn::Connection,
     dialed: bool,
     tx: mpsc::UnboundedSender<Message>,
+    since: Instant,
 }
+
+/// Two connections to one device within this window are a race of simultaneous dials, settled
+/// by device id; a connection arriving later means the device lost the old one (it restarted,
+/// say), so the new one replaces it rather than waiting for the old one to time out.
+const DIAL_RACE: Duration = Duration::from_secs(2);
 
 struct SyncWaiter {
     pending: BTreeSet<DeviceId>,
@@ -603,16 +609,25 @@ impl State {
         // Both sides may dial at once; both keep the connection dialed by the smaller id.
         let preferred = |dialed: bool| if dialed { me < peer } else { peer < me };
         if let Some(existing) = self.conns.get(&peer) {
-            if preferred(existing.dialed) || !preferred(dialed) {
+            let race = existing.since.elapsed() < DIAL_RACE;
+            if race && (preferred(existing.dialed) || !preferred(dialed)) {
                 conn.close(0u32.into(), b"duplicate");
                 return;
             }
-            existing.conn.close(0u32.into(), b"duplicate");
+            existing.conn.close(0u32.into(), b"replaced");
             self.engine(Input::Disconnected(peer));
         }
         let remote = conn.remote_address();
         self.conn_ids.insert(peer, conn.stable_id());
-        self.conns.insert(peer, Conn { conn, dialed, tx });
+        self.conns.insert(
+            peer,
+            Conn {
+                conn,
+                dialed,
+                tx,
+                since: Instant::now(),
+            },
+        );
         self.seen.insert(peer, Timestamp::now());
         tracing::info!(peer = %peer.short(), %remote, dialed, "connected");
         if !dialed {

@@ -153,10 +153,12 @@ impl State {
         .encode()
     }
 
-    /// Lets unknown devices complete a handshake exactly while an unused invite is valid.
+    /// Lets unknown devices complete a handshake while any invite is unexpired. A used invite
+    /// is kept until it expires, so that a replay is told "already used" rather than failing
+    /// at the handshake with a less helpful message.
     fn reopen_invites(&mut self) {
         let now = Instant::now();
-        self.invites.retain(|i| !i.used && i.expires > now);
+        self.invites.retain(|i| i.expires > now);
         let until = self.invites.iter().map(|i| i.expires).max();
         if let Ok(mut u) = self.trust.open_invite_until.write() {
             *u = until;
@@ -189,7 +191,6 @@ impl State {
                 Ok(())
             }
         };
-        // Used and expired invites are forgotten, so a replay reads as a wrong code.
         let answer = match verdict {
             Err(reason) => {
                 tracing::warn!(peer = %peer.short(), "pairing refused: {reason}");
@@ -204,12 +205,8 @@ impl State {
                 Err(e) => Reply::Refused(e),
             },
         };
-        self.mark_used_invites();
-        let _ = reply.send(answer);
-    }
-
-    fn mark_used_invites(&mut self) {
         self.reopen_invites();
+        let _ = reply.send(answer);
     }
 
     /// Adds a device to the circle, creating the circle on first use; returns its document.

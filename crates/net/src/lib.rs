@@ -86,7 +86,10 @@ impl Identity {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
                     .map_err(|e| NetError::Setup(e.to_string()))?;
-                write_private(path, key.serialize_pem().as_bytes())?;
+                if !write_private(path, key.serialize_pem().as_bytes())? {
+                    // Another process created the key first: that one is this device's key.
+                    return Identity::load_or_create(path);
+                }
                 key
             }
             Err(source) => {
@@ -135,29 +138,41 @@ impl Identity {
     }
 }
 
+/// Writes an owner-only file that appears whole or not at all: written under a temporary name,
+/// then linked into place, which fails if another process got there first (returns `false`).
 #[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), NetError> {
+fn write_private(path: &Path, bytes: &[u8]) -> Result<bool, NetError> {
     use std::os::unix::fs::OpenOptionsExt;
     let io = |source| NetError::Io {
         context: format!("cannot write device key {}", path.display()),
         source,
     };
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .mode(0o600)
-        .open(path)
+        .open(&tmp)
         .map_err(io)?;
     file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)
+    file.sync_all().map_err(io)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io(e)),
+    }
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), NetError> {
+fn write_private(path: &Path, bytes: &[u8]) -> Result<bool, NetError> {
     std::fs::write(path, bytes).map_err(|source| NetError::Io {
         context: format!("cannot write device key {}", path.display()),
         source,
-    })
+    })?;
+    Ok(true)
 }
 
 /// The device id a certificate's key hashes to.

@@ -48,6 +48,15 @@ impl Store {
         Ok(read.open_table(SNAPSHOTS)?.get(doc)?.is_some())
     }
 
+    /// Whether a stored document carries a layout mark other than a journal bucket's, as the
+    /// daemon's circle document does.
+    pub(crate) fn is_device_doc(&self, doc: u128) -> Result<bool, StoreError> {
+        Ok(self
+            .document(doc)?
+            .and_then(|d| layout_of(&d))
+            .is_some_and(|mark| mark != LAYOUT_MARK))
+    }
+
     /// A copy of a stored document, whatever its layout.
     pub fn document(&self, doc: u128) -> Result<Option<AutoCommit>, StoreError> {
         if let Some(d) = self.cache.get(&doc) {

@@ -1,0 +1,288 @@
+//! Device sync through real daemons: the real binary in separate temporary homes, QUIC on
+//! loopback, mDNS off. Every wait has a deadline; every daemon is stopped when its test ends.
+
+use std::time::Duration;
+
+use failup_tests::{Daemon, wait_until};
+
+const SOON: Duration = Duration::from_secs(20);
+
+fn has(d: &Daemon, text: &str) -> bool {
+    d.texts().iter().any(|t| t == text)
+}
+
+#[test]
+fn paired_devices_sync_logs_edits_and_deletes_live() {
+    let a = Daemon::start("laptop");
+    let b = Daemon::start("phone");
+    a.ok(&["log", "logged before pairing"]);
+    a.pair(&b);
+    wait_until("the old entry on B", SOON, || {
+        has(&b, "logged before pairing")
+    });
+
+    let id = b.ok(&["log", "logged on the phone"]).trim().to_owned();
+    wait_until("B's entry on A", SOON, || has(&a, "logged on the phone"));
+
+    a.ok(&[
+        "edit",
+        &id,
+        "--text",
+        "edited on the laptop",
+        "--tag",
+        "synced",
+    ]);
+    wait_until("A's edit on B", SOON, || has(&b, "edited on the laptop"));
+    let shown: serde_json::Value =
+        serde_json::from_str(&b.ok(&["--json", "show", &id])).expect("json");
+    assert_eq!(shown["tags"], serde_json::json!(["synced"]));
+
+    a.ok(&["delete", &id, "--yes"]);
+    wait_until("the delete on B", SOON, || !has(&b, "edited on the laptop"));
+
+    let synced = a.ok(&["sync", "--timeout", "10s"]);
+    assert!(synced.contains("in sync"), "{synced}");
+    let peers: serde_json::Value = serde_json::from_str(&a.ok(&["--json", "peers"])).expect("json");
+    let phone = peers
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "phone"))
+        .expect("phone listed");
+    assert_eq!(phone["connected"], true);
+    assert_eq!(phone["role"], "device");
+    for d in [&a, &b] {
+        let check: serde_json::Value =
+            serde_json::from_str(&d.ok(&["--json", "check"])).expect("json");
+        assert_eq!(check["mismatches"], 0);
+    }
+}
+
+#[test]
+fn an_offline_device_catches_up_and_concurrent_edits_merge() {
+    let a = Daemon::start("laptop");
+    let mut b = Daemon::start("phone");
+    a.pair(&b);
+    let id = a.ok(&["log", "shared entry"]).trim().to_owned();
+    wait_until("the entry on B", SOON, || has(&b, "shared entry"));
+
+    b.stop();
+    // B edits offline, with no daemon: the command opens the store itself.
+    b.ok(&["edit", &id, "--tag", "from-phone"]);
+    b.ok(&["iterate", &id, "tried on the phone"]);
+    a.ok(&["edit", &id, "--tag", "from-laptop"]);
+    a.ok(&["iterate", &id, "tried on the laptop"]);
+    for i in 0..5 {
+        a.ok(&["log", &format!("while B was away {i}")]);
+    }
+    b.restart();
+    wait_until("B to catch up", SOON, || has(&b, "while B was away 4"));
+    b.ok(&["sync", "--timeout", "10s"]);
+    let read = |d: &Daemon| -> serde_json::Value {
+        serde_json::from_str(&d.ok(&["--json", "show", &id])).expect("json")
+    };
+    wait_until("the merged entry on both", SOON, || read(&a) == read(&b));
+    let merged = read(&a);
+    assert_eq!(
+        merged["tags"],
+        serde_json::json!(["from-laptop", "from-phone"])
+    );
+    assert_eq!(merged["iterations"].as_array().map(Vec::len), Some(2));
+    assert_eq!(a.texts(), b.texts());
+}
+
+#[test]
+fn a_killed_daemon_loses_nothing_and_resumes() {
+    let a = Daemon::start("laptop");
+    let mut b = Daemon::start("phone");
+    a.pair(&b);
+    for i in 0..30 {
+        a.ok(&["log", &format!("burst {i}")]);
+        if i == 10 {
+            b.kill();
+        }
+    }
+    b.restart();
+    wait_until("B to catch up after SIGKILL", SOON, || has(&b, "burst 29"));
+    assert_eq!(a.texts(), b.texts());
+    let check: serde_json::Value = serde_json::from_str(&b.ok(&["--json", "check"])).expect("json");
+    assert_eq!(check["mismatches"], 0);
+}
+
+#[test]
+fn a_third_device_is_introduced_and_revocation_reaches_everyone() {
+    let mut a = Daemon::start("laptop");
+    let b = Daemon::start("phone");
+    let c = Daemon::start("tablet");
+    a.pair(&b);
+    a.pair(&c);
+    wait_until("B and C to know each other", SOON, || {
+        let peers = b.ok(&["--json", "peers"]);
+        peers.contains("tablet")
+            && peers.contains("\"connected\": true")
+            && serde_json::from_str::<serde_json::Value>(&peers)
+                .ok()
+                .and_then(|p| p.as_array().cloned())
+                .is_some_and(|p| {
+                    p.iter()
+                        .any(|x| x["name"] == "tablet" && x["connected"] == true)
+                })
+    });
+    // With A gone, B and C still sync directly.
+    a.stop();
+    b.ok(&["log", "from the phone, A offline"]);
+    wait_until("B's entry on C without A", SOON, || {
+        has(&c, "from the phone, A offline")
+    });
+
+    // Revoke C from B; A learns it when it comes back, and C is refused everywhere.
+    let c_id = c.device();
+    b.ok(&["peers", "remove", &c_id]);
+    a.restart();
+    wait_until("A to learn the revocation", SOON, || {
+        serde_json::from_str::<serde_json::Value>(&a.ok(&["--json", "peers"]))
+            .ok()
+            .and_then(|p| p.as_array().cloned())
+            .is_some_and(|p| {
+                p.iter()
+                    .any(|x| x["name"] == "tablet" && x["revoked"] == true)
+            })
+    });
+    c.ok(&["log", "written by the revoked tablet"]);
+    let out = c.run(&["sync", "--timeout", "3s"]);
+    assert!(!out.status.success(), "a revoked device still syncs");
+    b.ok(&["log", "after the revocation"]);
+    wait_until("A and B in sync", SOON, || has(&a, "after the revocation"));
+    assert!(!has(&a, "written by the revoked tablet"));
+    assert!(!has(&b, "written by the revoked tablet"));
+    assert!(!has(&c, "after the revocation"));
+}
+
+#[test]
+fn bad_invites_are_refused_with_a_clear_error() {
+    let a = Daemon::start("laptop");
+    let b = Daemon::start("phone");
+    let c = Daemon::start("stranger");
+    let fail = |d: &Daemon, args: &[&str]| -> String {
+        let out = d.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        err
+    };
+    let err = fail(&b, &["pair", "join", "FAILUP-NOTACODE"]);
+    assert!(err.contains("not a failup invite code"), "{err}");
+
+    let code = a.ok(&["pair", "invite"]).trim().to_owned();
+    b.ok(&["pair", "join", &code]);
+    let err = fail(&c, &["pair", "join", &code]);
+    assert!(err.contains("already used"), "{err}");
+
+    // A code whose secret was altered: the secret sits just before the expiry, which fills the
+    // last ten characters.
+    let fresh = a.ok(&["pair", "invite"]).trim().to_owned();
+    let mut chars: Vec<char> = fresh.chars().collect();
+    let at = chars.len() - 20;
+    chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
+    let tampered: String = chars.into_iter().collect();
+    let err = fail(&c, &["pair", "join", &tampered]);
+    assert!(err.contains("wrong invite code"), "{err}");
+
+    let short = a.ok(&["pair", "invite", "--ttl", "1s"]).trim().to_owned();
+    std::thread::sleep(Duration::from_millis(1100));
+    let err = fail(&c, &["pair", "join", &short]);
+    assert!(err.contains("expired"), "{err}");
+    assert!(!a.ok(&["--json", "peers"]).contains("stranger"));
+}
+
+/// A device outside the circle, with its own key, is refused at the handshake; a paired device
+/// that sends garbage loses only its own connection.
+#[test]
+fn strangers_and_garbage_are_refused_without_harm() {
+    let a = Daemon::start("laptop");
+    let b = Daemon::start("phone");
+    let mut hostile = Daemon::start("hostile");
+    a.pair(&b);
+    a.pair(&hostile);
+    wait_until("the hostile device paired", SOON, || {
+        a.ok(&["peers"]).contains("hostile")
+    });
+    hostile.stop();
+    let addr: std::net::SocketAddr = a.status()["listen"][0]
+        .as_str()
+        .expect("listen")
+        .parse()
+        .expect("addr");
+    let a_id: failup_wire::DeviceId = a.device().parse().expect("id");
+    let key = hostile.home.path().join("device.key");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let any = "127.0.0.1:0".parse().expect("addr");
+        #[derive(Debug)]
+        struct Nobody;
+        impl failup_net::Trust for Nobody {
+            fn admits(&self, _: failup_wire::DeviceId) -> bool {
+                false
+            }
+        }
+        let trust = std::sync::Arc::new(Nobody);
+
+        // A stranger: a fresh key nobody paired.
+        let stranger = failup_net::Identity::ephemeral().expect("identity");
+        let ep = failup_net::endpoint(&stranger, trust.clone(), any, &[]).expect("endpoint");
+        let refused = async {
+            let conn =
+                failup_net::connect(&ep, &stranger, a_id, addr, failup_wire::ALPN_SYNC).await?;
+            let (mut send, mut recv) = conn.open_bi().await?;
+            send.write_all(
+                &failup_wire::Message::DocUnavailable {
+                    doc: failup_wire::DocId([0; 16]),
+                }
+                .to_frame(),
+            )
+            .await?;
+            let mut buf = [0u8; 16];
+            recv.read(&mut buf).await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        };
+        assert!(
+            tokio::time::timeout(Duration::from_secs(10), refused)
+                .await
+                .map(|r| r.is_err())
+                .unwrap_or(true),
+            "a stranger got a working connection"
+        );
+
+        // The paired but hostile device: garbage, then a frame over the size limit.
+        let identity = failup_net::Identity::load_or_create(&key).expect("hostile key");
+        let ep = failup_net::endpoint(&identity, trust, any, &[]).expect("endpoint");
+        for payload in [
+            b"\x00\x00\x00\x05garbage!".to_vec(),
+            (failup_wire::MAX_FRAME_BYTES + 1).to_be_bytes().to_vec(),
+        ] {
+            let conn = failup_net::connect(&ep, &identity, a_id, addr, failup_wire::ALPN_SYNC)
+                .await
+                .expect("a paired device connects");
+            let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+            send.write_all(&payload).await.expect("write");
+            let closed = tokio::time::timeout(Duration::from_secs(10), async {
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    match recv.read(&mut buf).await {
+                        Ok(Some(_)) => continue,
+                        _ => break,
+                    }
+                }
+                conn.closed().await
+            })
+            .await;
+            assert!(
+                closed.is_ok(),
+                "the daemon kept a garbage-sending connection open"
+            );
+        }
+    });
+    // The daemon and its other connection carry on.
+    a.ok(&["log", "still fine"]);
+    wait_until("B still syncing", SOON, || has(&b, "still fine"));
+    let check: serde_json::Value = serde_json::from_str(&a.ok(&["--json", "check"])).expect("json");
+    assert_eq!(check["mismatches"], 0);
+}
