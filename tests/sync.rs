@@ -265,12 +265,7 @@ fn strangers_and_garbage_are_refused_without_harm() {
             send.write_all(&payload).await.expect("write");
             let closed = tokio::time::timeout(Duration::from_secs(10), async {
                 let mut buf = vec![0u8; 4096];
-                loop {
-                    match recv.read(&mut buf).await {
-                        Ok(Some(_)) => continue,
-                        _ => break,
-                    }
-                }
+                while let Ok(Some(_)) = recv.read(&mut buf).await {}
                 conn.closed().await
             })
             .await;
