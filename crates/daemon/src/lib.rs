@@ -152,6 +152,20 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// Sends a control request, as the `failup` command does over the socket.
+    pub async fn call(&self, request: Request) -> Response {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .events
+            .send(Event::Control(Box::new(request), tx))
+            .is_err()
+        {
+            return Response::Error("the daemon has stopped".into());
+        }
+        rx.await
+            .unwrap_or(Response::Error("the daemon has stopped".into()))
+    }
+
     /// Stops the daemon and waits until its store is closed.
     pub fn shutdown(mut self) {
         let _ = self.events.send(Event::Shutdown);
