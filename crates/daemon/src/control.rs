@@ -262,3 +262,42 @@ impl Client {
         read_frame(&mut self.stream)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(value: &impl Serialize) -> String {
+        let mut out = Vec::new();
+        write_frame(&mut out, value).expect("frame");
+        data_encoding::HEXLOWER.encode(&out)
+    }
+
+    #[test]
+    fn frames_match_the_spec() {
+        let spec = include_str!("../../../proto/control.md");
+        let vectors = [
+            ("status", frame(&Request::Status)),
+            ("invite-600", frame(&Request::Invite { ttl_secs: 600 })),
+            ("resolve-01k", frame(&Request::Resolve { prefix: "01K".into() })),
+            ("done", frame(&Response::Done)),
+            ("error", frame(&Response::Error("busy".into()))),
+        ];
+        for (name, hex) in vectors {
+            let line = format!("frame {name}: {hex}");
+            assert!(spec.contains(&line), "proto/control.md lacks `{line}`");
+        }
+        let mut bytes: &[u8] = &[0, 0, 0, 1, 10];
+        assert!(matches!(read_frame::<Request>(&mut bytes), Ok(Request::Status)));
+    }
+
+    #[test]
+    fn short_oversized_and_garbage_frames_are_errors() {
+        let mut short: &[u8] = &[0, 0, 0, 9, 1];
+        assert!(read_frame::<Request>(&mut short).is_err());
+        let mut huge: &[u8] = &[0xff, 0xff, 0xff, 0xff];
+        assert!(read_frame::<Request>(&mut huge).is_err());
+        let mut garbage: &[u8] = &[0, 0, 0, 2, 0xff, 0xff];
+        assert!(read_frame::<Request>(&mut garbage).is_err());
+    }
+}
