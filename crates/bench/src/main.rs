@@ -5,6 +5,7 @@
 //! cargo build --release -p failup -p failup-bench
 //! target/release/failup-bench journal [SIZES]   # default 1000,10000,100000
 //! target/release/failup-bench layout            # bucket capacity trade-off
+//! target/release/failup-bench sync [SIZES]      # two daemons on loopback
 //! ```
 //!
 //! `journal` times the real `failup` binary (process start to exit) in a fresh home per size.
@@ -21,6 +22,8 @@ use jiff::civil::Date;
 use jiff::{Timestamp, ToSpan};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+mod sync;
 
 const WORDS: &[&str] = &[
     "missed",
@@ -85,7 +88,7 @@ fn sentence(rng: &mut StdRng, min: usize, max: usize) -> String {
 }
 
 /// A journal of `n` plausible entries spread over three years, the same for the same seed.
-fn entries(n: usize, seed: u64) -> Vec<Entry> {
+pub(crate) fn entries(n: usize, seed: u64) -> Vec<Entry> {
     let mut rng = StdRng::seed_from_u64(seed);
     let start = Date::constant(2023, 1, 1);
     let t0: i64 = 1_672_531_200_000;
@@ -141,17 +144,17 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
+pub(crate) fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
     v.sort();
     let i = ((v.len() as f64 - 1.0) * p).round() as usize;
     v[i]
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn failup_bin() -> PathBuf {
+pub(crate) fn failup_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let bin = exe.with_file_name("failup");
     if !bin.exists() {
@@ -164,7 +167,7 @@ fn failup_bin() -> PathBuf {
     bin
 }
 
-fn run(home: &Path, args: &[&str]) -> Duration {
+pub(crate) fn run(home: &Path, args: &[&str]) -> Duration {
     let start = Instant::now();
     let out = Command::new(failup_bin())
         .env("FAILUP_HOME", home)
@@ -340,6 +343,17 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("layout") => layout(),
+        Some("sync") => {
+            let sizes: Vec<usize> = args
+                .get(1)
+                .map(|s| {
+                    s.split(',')
+                        .map(|n| n.trim().parse().expect("sizes are numbers"))
+                        .collect()
+                })
+                .unwrap_or_else(|| vec![1_000, 10_000, 100_000]);
+            sync::bench(&sizes);
+        }
         Some("journal") | None => {
             let sizes: Vec<usize> = args
                 .get(1)

@@ -289,7 +289,8 @@ pub fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
                     serde_json::json!({
                         "running": true, "device": s.device, "listen": s.listen,
                         "connected": s.connected, "out_of_sync": s.out_of_sync,
-                        "documents": s.documents,
+                        "documents": s.documents, "frames_sent": s.frames_sent,
+                        "bytes_sent": s.bytes_sent,
                     })
                 )?;
             } else {

@@ -150,6 +150,10 @@ pub struct StatusInfo {
     pub out_of_sync: Vec<String>,
     /// Documents this device holds.
     pub documents: u64,
+    /// Sync frames sent since the daemon started.
+    pub frames_sent: u64,
+    /// Sync bytes sent since the daemon started, frame headers included.
+    pub bytes_sent: u64,
 }
 
 /// The daemon's answer.
@@ -279,7 +283,12 @@ mod tests {
         let vectors = [
             ("status", frame(&Request::Status)),
             ("invite-600", frame(&Request::Invite { ttl_secs: 600 })),
-            ("resolve-01k", frame(&Request::Resolve { prefix: "01K".into() })),
+            (
+                "resolve-01k",
+                frame(&Request::Resolve {
+                    prefix: "01K".into(),
+                }),
+            ),
             ("done", frame(&Response::Done)),
             ("error", frame(&Response::Error("busy".into()))),
         ];
@@ -288,7 +297,10 @@ mod tests {
             assert!(spec.contains(&line), "proto/control.md lacks `{line}`");
         }
         let mut bytes: &[u8] = &[0, 0, 0, 1, 10];
-        assert!(matches!(read_frame::<Request>(&mut bytes), Ok(Request::Status)));
+        assert!(matches!(
+            read_frame::<Request>(&mut bytes),
+            Ok(Request::Status)
+        ));
     }
 
     #[test]

@@ -105,7 +105,7 @@ enum Event {
         peer: DeviceId,
         conn: quinn::Connection,
         dialed: bool,
-        tx: mpsc::UnboundedSender<Message>,
+        tx: mpsc::UnboundedSender<Vec<u8>>,
     },
     Received {
         peer: DeviceId,
@@ -126,7 +126,7 @@ enum Event {
 struct Conn {
     conn: quinn::Connection,
     dialed: bool,
-    tx: mpsc::UnboundedSender<Message>,
+    tx: mpsc::UnboundedSender<Vec<u8>>,
     since: Instant,
 }
 
@@ -226,6 +226,7 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
         listen: local_addr,
         name: config.name.clone(),
         socket_path,
+        sent: (0, 0),
     };
     state.load_circle();
     state.refresh_trust();
@@ -353,7 +354,7 @@ async fn run_connection(
     let Ok((mut send, mut recv)) = streams else {
         return;
     };
-    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let conn_id = conn.stable_id();
     if events
         .send(Event::Connected {
@@ -367,8 +368,8 @@ async fn run_connection(
         return;
     }
     let writer = tokio::spawn(async move {
-        while let Some(msg) = rx.recv().await {
-            if send.write_all(&msg.to_frame()).await.is_err() {
+        while let Some(frame) = rx.recv().await {
+            if send.write_all(&frame).await.is_err() {
                 break;
             }
         }
@@ -433,6 +434,8 @@ struct State {
     listen: SocketAddr,
     name: String,
     socket_path: PathBuf,
+    /// Sync frames and bytes sent since start, for `failup status` and the benchmarks.
+    sent: (u64, u64),
 }
 
 /// The store as the engine sees it: every document may be synced with every device of the
@@ -509,7 +512,10 @@ impl State {
             match effect {
                 Effect::Send(peer, msg) => {
                     if let Some(c) = self.conns.get(&peer) {
-                        let _ = c.tx.send(msg);
+                        let frame = msg.to_frame();
+                        self.sent.0 += 1;
+                        self.sent.1 += frame.len() as u64;
+                        let _ = c.tx.send(frame);
                     }
                 }
                 Effect::Close(peer, reason) => {
@@ -613,7 +619,7 @@ impl State {
         peer: DeviceId,
         conn: quinn::Connection,
         dialed: bool,
-        tx: mpsc::UnboundedSender<Message>,
+        tx: mpsc::UnboundedSender<Vec<u8>>,
     ) {
         if !self.trust.is_trusted(peer) {
             conn.close(1u32.into(), b"unknown device");

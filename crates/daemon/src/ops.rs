@@ -119,6 +119,8 @@ impl State {
                 .map(|d| d.to_string())
                 .collect(),
             documents: self.store.inventory().map(|i| i.len() as u64).unwrap_or(0),
+            frames_sent: self.sent.0,
+            bytes_sent: self.sent.1,
         }
     }
 
