@@ -447,6 +447,14 @@ fn doc_error(e: StoreError) -> DocError {
 }
 
 impl Documents for StoreDocs<'_> {
+    fn saved(&mut self, doc: DocId) -> Result<Option<Vec<u8>>, DocError> {
+        self.0.saved_document(doc.as_u128()).map_err(doc_error)
+    }
+
+    fn receive_whole(&mut self, doc: DocId, data: &[u8]) -> Result<bool, DocError> {
+        self.0.receive_whole(doc.as_u128(), data).map_err(doc_error)
+    }
+
     fn inventory(&mut self, _peer: DeviceId) -> Vec<InventoryItem> {
         self.0
             .inventory()

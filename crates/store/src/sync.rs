@@ -165,6 +165,88 @@ impl Store {
         }))
         .map_err(|_| JournalError::Corrupt("automerge panicked on a sync message".into()))?
         .map_err(|e| JournalError::Corrupt(e.to_string()))?;
+        self.commit_received(doc, am, held, before)
+    }
+
+    /// The whole document as Automerge saves it, if held: the stored snapshot itself when no
+    /// changes are pending, so sending a document to a new device costs no re-encoding.
+    pub fn saved_document(&mut self, doc: u128) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(d) = self.cache.get_mut(&doc) {
+            return Ok(Some(d.save()));
+        }
+        {
+            let read = self.db.begin_read()?;
+            let snap = read
+                .open_table(SNAPSHOTS)?
+                .get(doc)?
+                .map(|v| v.value().to_vec());
+            let pending = read
+                .open_table(CHANGES)?
+                .range((doc, 0)..=(doc, u64::MAX))?
+                .next()
+                .is_some();
+            match snap {
+                None => return Ok(None),
+                Some(bytes) if !pending => return Ok(Some(bytes)),
+                Some(_) => {}
+            }
+        }
+        Ok(self.document(doc)?.map(|mut d| d.save()))
+    }
+
+    /// Takes in a whole saved document from a peer: a new one is stored as received and its
+    /// entries indexed in key order; one already held is merged. Durable before returning.
+    pub fn receive_whole(&mut self, doc: u128, data: &[u8]) -> Result<bool, StoreError> {
+        let (mut am, held) = self.take_loaded(doc)?;
+        let before = am.get_heads();
+        catch_unwind(AssertUnwindSafe(|| am.load_incremental(data)))
+            .map_err(|_| JournalError::Corrupt("automerge panicked on a received document".into()))?
+            .map_err(|e| JournalError::Corrupt(e.to_string()))?;
+        if held || layout_of(&am).as_deref() != Some(LAYOUT_MARK) {
+            return self.commit_received(doc, am, held, before);
+        }
+        if am.get_heads() == before {
+            return Ok(false);
+        }
+        let bucket = Bucket::from_doc(am)?;
+        let entries = bucket.entries()?;
+        let mut am = bucket.into_doc();
+        let heads = am.get_heads();
+        self.write(|txn, _| {
+            txn.open_table(SNAPSHOTS)?.insert(doc, data)?;
+            put_heads(txn, doc, &heads)?;
+            let mut located = Vec::with_capacity(entries.len());
+            let mut records = Vec::with_capacity(entries.len());
+            for e in &entries {
+                let old = txn
+                    .open_table(ENTRIES)?
+                    .get(e.id.as_u128())?
+                    .map(|v| v.value().1);
+                match old {
+                    // An id this device indexes already (it should not happen): re-index it.
+                    Some(day) => reindex(txn, doc, Some((day, e.id)), Some(e))?,
+                    None => {
+                        let day = day_key(e.day);
+                        located.push((e.id.as_u128(), (doc, day)));
+                        records.push(((day, e.id.as_u128()), encode(e)?));
+                    }
+                }
+            }
+            insert_sorted(txn, located, records)
+        })?;
+        self.keep_loaded(doc, am);
+        Ok(true)
+    }
+
+    /// Makes what a peer sent durable: appends the new changes (or stores a new document) and
+    /// re-indexes the entries they touch, in one transaction.
+    fn commit_received(
+        &mut self,
+        doc: u128,
+        mut am: AutoCommit,
+        held: bool,
+        before: Vec<automerge::ChangeHash>,
+    ) -> Result<bool, StoreError> {
         let after = am.get_heads();
         if before == after {
             if held {

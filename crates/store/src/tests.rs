@@ -317,6 +317,52 @@ fn synced_changes_are_stored_and_indexed_on_the_other_device() {
 }
 
 #[test]
+fn whole_documents_are_stored_and_indexed_then_merged() {
+    let (da, db) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let (mut a, mut b) = (open(&da), open(&db));
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(
+            a.log(new(&format!("whole {i}")), t(i), day(3))
+                .expect("log")
+                .id,
+        );
+    }
+    let doc = a.inventory().expect("inv")[0].0;
+    let saved = a.saved_document(doc).expect("saved").expect("held");
+    assert!(b.receive_whole(doc, &saved).expect("receive"));
+    assert!(
+        !b.receive_whole(doc, &saved).expect("again"),
+        "a second copy changes nothing"
+    );
+    assert_eq!(
+        b.list(&Filter::default(), None).expect("list"),
+        a.list(&Filter::default(), None).expect("list")
+    );
+    a.update(
+        ids[0],
+        EntryPatch {
+            text: Some("changed".into()),
+            ..EntryPatch::default()
+        },
+        t(99),
+    )
+    .expect("edit");
+    let saved = a.saved_document(doc).expect("saved").expect("held");
+    assert!(b.receive_whole(doc, &saved).expect("merge"));
+    assert_eq!(
+        b.get(ids[0]).expect("get").map(|e| e.text),
+        Some("changed".into())
+    );
+    assert_eq!(b.check().expect("check").mismatches, 0);
+    assert!(b.receive_whole(doc + 1, b"garbage").is_err());
+    assert_eq!(b.check().expect("check").mismatches, 0);
+}
+
+#[test]
 fn garbage_sync_messages_are_errors_and_change_nothing() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut s = open(&dir);

@@ -48,6 +48,11 @@ pub trait Documents {
         state: &mut sync::State,
         msg: sync::Message,
     ) -> Result<bool, DocError>;
+    /// The whole document as Automerge saves it, if held.
+    fn saved(&mut self, doc: DocId) -> Result<Option<Vec<u8>>, DocError>;
+    /// Takes in a whole saved document (merging it into the copy held, if any) and makes it
+    /// durable before returning whether anything changed.
+    fn receive_whole(&mut self, doc: DocId, data: &[u8]) -> Result<bool, DocError>;
 }
 
 /// Something that happened, fed to [`Engine::handle`].
@@ -84,6 +89,8 @@ struct Session {
     active: BTreeSet<DocId>,
     /// Whether documents were exchanged since this side last sent a summary.
     dirty: bool,
+    /// Documents sent whole on this connection: never sent whole twice.
+    sent_whole: BTreeSet<DocId>,
     rounds: u32,
     in_sync: bool,
 }
@@ -168,17 +175,27 @@ impl Engine {
                     .collect();
                 let theirs: BTreeMap<DocId, _> =
                     items.into_iter().map(|i| (i.doc, i.heads)).collect();
+                // Documents the peer lacks travel whole; the peer does the same for ours, so
+                // documents only they hold need nothing from this side.
+                let missing: Vec<DocId> = ours
+                    .keys()
+                    .filter(|d| !theirs.contains_key(*d))
+                    .copied()
+                    .collect();
+                for doc in missing {
+                    if session.sent_whole.contains(&doc) {
+                        continue;
+                    }
+                    if let Some(data) = docs.saved(doc).map_err(|e| e.0)? {
+                        session.dirty = true;
+                        session.sent_whole.insert(doc);
+                        out.push(Effect::Send(peer, Message::Doc { doc, data }));
+                    }
+                }
                 let differing: BTreeSet<DocId> = ours
                     .iter()
-                    .filter(|(d, h)| theirs.get(*d) != Some(*h))
+                    .filter(|(d, h)| theirs.get(*d).is_some_and(|t| t != *h))
                     .map(|(d, _)| *d)
-                    .chain(
-                        theirs
-                            .keys()
-                            .filter(|d| !ours.contains_key(*d))
-                            .filter(|d| docs.may_sync(peer, **d))
-                            .copied(),
-                    )
                     .collect();
                 for doc in differing {
                     if session.active.contains(&doc) {
@@ -214,6 +231,22 @@ impl Engine {
                         maybe_resummarize(docs, peer, session, out);
                     }
                 }
+                if changed {
+                    out.push(Effect::Changed(doc));
+                    self.push_doc(docs, doc, Some(peer), out);
+                }
+            }
+            Message::Doc { doc, data } => {
+                if !docs.may_sync(peer, doc) {
+                    out.push(Effect::Send(peer, Message::DocUnavailable { doc }));
+                    return Ok(());
+                }
+                session.in_sync = false;
+                // Whatever sync state this connection had for the document no longer matches.
+                session.states.remove(&doc);
+                // No summary from this side: the sender summarizes once it has sent every
+                // document, and that summary arrives after them on the ordered stream.
+                let changed = docs.receive_whole(doc, &data).map_err(|e| e.0)?;
                 if changed {
                     out.push(Effect::Changed(doc));
                     self.push_doc(docs, doc, Some(peer), out);

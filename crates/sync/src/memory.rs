@@ -53,6 +53,19 @@ impl MemoryDocuments {
 }
 
 impl Documents for MemoryDocuments {
+    fn saved(&mut self, doc: DocId) -> Result<Option<Vec<u8>>, DocError> {
+        Ok(self.docs.get_mut(&doc).map(|d| d.save()))
+    }
+
+    fn receive_whole(&mut self, doc: DocId, data: &[u8]) -> Result<bool, DocError> {
+        let d = self.docs.entry(doc).or_default();
+        let before = d.get_heads();
+        catch_unwind(AssertUnwindSafe(|| d.load_incremental(data)))
+            .map_err(|_| DocError("automerge panicked on a document".into()))?
+            .map_err(|e| DocError(e.to_string()))?;
+        Ok(d.get_heads() != before)
+    }
+
     fn inventory(&mut self, _peer: DeviceId) -> Vec<InventoryItem> {
         self.docs
             .iter_mut()

@@ -176,6 +176,15 @@ pub enum Message {
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
+    /// A whole document the receiver does not hold, as Automerge saves it (compressed): for a
+    /// document the peer lacks entirely this is about half the bytes of its changes.
+    Doc {
+        /// The document.
+        doc: DocId,
+        /// `automerge::AutoCommit::save()` output.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
     /// The sender will not sync this document: it does not exist for this peer. A document
     /// the peer may not see gets exactly this answer too.
     DocUnavailable {

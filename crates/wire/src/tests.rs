@@ -39,6 +39,13 @@ pub fn vectors() -> Vec<(&'static str, Message)> {
                 data: vec![0x42],
             },
         ),
+        (
+            "doc",
+            Message::Doc {
+                doc,
+                data: vec![0x85, 0x6f],
+            },
+        ),
         ("doc-unavailable", Message::DocUnavailable { doc }),
     ]
 }
