@@ -174,7 +174,14 @@ fn bad_invites_are_refused_with_a_clear_error() {
     let code = a.ok(&["pair", "invite"]).trim().to_owned();
     b.ok(&["pair", "join", &code]);
     let err = fail(&c, &["pair", "join", &code]);
-    assert!(err.contains("already used"), "{err}");
+    assert!(
+        err.contains("pairing refused") && err.contains("already used"),
+        "{err}"
+    );
+    // While another invite is open the handshake passes, and the used code is named as such.
+    let _open = a.ok(&["pair", "invite"]);
+    let err = fail(&c, &["pair", "join", &code]);
+    assert!(err.contains("this invite was already used"), "{err}");
 
     // A code whose secret was altered: the secret sits just before the expiry, which fills the
     // last ten characters.

@@ -87,9 +87,7 @@ pub fn daemon(
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
-        tokio::task::spawn_blocking(move || handle.shutdown())
-            .await
-            .context("stopping the daemon")?;
+        handle.stop().await;
         eprintln!("failup daemon stopped");
         Ok::<_, anyhow::Error>(())
     })

@@ -7,11 +7,13 @@
 //! ```text
 //! { "failup": "circle/1",
 //!   "devices": { "<device id>": { "name": Str, "addrs": { "<ip:port>": true } } },
-//!   "revoked": { "<device id>": Timestamp } }
+//!   "revoked/<device id>": Timestamp, ... }
 //! ```
 //!
-//! Revocations live in their own map that nothing ever removes from, so a device once revoked
-//! stays revoked whatever else is merged later.
+//! Each revocation is its own key at the root, never removed by failup. A device that has not
+//! seen a revocation cannot hide it: overwriting a map it lives in is impossible (there is
+//! none), and a delete only removes what its writer had seen, so a concurrent one leaves it.
+//! Every device also keeps the revocations it has seen in a local list that only grows.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -56,6 +58,16 @@ fn find(doc: &AutoCommit, parent: &ObjId, key: &str) -> Option<ObjId> {
     }
 }
 
+/// Every map written at `key`, conflicting ones included: a device that writes a fresh map over
+/// `revoked` (or `devices`) hides nothing, because readers take the union of all of them.
+fn find_all(doc: &AutoCommit, parent: &ObjId, key: &str) -> Vec<ObjId> {
+    doc.get_all(parent, key)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(v, id)| matches!(v, automerge::Value::Object(ObjType::Map)).then_some(id))
+        .collect()
+}
+
 /// Starts a circle holding this device.
 pub fn create(
     doc: &mut AutoCommit,
@@ -64,9 +76,11 @@ pub fn create(
     addrs: &[SocketAddr],
 ) -> Result<(), automerge::AutomergeError> {
     doc.put(ROOT, "failup", CIRCLE_MARK)?;
-    map(doc, &ROOT, "revoked")?;
     add(doc, me, name, addrs)
 }
+
+/// Prefix of the root keys that record revocations.
+const REVOKED_PREFIX: &str = "revoked/";
 
 /// Adds a device, or refreshes its name and addresses.
 pub fn add(
@@ -111,8 +125,11 @@ pub fn revoke(
     device: DeviceId,
     now_ms: i64,
 ) -> Result<(), automerge::AutomergeError> {
-    let revoked = map(doc, &ROOT, "revoked")?;
-    doc.put(&revoked, device.to_string(), ScalarValue::Timestamp(now_ms))?;
+    doc.put(
+        ROOT,
+        format!("{REVOKED_PREFIX}{device}"),
+        ScalarValue::Timestamp(now_ms),
+    )?;
     Ok(())
 }
 
@@ -123,11 +140,12 @@ pub fn is_circle(doc: &AutoCommit) -> bool {
 
 /// Every device ever in the circle, revoked ones marked.
 pub fn members(doc: &AutoCommit) -> Vec<Member> {
-    let revoked: Vec<String> = find(doc, &ROOT, "revoked")
-        .map(|r| doc.keys(&r).collect())
-        .unwrap_or_default();
+    let revoked: Vec<String> = doc
+        .keys(ROOT)
+        .filter_map(|k| k.strip_prefix(REVOKED_PREFIX).map(str::to_owned))
+        .collect();
     let mut out = BTreeMap::new();
-    if let Some(devices) = find(doc, &ROOT, "devices") {
+    for devices in find_all(doc, &ROOT, "devices") {
         for key in doc.keys(&devices) {
             let Ok(device) = key.parse::<DeviceId>() else {
                 continue;
@@ -200,5 +218,27 @@ mod tests {
                 .any(|m| m.device == a && !m.revoked && m.addrs.len() == 1)
         );
         assert!(is_circle(&one));
+    }
+
+    #[test]
+    fn a_device_that_did_not_see_its_revocation_cannot_hide_it() {
+        let (a, r) = (DeviceId([1; 32]), DeviceId([2; 32]));
+        let mut one = AutoCommit::new();
+        create(&mut one, a, "laptop", &[]).expect("create");
+        add(&mut one, r, "stolen", &[]).expect("add");
+        let mut rogue = one.fork();
+        revoke(&mut one, r, 5).expect("revoke");
+        // Concurrently, the device to be revoked deletes every revocation key it knows, tries
+        // the old map layout, and rewrites the devices map.
+        let key = format!("{REVOKED_PREFIX}{r}");
+        let _ = rogue.delete(ROOT, key.as_str());
+        rogue
+            .put_object(ROOT, "revoked", ObjType::Map)
+            .expect("overwrite");
+        rogue
+            .put_object(ROOT, "devices", ObjType::Map)
+            .expect("overwrite");
+        one.merge(&mut rogue).expect("merge");
+        assert!(members(&one).iter().any(|m| m.device == r && m.revoked));
     }
 }

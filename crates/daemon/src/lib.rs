@@ -36,6 +36,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 pub const DEFAULT_PORT: u16 = 7676;
 /// Longest wait between two attempts to reach a device.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A connection that lasted this long resets the redial backoff.
+pub const STABLE_CONNECTION: Duration = Duration::from_secs(10);
 /// How long one connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the daemon waits for its store at start-up.
@@ -149,6 +151,7 @@ pub struct Handle {
     pub device: DeviceId,
     events: mpsc::UnboundedSender<Event>,
     engine: Option<std::thread::JoinHandle<()>>,
+    endpoint: quinn::Endpoint,
 }
 
 impl Handle {
@@ -173,14 +176,25 @@ impl Handle {
             let _ = engine.join();
         }
     }
+
+    /// Stops the daemon, then gives peers a moment to hear the connections close, so they do
+    /// not wait for an idle timeout to notice.
+    pub async fn stop(self) {
+        let endpoint = self.endpoint.clone();
+        let _ = tokio::task::spawn_blocking(move || self.shutdown()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    }
 }
 
 /// Starts a daemon on the current tokio runtime. Returns once it listens and its control
 /// socket accepts.
 pub async fn start(config: Config) -> Result<Handle, DaemonError> {
     let io = |context: String| move |source| DaemonError::Io { context, source };
-    std::fs::create_dir_all(&config.home)
-        .map_err(io(format!("cannot create home {}", config.home.display())))?;
+    if !config.home.is_dir() {
+        std::fs::create_dir_all(&config.home)
+            .map_err(io(format!("cannot create home {}", config.home.display())))?;
+        restrict(&config.home, 0o700)?;
+    }
     let store = Store::open(&config.home.join("journal.redb"), STORE_WAIT)?;
     let identity = Arc::new(Identity::load_or_create(&config.home.join("device.key"))?);
     let trust = Arc::new(TrustState::default());
@@ -197,11 +211,7 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
     // The store's lock proves no other daemon runs on this home, so a socket file left here is
     // stale.
     let _ = std::fs::remove_file(&socket_path);
-    let listener = tokio::net::UnixListener::bind(&socket_path).map_err(io(format!(
-        "cannot create control socket {}",
-        socket_path.display()
-    )))?;
-    restrict(&socket_path)?;
+    let listener = bind_private(&socket_path)?;
 
     let (events, rx) = mpsc::unbounded_channel();
     let device = identity.device();
@@ -227,11 +237,16 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
         name: config.name.clone(),
         socket_path,
         sent: (0, 0),
+        revoked: BTreeSet::new(),
     };
     state.load_circle();
     state.refresh_trust();
 
-    tokio::spawn(accept_loop(endpoint, events.clone(), state.trust.clone()));
+    tokio::spawn(accept_loop(
+        endpoint.clone(),
+        events.clone(),
+        state.trust.clone(),
+    ));
     tokio::spawn(control_loop(listener, events.clone()));
     let engine = std::thread::Builder::new()
         .name("failup-engine".into())
@@ -243,13 +258,14 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
         device,
         events,
         engine: Some(engine),
+        endpoint,
     })
 }
 
 #[cfg(unix)]
-fn restrict(path: &Path) -> Result<(), DaemonError> {
+fn restrict(path: &Path, mode: u32) -> Result<(), DaemonError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
         DaemonError::Io {
             context: format!("cannot restrict {}", path.display()),
             source,
@@ -257,9 +273,30 @@ fn restrict(path: &Path) -> Result<(), DaemonError> {
     })
 }
 
-#[cfg(not(unix))]
-fn restrict(_: &Path) -> Result<(), DaemonError> {
-    Ok(())
+/// Binds the control socket where only the owner can reach it from its first instant: bound
+/// inside a fresh owner-only directory, made owner-only, then moved into place.
+fn bind_private(socket_path: &Path) -> Result<tokio::net::UnixListener, DaemonError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let io = |context: String| move |source| DaemonError::Io { context, source };
+    let parent = socket_path.parent().unwrap_or(Path::new("."));
+    let staging = parent.join(format!(".control-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .map_err(io(format!("cannot create {}", staging.display())))?;
+    let staged = staging.join("control.sock");
+    let listener = tokio::net::UnixListener::bind(&staged).map_err(io(format!(
+        "cannot create control socket {}",
+        socket_path.display()
+    )))?;
+    restrict(&staged, 0o600)?;
+    std::fs::rename(&staged, socket_path).map_err(io(format!(
+        "cannot create control socket {}",
+        socket_path.display()
+    )))?;
+    let _ = std::fs::remove_dir(&staging);
+    Ok(listener)
 }
 
 /// Serves the control socket: one request, one answer, as many as a client sends.
@@ -436,6 +473,9 @@ struct State {
     socket_path: PathBuf,
     /// Sync frames and bytes sent since start, for `failup status` and the benchmarks.
     sent: (u64, u64),
+    /// Every device this device has ever seen revoked. Kept locally and only ever grown, so
+    /// nothing merged into the circle later can bring a revoked device back.
+    revoked: BTreeSet<DeviceId>,
 }
 
 /// The store as the engine sees it: every document may be synced with every device of the
@@ -690,6 +730,18 @@ impl State {
             .flatten()
             .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
             .map(u128::from_be_bytes);
+        // A circle that arrived just before the daemon was stopped is adopted now.
+        if self.circle.is_none() {
+            if let Some(doc) = self.pending_circle().filter(|d| self.is_circle_doc(*d)) {
+                self.circle = Some(doc);
+                let _ = self.store.set_setting("circle", &doc.to_be_bytes());
+            }
+        }
+        if let Ok(Some(bytes)) = self.store.setting("revoked") {
+            if let Ok(list) = postcard::from_bytes::<Vec<[u8; 32]>>(&bytes) {
+                self.revoked = list.into_iter().map(DeviceId).collect();
+            }
+        }
         if let Ok(Some(bytes)) = self.store.setting("bootstrap") {
             if let Ok(list) = postcard::from_bytes::<Vec<([u8; 32], String, Vec<String>)>>(&bytes) {
                 for (d, name, addrs) in list {
@@ -707,15 +759,29 @@ impl State {
             .unwrap_or_default()
     }
 
+    pub(crate) fn is_revoked(&self, device: DeviceId) -> bool {
+        self.revoked.contains(&device)
+    }
+
     /// Recomputes which devices are trusted from the circle, dials new ones, drops revoked ones.
     fn refresh_trust(&mut self) {
         let me = self.identity.device();
         let members = self.members();
-        let revoked: BTreeSet<DeviceId> = members
-            .iter()
-            .filter(|m| m.revoked)
-            .map(|m| m.device)
-            .collect();
+        let before = self.revoked.len();
+        self.revoked
+            .extend(members.iter().filter(|m| m.revoked).map(|m| m.device));
+        if self.revoked.len() != before {
+            let list: Vec<[u8; 32]> = self.revoked.iter().map(|d| d.0).collect();
+            if let Ok(bytes) = postcard::to_allocvec(&list) {
+                let _ = self.store.set_setting("revoked", &bytes);
+            }
+        }
+        // Once the circle is here, it alone says who belongs.
+        if self.circle.is_some() && !self.bootstrap.is_empty() {
+            let in_circle: BTreeSet<DeviceId> = members.iter().map(|m| m.device).collect();
+            self.bootstrap.retain(|d, _| !in_circle.contains(d));
+        }
+        let revoked = self.revoked.clone();
         let mut trusted: BTreeSet<DeviceId> = members
             .iter()
             .filter(|m| !m.revoked)
@@ -740,6 +806,14 @@ impl State {
             self.conn_ids.remove(&gone);
             self.engine(Input::Disconnected(gone));
         }
+        // Dialers of devices no longer trusted wake, see it, and end.
+        for (device, d) in self.dialers.iter() {
+            if !trusted.contains(device) {
+                d.connected.store(false, Ordering::SeqCst);
+                d.wake.notify_one();
+            }
+        }
+        self.dialers.retain(|device, _| trusted.contains(device));
         for device in trusted {
             match self.dialers.get(&device) {
                 Some(d) => {
@@ -818,19 +892,20 @@ impl State {
                         break;
                     }
                 }
-                match conn {
-                    Some(c) => {
+                if let Some(c) = conn {
+                    let began = Instant::now();
+                    run_connection(c, device, true, events.clone()).await;
+                    // A connection that lived a while proves the device healthy; one closed at
+                    // once (refused, a duplicate, an error) must not turn into a redial storm.
+                    if began.elapsed() > STABLE_CONNECTION {
                         backoff = Duration::from_millis(250);
-                        run_connection(c, device, true, events.clone()).await;
-                    }
-                    None => {
-                        tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
-                            _ = wake.notified() => {}
-                        }
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
                     }
                 }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = wake.notified() => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         });
     }

@@ -9,6 +9,9 @@ use jiff::civil::Date;
 use super::*;
 use crate::pairing::{Code, Incoming, Invite, Joined, Reply};
 
+/// Longest an invite may stay valid; a longer `--ttl` is cut to this.
+pub const MAX_INVITE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
 fn ts(ms: i64) -> Result<Timestamp, String> {
     Timestamp::from_millisecond(ms).map_err(|e| e.to_string())
 }
@@ -81,7 +84,7 @@ impl State {
                 }
             }
             Request::Status => Response::Status(self.status()),
-            Request::Invite { ttl_secs } => Response::Invite(self.invite(ttl_secs)),
+            Request::Invite { ttl_secs } => Response::Invite(self.invite(ttl_secs)?),
             Request::Peers => Response::Peers(self.peers()),
             Request::PeerAddr { device, addr } => {
                 let device = self.find_device(&device)?;
@@ -134,10 +137,18 @@ impl State {
         vec![addr.to_string()]
     }
 
-    fn invite(&mut self, ttl_secs: u64) -> String {
-        let ttl = Duration::from_secs(ttl_secs);
+    fn invite(&mut self, ttl_secs: u64) -> Result<String, String> {
+        if self.circle.is_none() && self.pending_circle().is_some() {
+            return Err(
+                "this device joined a circle whose list of devices has not arrived yet; \
+                 connect to the inviting device once, then invite"
+                    .into(),
+            );
+        }
+        let ttl = Duration::from_secs(ttl_secs.min(MAX_INVITE_TTL.as_secs()));
         let secret: [u8; 16] = rand::random();
-        let expires = Instant::now() + ttl;
+        let now = Instant::now();
+        let expires = now.checked_add(ttl).unwrap_or(now);
         self.invites.push(Invite {
             secret,
             expires,
@@ -146,22 +157,27 @@ impl State {
         self.reopen_invites();
         let expires_ms = Timestamp::now().as_millisecond()
             + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
-        Code {
+        Ok(Code {
             device: self.identity.device().0,
             addrs: self.invite_addrs(),
             secret,
             expires_ms,
         }
-        .encode()
+        .encode())
     }
 
-    /// Lets unknown devices complete a handshake while any invite is unexpired. A used invite
-    /// is kept until it expires, so that a replay is told "already used" rather than failing
-    /// at the handshake with a less helpful message.
+    /// Lets unknown devices complete a handshake exactly while an unused invite is unexpired.
+    /// A used invite is remembered until it expires only to tell a replay "already used" (which
+    /// it can hear only while another invite holds the handshake open).
     fn reopen_invites(&mut self) {
         let now = Instant::now();
         self.invites.retain(|i| i.expires > now);
-        let until = self.invites.iter().map(|i| i.expires).max();
+        let until = self
+            .invites
+            .iter()
+            .filter(|i| !i.used)
+            .map(|i| i.expires)
+            .max();
         if let Ok(mut u) = self.trust.open_invite_until.write() {
             *u = until;
         }
@@ -198,6 +214,7 @@ impl State {
                 tracing::warn!(peer = %peer.short(), "pairing refused: {reason}");
                 Reply::Refused(reason.into())
             }
+            Ok(()) if self.is_revoked(peer) => Reply::Refused("this device was revoked".into()),
             Ok(()) => match self.admit(peer, &hello.name, SocketAddr::new(remote.ip(), hello.port))
             {
                 Ok(circle) => Reply::Accepted {

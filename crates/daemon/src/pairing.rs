@@ -17,6 +17,8 @@ use crate::Event;
 pub const CODE_PREFIX: &str = "FAILUP-";
 /// Largest pairing frame, in bytes.
 pub const MAX_PAIR_FRAME: u32 = 4096;
+/// How long the inviter waits for a joiner's hello.
+pub const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Longest invite code accepted, in characters.
 pub const MAX_CODE_CHARS: usize = 2048;
 
@@ -150,10 +152,16 @@ pub async fn serve(conn: quinn::Connection, peer: DeviceId, events: mpsc::Unboun
     let Ok((mut send, mut recv)) = conn.accept_bi().await else {
         return;
     };
-    let hello: Hello = match read_frame(&mut recv).await {
-        Ok(h) => h,
-        Err(e) => {
+    // A joiner says hello at once; anyone slower is not pairing and must not hold a connection.
+    let hello = tokio::time::timeout(HELLO_TIMEOUT, read_frame::<Hello>(&mut recv)).await;
+    let hello = match hello {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => {
             conn.close(1u32.into(), e.as_bytes());
+            return;
+        }
+        Err(_) => {
+            conn.close(1u32.into(), b"no hello");
             return;
         }
     };
@@ -205,18 +213,25 @@ pub async fn join(
             }
         };
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-        write_frame(
-            &mut send,
-            &Hello {
-                secret: code.secret,
-                name: name.clone(),
-                port,
-            },
-        )
-        .await?;
-        let reply: Reply = read_frame(&mut recv)
-            .await
-            .map_err(|e| format!("pairing failed: {e}"))?;
+        let hello = Hello {
+            secret: code.secret,
+            name: name.clone(),
+            port,
+        };
+        if write_frame(&mut send, &hello).await.is_err() {
+            return Err(
+                "pairing refused: the inviting device does not accept this device now \
+                 (the invite was already used, has expired, or is not one of its invites)"
+                    .to_owned(),
+            );
+        }
+        // The inviter's TLS refuses unknown devices unless an unused invite is open, and that
+        // verdict arrives only after the handshake; a connection lost here is that refusal.
+        let reply: Reply = read_frame(&mut recv).await.map_err(|_| {
+            "pairing refused: the inviting device does not accept this device now \
+             (the invite was already used, has expired, or is not one of its invites)"
+                .to_owned()
+        })?;
         conn.close(0u32.into(), b"paired");
         return match reply {
             Reply::Accepted { name, circle } => Ok(Joined {

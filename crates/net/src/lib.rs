@@ -339,6 +339,11 @@ pub fn endpoint(
         .with_single_cert(identity.chain(), identity.key())
         .map_err(|e| setup(&e))?;
     tls.alpn_protocols = alpns.iter().map(|a| a.to_vec()).collect();
+    // A resumed handshake restores the client's certificate without asking the verifier, so a
+    // device that was admitted once (during an invite, or before its revocation) could come
+    // back unchecked: no session cache, no tickets.
+    tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    tls.send_tls13_tickets = 0;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(
         QuicServerConfig::try_from(tls).map_err(|e| setup(&e))?,
     ));
@@ -369,6 +374,7 @@ pub async fn connect(
         .with_client_auth_cert(identity.chain(), identity.key())
         .map_err(|e| fail(e.to_string()))?;
     tls.alpn_protocols = vec![alpn.to_vec()];
+    tls.resumption = rustls::client::Resumption::disabled();
     let mut config = quinn::ClientConfig::new(Arc::new(
         QuicClientConfig::try_from(tls).map_err(|e| fail(e.to_string()))?,
     ));

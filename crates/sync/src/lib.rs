@@ -16,9 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::sync;
 use failup_wire::{DeviceId, DocId, InventoryItem, Message, journal_digest};
 
-/// Inventory rounds one connection may run before the engine stops reconciling and waits for
-/// live changes; a guard against two peers that can never agree (say, a document one of them
-/// may not hold) exchanging inventories forever.
+/// Inventory rounds in a row (without a matching summary between them) before the engine stops
+/// reconciling and waits for live changes; a guard against two peers that can never agree (say,
+/// a document one of them may not hold) exchanging inventories forever.
 pub const MAX_ROUNDS: u32 = 8;
 
 /// A document operation failed; the engine closes the connection it came from.
@@ -155,6 +155,7 @@ impl Engine {
                 let ours = docs.inventory(peer);
                 if journal_digest(&ours) == digest {
                     session.in_sync = true;
+                    session.rounds = 0;
                     session.active.clear();
                     out.push(Effect::InSync(peer));
                     if !reply {
