@@ -572,6 +572,9 @@ impl State {
                         c.conn.close(1u32.into(), reason.as_bytes());
                     }
                 }
+                Effect::DocFailed(peer, doc, reason) => {
+                    tracing::warn!(peer = %peer.short(), %doc, "document left out of this connection: {reason}");
+                }
                 Effect::InSync(peer) => {
                     self.synced.insert(peer, Timestamp::now());
                     self.sync_progress(peer);

@@ -127,14 +127,29 @@ impl State {
         }
     }
 
-    /// Addresses to put in an invite: the listen address, with loopback standing in for
-    /// "every interface".
+    /// Addresses to put in an invite: the listen address, or when listening on every
+    /// interface, each interface's address (other machines first, loopback last).
     fn invite_addrs(&self) -> Vec<String> {
-        let mut addr = self.listen;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        let listen = self.listen;
+        if !listen.ip().is_unspecified() {
+            return vec![listen.to_string()];
         }
-        vec![addr.to_string()]
+        let mut addrs: Vec<SocketAddr> = if_addrs::get_if_addrs()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| !i.is_loopback() && i.ip().is_ipv4() == listen.is_ipv4())
+            .map(|i| SocketAddr::new(i.ip(), listen.port()))
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        addrs.truncate(circle::MAX_ADDRS - 1);
+        let loopback: std::net::IpAddr = if listen.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        addrs.push(SocketAddr::new(loopback, listen.port()));
+        addrs.into_iter().map(|a| a.to_string()).collect()
     }
 
     fn invite(&mut self, ttl_secs: u64) -> Result<String, String> {

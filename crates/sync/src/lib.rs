@@ -79,6 +79,9 @@ pub enum Effect {
     InSync(DeviceId),
     /// A document changed because of a peer; the daemon may refresh what depends on it.
     Changed(DocId),
+    /// A document could not be read or applied; it is left out of this connection (the peer
+    /// was sent `doc-unavailable`) while every other document goes on syncing.
+    DocFailed(DeviceId, DocId, String),
 }
 
 #[derive(Default)]
@@ -91,6 +94,8 @@ struct Session {
     dirty: bool,
     /// Documents sent whole on this connection: never sent whole twice.
     sent_whole: BTreeSet<DocId>,
+    /// Documents that failed on this connection and are left out of it.
+    failed: BTreeSet<DocId>,
     rounds: u32,
     in_sync: bool,
 }
@@ -184,13 +189,17 @@ impl Engine {
                     .copied()
                     .collect();
                 for doc in missing {
-                    if session.sent_whole.contains(&doc) {
+                    if session.sent_whole.contains(&doc) || session.failed.contains(&doc) {
                         continue;
                     }
-                    if let Some(data) = docs.saved(doc).map_err(|e| e.0)? {
-                        session.dirty = true;
-                        session.sent_whole.insert(doc);
-                        out.push(Effect::Send(peer, Message::Doc { doc, data }));
+                    match docs.saved(doc) {
+                        Ok(Some(data)) => {
+                            session.dirty = true;
+                            session.sent_whole.insert(doc);
+                            out.push(Effect::Send(peer, Message::Doc { doc, data }));
+                        }
+                        Ok(None) => {}
+                        Err(e) => fail_doc(session, peer, doc, e.0, out),
                     }
                 }
                 let differing: BTreeSet<DocId> = ours
@@ -199,14 +208,18 @@ impl Engine {
                     .map(|(d, _)| *d)
                     .collect();
                 for doc in differing {
-                    if session.active.contains(&doc) {
+                    if session.active.contains(&doc) || session.failed.contains(&doc) {
                         continue;
                     }
                     let state = session.states.entry(doc).or_default();
-                    if let Some(m) = docs.generate(doc, state).map_err(|e| e.0)? {
-                        session.active.insert(doc);
-                        session.dirty = true;
-                        out.push(Effect::Send(peer, sync_message(docs, doc, m)));
+                    match docs.generate(doc, state) {
+                        Ok(Some(m)) => {
+                            session.active.insert(doc);
+                            session.dirty = true;
+                            out.push(Effect::Send(peer, sync_message(docs, doc, m)));
+                        }
+                        Ok(None) => {}
+                        Err(e) => fail_doc(session, peer, doc, e.0, out),
                     }
                 }
                 maybe_resummarize(docs, peer, session, out);
@@ -218,19 +231,29 @@ impl Engine {
                 }
                 let msg = sync::Message::decode(&data)
                     .map_err(|e| format!("undecodable automerge sync message: {e}"))?;
+                if session.failed.contains(&doc) {
+                    return Ok(());
+                }
                 session.in_sync = false;
                 session.dirty = true;
                 let state = session.states.entry(doc).or_default();
-                let changed = docs.receive(doc, state, msg).map_err(|e| e.0)?;
-                match docs.generate(doc, state).map_err(|e| e.0)? {
-                    Some(reply) => {
+                let changed = match docs.receive(doc, state, msg) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        fail_doc(session, peer, doc, e.0, out);
+                        return Ok(());
+                    }
+                };
+                match docs.generate(doc, state) {
+                    Ok(Some(reply)) => {
                         session.active.insert(doc);
                         out.push(Effect::Send(peer, sync_message(docs, doc, reply)));
                     }
-                    None => {
+                    Ok(None) => {
                         session.active.remove(&doc);
                         maybe_resummarize(docs, peer, session, out);
                     }
+                    Err(e) => fail_doc(session, peer, doc, e.0, out),
                 }
                 if changed {
                     out.push(Effect::Changed(doc));
@@ -247,7 +270,16 @@ impl Engine {
                 session.states.remove(&doc);
                 // No summary from this side: the sender summarizes once it has sent every
                 // document, and that summary arrives after them on the ordered stream.
-                let changed = docs.receive_whole(doc, &data).map_err(|e| e.0)?;
+                if session.failed.contains(&doc) {
+                    return Ok(());
+                }
+                let changed = match docs.receive_whole(doc, &data) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        fail_doc(session, peer, doc, e.0, out);
+                        return Ok(());
+                    }
+                };
                 if changed {
                     out.push(Effect::Changed(doc));
                     self.push_doc(docs, doc, Some(peer), out);
@@ -270,9 +302,9 @@ impl Engine {
         except: Option<DeviceId>,
         out: &mut Vec<Effect>,
     ) {
-        let mut failed = Vec::new();
         for (peer, session) in self.sessions.iter_mut() {
-            if Some(*peer) == except || !docs.may_sync(*peer, doc) {
+            if Some(*peer) == except || session.failed.contains(&doc) || !docs.may_sync(*peer, doc)
+            {
                 continue;
             }
             let state = session.states.entry(doc).or_default();
@@ -284,14 +316,26 @@ impl Engine {
                     out.push(Effect::Send(*peer, sync_message(docs, doc, m)));
                 }
                 Ok(None) => {}
-                Err(e) => failed.push((*peer, e.0)),
+                Err(e) => fail_doc(session, *peer, doc, e.0, out),
             }
         }
-        for (peer, reason) in failed {
-            self.sessions.remove(&peer);
-            out.push(Effect::Close(peer, reason));
-        }
     }
+}
+
+/// Leaves one document out of a connection after it failed, telling the peer, so the others go
+/// on syncing instead of the whole connection closing and failing again on every reconnect.
+fn fail_doc(
+    session: &mut Session,
+    peer: DeviceId,
+    doc: DocId,
+    reason: String,
+    out: &mut Vec<Effect>,
+) {
+    session.failed.insert(doc);
+    session.active.remove(&doc);
+    session.states.remove(&doc);
+    out.push(Effect::Send(peer, Message::DocUnavailable { doc }));
+    out.push(Effect::DocFailed(peer, doc, reason));
 }
 
 fn send_summary(

@@ -105,7 +105,7 @@ impl Net {
                     let to = self.index(to);
                     self.in_sync.insert((from, to));
                 }
-                Effect::Changed(_) => {}
+                Effect::Changed(_) | Effect::DocFailed(..) => {}
             }
         }
     }
@@ -338,4 +338,100 @@ fn a_message_before_connect_closes() {
         Input::Received(device(9), Message::DocUnavailable { doc: doc_id(1) }),
     );
     assert!(matches!(effects.as_slice(), [Effect::Close(..)]));
+}
+
+/// Documents that refuse to take in one document, as a store whose copy of it is damaged would.
+struct Poisoned {
+    inner: MemoryDocuments,
+    bad: DocId,
+}
+
+impl Documents for Poisoned {
+    fn inventory(&mut self, peer: DeviceId) -> Vec<failup_wire::InventoryItem> {
+        self.inner.inventory(peer)
+    }
+    fn may_sync(&mut self, peer: DeviceId, doc: DocId) -> bool {
+        self.inner.may_sync(peer, doc)
+    }
+    fn holds(&mut self, doc: DocId) -> bool {
+        self.inner.holds(doc)
+    }
+    fn generate(
+        &mut self,
+        doc: DocId,
+        state: &mut automerge::sync::State,
+    ) -> Result<Option<automerge::sync::Message>, DocError> {
+        self.inner.generate(doc, state)
+    }
+    fn receive(
+        &mut self,
+        doc: DocId,
+        state: &mut automerge::sync::State,
+        msg: automerge::sync::Message,
+    ) -> Result<bool, DocError> {
+        if doc == self.bad {
+            return Err(DocError("damaged".into()));
+        }
+        self.inner.receive(doc, state, msg)
+    }
+    fn saved(&mut self, doc: DocId) -> Result<Option<Vec<u8>>, DocError> {
+        self.inner.saved(doc)
+    }
+    fn receive_whole(&mut self, doc: DocId, data: &[u8]) -> Result<bool, DocError> {
+        if doc == self.bad {
+            return Err(DocError("damaged".into()));
+        }
+        self.inner.receive_whole(doc, data)
+    }
+}
+
+#[test]
+fn one_failing_document_leaves_the_others_syncing() {
+    let (ia, ib) = (device(1), device(2));
+    let mut a_docs = MemoryDocuments::new();
+    for i in 0..5u8 {
+        a_docs.insert(doc_id(i), new_doc(1, &["x"]));
+    }
+    let mut b_docs = Poisoned {
+        inner: MemoryDocuments::new(),
+        bad: doc_id(2),
+    };
+    let (mut a, mut b) = (Engine::new(), Engine::new());
+    let mut queue: VecDeque<(bool, Effect)> = VecDeque::new();
+    let mut failed = Vec::new();
+    let mut closed = false;
+    queue.extend(
+        a.handle(&mut a_docs, Input::Connected(ib))
+            .into_iter()
+            .map(|e| (true, e)),
+    );
+    queue.extend(
+        b.handle(&mut b_docs, Input::Connected(ia))
+            .into_iter()
+            .map(|e| (false, e)),
+    );
+    let mut steps = 0;
+    while let Some((from_a, effect)) = queue.pop_front() {
+        steps += 1;
+        assert!(steps < 10_000, "no quiescence");
+        match effect {
+            Effect::Send(_, msg) if from_a => queue.extend(
+                b.handle(&mut b_docs, Input::Received(ia, msg))
+                    .into_iter()
+                    .map(|e| (false, e)),
+            ),
+            Effect::Send(_, msg) => queue.extend(
+                a.handle(&mut a_docs, Input::Received(ib, msg))
+                    .into_iter()
+                    .map(|e| (true, e)),
+            ),
+            Effect::DocFailed(_, doc, _) => failed.push(doc),
+            Effect::Close(..) => closed = true,
+            _ => {}
+        }
+    }
+    assert!(!closed, "the connection was closed");
+    assert_eq!(failed, vec![doc_id(2)]);
+    let held: Vec<DocId> = b_docs.inner.ids().collect();
+    assert_eq!(held, vec![doc_id(0), doc_id(1), doc_id(3), doc_id(4)]);
 }
