@@ -65,6 +65,12 @@ fn an_offline_device_catches_up_and_concurrent_edits_merge() {
     wait_until("the entry on B", SOON, || has(&b, "shared entry"));
 
     b.stop();
+    // Without its daemon B still lists its circle, from the store.
+    let offline = b.ok(&["--json", "peers"]);
+    assert!(
+        offline.contains("laptop") && offline.contains("\"connected\": false"),
+        "{offline}"
+    );
     // B edits offline, with no daemon: the command opens the store itself.
     b.ok(&["edit", &id, "--tag", "from-phone"]);
     b.ok(&["iterate", &id, "tried on the phone"]);

@@ -32,9 +32,9 @@ use args::{Cli, Command, EditArgs, ExportFormat, FieldArgs, LogArgs, OutcomeArg,
 use editor::Section;
 
 /// How long a command waits for another process to release the journal.
-const LOCK_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(5);
 /// The store's file name inside the home.
-const STORE_FILE: &str = "journal.redb";
+pub(crate) const STORE_FILE: &str = "journal.redb";
 
 /// What every command needs to know about where and when it runs.
 pub(crate) struct Ctx {

@@ -187,32 +187,17 @@ fn peer_line(p: &PeerInfo) -> String {
 
 /// `failup peers [addr|remove]`.
 pub fn peers(ctx: &Ctx, action: Option<PeersCommand>, out: &mut dyn Write) -> Result<()> {
+    if action.is_none() && Client::connect(&ctx.home).is_none() {
+        // No daemon: read the circle from the store.
+        crate::ensure_home(&ctx.home)?;
+        let store = failup_store::Store::open(&ctx.home.join(crate::STORE_FILE), crate::LOCK_WAIT)?;
+        let me = failup_net::Identity::load_or_create(&ctx.home.join(KEY_FILE))?.device();
+        return print_peers(ctx, &failup_daemon::offline_peers(&store, me), out);
+    }
     let mut c = client(ctx, "this")?;
     match action {
         None => match ask(&mut c, Request::Peers, Some(Duration::from_secs(10)))? {
-            Response::Peers(list) => {
-                if ctx.json {
-                    let v: Vec<serde_json::Value> = list
-                        .iter()
-                        .map(|p| {
-                            serde_json::json!({
-                                "device": p.device, "name": p.name, "role": p.role,
-                                "addrs": p.addrs, "connected": p.connected,
-                                "last_seen": p.last_seen, "last_sync": p.last_sync,
-                                "revoked": p.revoked,
-                            })
-                        })
-                        .collect();
-                    serde_json::to_writer_pretty(&mut *out, &v)?;
-                    writeln!(out)?;
-                } else if list.is_empty() {
-                    eprintln!("no paired devices yet: run `failup pair invite` on this device");
-                } else {
-                    for p in &list {
-                        writeln!(out, "{}", peer_line(p))?;
-                    }
-                }
-            }
+            Response::Peers(list) => print_peers(ctx, &list, out)?,
             r => bail!("the daemon answered unexpectedly: {r:?}"),
         },
         Some(PeersCommand::Addr { id, addr }) => {
@@ -230,6 +215,31 @@ pub fn peers(ctx: &Ctx, action: Option<PeersCommand>, out: &mut dyn Write) -> Re
                 Some(Duration::from_secs(10)),
             )?;
             eprintln!("revoked: the device is disconnected and will be refused from now on");
+        }
+    }
+    Ok(())
+}
+
+fn print_peers(ctx: &Ctx, list: &[PeerInfo], out: &mut dyn Write) -> Result<()> {
+    if ctx.json {
+        let v: Vec<serde_json::Value> = list
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "device": p.device, "name": p.name, "role": p.role,
+                    "addrs": p.addrs, "connected": p.connected,
+                    "last_seen": p.last_seen, "last_sync": p.last_sync,
+                    "revoked": p.revoked,
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut *out, &v)?;
+        writeln!(out)?;
+    } else if list.is_empty() {
+        eprintln!("no paired devices yet: run `failup pair invite` on this device");
+    } else {
+        for p in list {
+            writeln!(out, "{}", peer_line(p))?;
         }
     }
     Ok(())

@@ -708,3 +708,27 @@ fn piped_text_over_the_limit_is_refused_not_cut() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("longer than"));
     assert_eq!(home.json(&["list"]), serde_json::json!([]));
 }
+
+#[test]
+fn device_commands_without_a_daemon() {
+    let home = Home::new();
+    let id = home.ok(&["id"]);
+    let first = id.lines().next().expect("id line");
+    assert_eq!(first.len(), 59, "{first}");
+    assert_eq!(home.ok(&["id"]), id, "the device id is stable");
+    assert_eq!(home.ok(&["status"]).trim(), "daemon: not running");
+    assert_eq!(home.json(&["status"])["running"], false);
+    assert_eq!(home.json(&["peers"]), serde_json::json!([]));
+    for args in [
+        vec!["pair", "invite"],
+        vec!["sync"],
+        vec!["peers", "remove", "ABC"],
+    ] {
+        let err = home.fails(&args, 1);
+        assert!(err.contains("needs a running daemon"), "{args:?}: {err}");
+    }
+    let err = home.fails(&["sync", "--timeout", "soon"], 1);
+    assert!(err.contains("not a duration"), "{err}");
+    let err = home.fails(&["daemon", "--listen", "nowhere"], 1);
+    assert!(err.contains("not an address"), "{err}");
+}

@@ -100,6 +100,48 @@ impl Trust for TrustState {
     }
 }
 
+/// The circle as the store holds it, for `failup peers` when no daemon runs: nothing is
+/// connected, and last-seen times are known only to a running daemon.
+pub fn offline_peers(store: &Store, me: DeviceId) -> Vec<PeerInfo> {
+    let circle = store
+        .setting("circle")
+        .ok()
+        .flatten()
+        .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+        .map(u128::from_be_bytes);
+    let mut members = circle
+        .and_then(|doc| store.document(doc).ok().flatten())
+        .map(|d| circle::members(&d))
+        .unwrap_or_default();
+    if let Ok(Some(bytes)) = store.setting("bootstrap") {
+        if let Ok(list) = postcard::from_bytes::<Vec<([u8; 32], String, Vec<String>)>>(&bytes) {
+            for (d, name, addrs) in list {
+                if !members.iter().any(|m| m.device.0 == d) {
+                    members.push(circle::Member {
+                        device: DeviceId(d),
+                        name,
+                        addrs: addrs.iter().filter_map(|a| a.parse().ok()).collect(),
+                        revoked: false,
+                    });
+                }
+            }
+        }
+    }
+    members
+        .into_iter()
+        .map(|m| PeerInfo {
+            device: m.device.to_string(),
+            name: m.name,
+            role: if m.device == me { "self" } else { "device" }.into(),
+            addrs: m.addrs.iter().map(|a| a.to_string()).collect(),
+            connected: false,
+            last_seen: None,
+            last_sync: None,
+            revoked: m.revoked,
+        })
+        .collect()
+}
+
 /// Things that happen, sent to the engine thread.
 enum Event {
     Control(Box<Request>, oneshot::Sender<Response>),
