@@ -36,6 +36,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 pub const DEFAULT_PORT: u16 = 7676;
 /// Longest wait between two attempts to reach a device.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long the device with the larger id waits before its first dial to a newly trusted device.
+pub const DIAL_HEAD_START: Duration = Duration::from_secs(1);
 /// A connection that lasted this long resets the redial backoff.
 pub const STABLE_CONNECTION: Duration = Duration::from_secs(10);
 /// How long one connection attempt may take.
@@ -280,9 +282,11 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
         socket_path,
         sent: (0, 0),
         revoked: BTreeSet::new(),
+        live: false,
     };
     state.load_circle();
     state.refresh_trust();
+    state.live = true;
 
     tokio::spawn(accept_loop(
         endpoint.clone(),
@@ -518,6 +522,9 @@ struct State {
     /// Every device this device has ever seen revoked. Kept locally and only ever grown, so
     /// nothing merged into the circle later can bring a revoked device back.
     revoked: BTreeSet<DeviceId>,
+    /// False while starting: devices known at start-up are dialed at once, since the other side
+    /// may be a peer that restarted and is waiting for us.
+    live: bool,
 }
 
 /// The store as the engine sees it: every document may be synced with every device of the
@@ -914,8 +921,20 @@ impl State {
             self.identity.clone(),
             self.trust.clone(),
         );
+        // The connection dialed by the smaller id wins a race, so the larger id gives the other
+        // side a head start: two devices that learn of each other at once (a pairing, an
+        // introduction) then open one connection, not two that each carry every document.
+        let head_start = if self.live && identity.device() > device {
+            DIAL_HEAD_START
+        } else {
+            Duration::ZERO
+        };
         self.runtime.spawn(async move {
             let mut backoff = Duration::from_millis(250);
+            tokio::select! {
+                _ = tokio::time::sleep(head_start) => {}
+                _ = wake.notified() => {}
+            }
             loop {
                 if !trust.is_trusted(device) {
                     return;
