@@ -318,7 +318,7 @@ impl Store {
     pub fn log(&mut self, new: NewEntry, now: Timestamp, today: Date) -> Result<Entry, StoreError> {
         let ms = u64::try_from(now.as_millisecond()).unwrap_or(0);
         let entry = new.into_entry(EntryId::from_parts(ms, rand::random()), now, today)?;
-        let (entry, doc) = self.write(|txn, actor| {
+        let (entry, doc, am) = self.write(|txn, actor| {
             let mut meta = txn.open_table(META)?;
             let open = meta
                 .get("open-bucket")?
@@ -349,16 +349,20 @@ impl Store {
             bucket.insert(std::slice::from_ref(&entry), now)?;
             persist(txn, doc, bucket.doc_mut(), &heads)?;
             reindex(txn, doc, None, Some(&entry))?;
-            Ok((entry, doc))
+            Ok((entry, doc, bucket.into_doc()))
         })?;
-        self.note_local_change(doc);
+        self.note_local_change(doc, Some(am));
         Ok(entry)
     }
 
-    /// Remembers a document changed here, for [`Store::take_changed_docs`], and drops any copy
-    /// loaded for syncing, which no longer matches the file.
-    fn note_local_change(&mut self, doc: u128) {
+    /// Remembers a document changed here, for [`Store::take_changed_docs`]. The copy loaded for
+    /// syncing is replaced by `current` (the document as just written, so offering the change to
+    /// peers costs no reload) or dropped.
+    fn note_local_change(&mut self, doc: u128, current: Option<automerge::AutoCommit>) {
         self.cache.remove(&doc);
+        if let Some(am) = current {
+            self.keep_loaded(doc, am);
+        }
         if !self.changed.contains(&doc) {
             self.changed.push(doc);
         }
@@ -378,22 +382,22 @@ impl Store {
         now: Timestamp,
     ) -> Result<Entry, StoreError> {
         let patch = patch.normalized()?;
-        let (entry, doc) = self.write(|txn, actor| {
+        let (entry, doc, am) = self.write(|txn, actor| {
             let (doc, day) = locate(txn, id)?;
             let mut bucket = load(txn, doc, actor)?;
             let heads = bucket.heads();
             let entry = bucket.apply(id, &patch, now)?;
             persist(txn, doc, bucket.doc_mut(), &heads)?;
             reindex(txn, doc, Some((day, id)), Some(&entry))?;
-            Ok((entry, doc))
+            Ok((entry, doc, bucket.into_doc()))
         })?;
-        self.note_local_change(doc);
+        self.note_local_change(doc, Some(am));
         Ok(entry)
     }
 
     /// Removes an entry and returns what it held.
     pub fn delete(&mut self, id: EntryId, now: Timestamp) -> Result<Entry, StoreError> {
-        let (entry, doc) = self.write(|txn, actor| {
+        let (entry, doc, am) = self.write(|txn, actor| {
             let (doc, day) = locate(txn, id)?;
             let mut bucket = load(txn, doc, actor)?;
             let entry = bucket.entry(id)?.ok_or(JournalError::NotFound(id))?;
@@ -401,9 +405,9 @@ impl Store {
             bucket.remove(id, now)?;
             persist(txn, doc, bucket.doc_mut(), &heads)?;
             reindex(txn, doc, Some((day, id)), None)?;
-            Ok((entry, doc))
+            Ok((entry, doc, bucket.into_doc()))
         })?;
-        self.note_local_change(doc);
+        self.note_local_change(doc, Some(am));
         Ok(entry)
     }
 
@@ -579,7 +583,7 @@ impl Store {
             Ok(docs)
         })?;
         for doc in docs {
-            self.note_local_change(doc);
+            self.note_local_change(doc, None);
         }
         Ok(report)
     }

@@ -111,7 +111,7 @@ impl Store {
                 snapshot(txn, doc, am)
             }
         })?;
-        self.note_local_change(doc);
+        self.note_local_change(doc, None);
         Ok(())
     }
 
@@ -125,7 +125,7 @@ impl Store {
         }
     }
 
-    fn keep_loaded(&mut self, doc: u128, am: AutoCommit) {
+    pub(crate) fn keep_loaded(&mut self, doc: u128, am: AutoCommit) {
         if self.cache.len() >= MAX_CACHED_DOCS {
             self.cache.clear();
         }
@@ -199,9 +199,18 @@ impl Store {
     pub fn receive_whole(&mut self, doc: u128, data: &[u8]) -> Result<bool, StoreError> {
         let (mut am, held) = self.take_loaded(doc)?;
         let before = am.get_heads();
-        catch_unwind(AssertUnwindSafe(|| am.load_incremental(data)))
-            .map_err(|_| JournalError::Corrupt("automerge panicked on a received document".into()))?
-            .map_err(|e| JournalError::Corrupt(e.to_string()))?;
+        let corrupt = |_| JournalError::Corrupt("automerge panicked on a received document".into());
+        if held {
+            catch_unwind(AssertUnwindSafe(|| am.load_incremental(data)))
+                .map_err(corrupt)?
+                .map_err(|e| JournalError::Corrupt(e.to_string()))?;
+        } else {
+            // A whole load of a saved document is far cheaper than replaying it into an empty one.
+            am = catch_unwind(AssertUnwindSafe(|| AutoCommit::load(data)))
+                .map_err(corrupt)?
+                .map_err(|e| JournalError::Corrupt(e.to_string()))?
+                .with_actor(automerge::ActorId::from(&self.actor));
+        }
         if held || layout_of(&am).as_deref() != Some(LAYOUT_MARK) {
             return self.commit_received(doc, am, held, before);
         }
