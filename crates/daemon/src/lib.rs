@@ -763,15 +763,33 @@ impl State {
     /// Records where a device connected from: with one socket for both directions, that is
     /// where it listens, and the circle passes it on to devices that have never met it.
     fn learn_addr(&mut self, peer: DeviceId, addr: SocketAddr) {
-        let Some(doc) = self.circle else { return };
-        let Ok(Some(mut am)) = self.store.document(doc) else {
-            return;
-        };
-        let before = am.get_heads();
-        if let Ok(true) = circle::add_addr(&mut am, peer, addr) {
-            am.commit();
-            let _ = self.store.write_document(doc, &mut am, &before);
+        if let Err(e) = self.edit_circle(|am| circle::add_addr(am, peer, addr)) {
+            tracing::warn!("cannot record the address of {}: {e}", peer.short());
         }
+    }
+
+    /// Changes the circle document with `edit` (which says whether it changed anything) and
+    /// makes the change durable; does nothing without a circle.
+    fn edit_circle(
+        &mut self,
+        edit: impl FnOnce(&mut automerge::AutoCommit) -> Result<bool, automerge::AutomergeError>,
+    ) -> Result<(), String> {
+        let Some(doc) = self.circle else {
+            return Ok(());
+        };
+        let mut am = self
+            .store
+            .document(doc)
+            .map_err(|e| e.to_string())?
+            .ok_or("the circle document is missing")?;
+        let before = am.get_heads();
+        if edit(&mut am).map_err(|e| e.to_string())? {
+            am.commit();
+            self.store
+                .write_document(doc, &mut am, &before)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     fn load_circle(&mut self) {

@@ -431,20 +431,7 @@ impl State {
 
     fn add_addr(&mut self, device: DeviceId, addr: SocketAddr) -> Result<(), String> {
         match self.circle {
-            Some(doc) => {
-                let mut am = self
-                    .store
-                    .document(doc)
-                    .map_err(|e| e.to_string())?
-                    .ok_or("the circle document is missing")?;
-                let before = am.get_heads();
-                if circle::add_addr(&mut am, device, addr).map_err(|e| e.to_string())? {
-                    am.commit();
-                    self.store
-                        .write_document(doc, &mut am, &before)
-                        .map_err(|e| e.to_string())?;
-                }
-            }
+            Some(_) => self.edit_circle(|am| circle::add_addr(am, device, addr))?,
             None => {
                 if let Some((_, addrs)) = self.bootstrap.get_mut(&device) {
                     addrs.push(addr);
@@ -461,19 +448,9 @@ impl State {
         if device == self.identity.device() {
             return Err("a device cannot revoke itself; revoke it from another device".into());
         }
-        if let Some(doc) = self.circle {
-            let mut am = self
-                .store
-                .document(doc)
-                .map_err(|e| e.to_string())?
-                .ok_or("the circle document is missing")?;
-            let before = am.get_heads();
-            circle::revoke(&mut am, device, Timestamp::now().as_millisecond())
-                .map_err(|e| e.to_string())?;
-            am.commit();
-            self.store
-                .write_document(doc, &mut am, &before)
-                .map_err(|e| e.to_string())?;
+        if self.circle.is_some() {
+            let now = Timestamp::now().as_millisecond();
+            self.edit_circle(|am| circle::revoke(am, device, now).map(|()| true))?;
         }
         self.bootstrap.remove(&device);
         self.save_bootstrap()?;
