@@ -140,14 +140,27 @@ pub fn is_circle(doc: &AutoCommit) -> bool {
 
 /// Every device ever in the circle, revoked ones marked.
 pub fn members(doc: &AutoCommit) -> Vec<Member> {
-    let revoked: Vec<String> = doc
+    // Revocations by parsed id, so no spelling of an id escapes them: the root keys, and the
+    // `revoked` maps an earlier layout wrote.
+    let mut revoked: std::collections::BTreeSet<DeviceId> = doc
         .keys(ROOT)
-        .filter_map(|k| k.strip_prefix(REVOKED_PREFIX).map(str::to_owned))
+        .filter_map(|k| {
+            k.strip_prefix(REVOKED_PREFIX)
+                .and_then(|id| id.parse().ok())
+        })
         .collect();
-    let mut out = BTreeMap::new();
+    for map in find_all(doc, &ROOT, "revoked") {
+        revoked.extend(doc.keys(&map).filter_map(|k| k.parse::<DeviceId>().ok()));
+    }
+    let mut out: BTreeMap<DeviceId, Member> = BTreeMap::new();
     for devices in find_all(doc, &ROOT, "devices") {
         for key in doc.keys(&devices) {
-            let Ok(device) = key.parse::<DeviceId>() else {
+            // Only the canonical spelling names a device; any other is ignored.
+            let Some(device) = key
+                .parse::<DeviceId>()
+                .ok()
+                .filter(|d| d.to_string() == key)
+            else {
                 continue;
             };
             let Some(entry) = find(doc, &devices, &key) else {
@@ -160,27 +173,25 @@ pub fn members(doc: &AutoCommit) -> Vec<Member> {
             let addrs = find(doc, &entry, "addrs")
                 .map(|a| doc.keys(&a).filter_map(|k| k.parse().ok()).collect())
                 .unwrap_or_default();
-            out.insert(
+            out.entry(device).or_insert(Member {
                 device,
-                Member {
-                    device,
-                    name,
-                    addrs,
-                    revoked: revoked.contains(&key),
-                },
-            );
+                name,
+                addrs,
+                revoked: false,
+            });
         }
     }
     // A revoked device may be known only by its revocation.
-    for key in &revoked {
-        if let Ok(device) = key.parse::<DeviceId>() {
-            out.entry(device).or_insert(Member {
-                device,
-                name: String::new(),
-                addrs: Vec::new(),
-                revoked: true,
-            });
-        }
+    for device in &revoked {
+        out.entry(*device).or_insert(Member {
+            device: *device,
+            name: String::new(),
+            addrs: Vec::new(),
+            revoked: true,
+        });
+    }
+    for m in out.values_mut() {
+        m.revoked = revoked.contains(&m.device);
     }
     out.into_values().collect()
 }
@@ -240,5 +251,29 @@ mod tests {
             .expect("overwrite");
         one.merge(&mut rogue).expect("merge");
         assert!(members(&one).iter().any(|m| m.device == r && m.revoked));
+    }
+
+    #[test]
+    fn another_spelling_of_a_revoked_id_stays_revoked() {
+        let (a, r) = (DeviceId([1; 32]), DeviceId([2; 32]));
+        let mut doc = AutoCommit::new();
+        create(&mut doc, a, "laptop", &[]).expect("create");
+        add(&mut doc, r, "stolen", &[]).expect("add");
+        let devices = find(&doc, &ROOT, "devices").expect("devices");
+        let sneaky = r.to_string().to_lowercase().replace('-', "");
+        let e = doc
+            .put_object(&devices, sneaky.as_str(), ObjType::Map)
+            .expect("put");
+        doc.put(&e, "name", "still me").expect("put");
+        revoke(&mut doc, r, 1).expect("revoke");
+        let m = members(&doc);
+        assert!(m.iter().filter(|m| m.device == r).all(|m| m.revoked));
+        assert_eq!(m.iter().filter(|m| m.device == r).count(), 1);
+        // The layout before root keys: a revoked map.
+        let mut old = AutoCommit::new();
+        create(&mut old, a, "laptop", &[]).expect("create");
+        let map = old.put_object(ROOT, "revoked", ObjType::Map).expect("map");
+        old.put(&map, r.to_string(), 1i64).expect("put");
+        assert!(members(&old).iter().any(|m| m.device == r && m.revoked));
     }
 }

@@ -129,6 +129,12 @@ pub fn offline_peers(store: &Store, me: DeviceId) -> Vec<PeerInfo> {
             }
         }
     }
+    let local_revoked: Vec<[u8; 32]> = store
+        .setting("revoked")
+        .ok()
+        .flatten()
+        .and_then(|b| postcard::from_bytes(&b).ok())
+        .unwrap_or_default();
     members
         .into_iter()
         .map(|m| PeerInfo {
@@ -139,7 +145,7 @@ pub fn offline_peers(store: &Store, me: DeviceId) -> Vec<PeerInfo> {
             connected: false,
             last_seen: None,
             last_sync: None,
-            revoked: m.revoked,
+            revoked: m.revoked || local_revoked.contains(&m.device.0),
         })
         .collect()
 }
@@ -852,9 +858,11 @@ impl State {
             self.bootstrap.retain(|d, _| !in_circle.contains(d));
         }
         let revoked = self.revoked.clone();
+        // The local list counts too: a circle whose revocation key someone deleted later still
+        // does not bring the device back here.
         let mut trusted: BTreeSet<DeviceId> = members
             .iter()
-            .filter(|m| !m.revoked)
+            .filter(|m| !m.revoked && !self.revoked.contains(&m.device))
             .map(|m| m.device)
             .collect();
         trusted.extend(self.bootstrap.keys().filter(|d| !revoked.contains(d)));
@@ -974,18 +982,26 @@ impl State {
                         break;
                     }
                 }
+                let mut short_lived = false;
                 if let Some(c) = conn {
                     let began = Instant::now();
                     run_connection(c, device, true, events.clone()).await;
                     // A connection that lived a while proves the device healthy; one closed at
-                    // once (refused, a duplicate, an error) must not turn into a redial storm.
+                    // once (refused, a duplicate, an error) must not turn into a redial storm,
+                    // so its backoff is slept in full, whatever wakes the dialer meanwhile.
                     if began.elapsed() > STABLE_CONNECTION {
                         backoff = Duration::from_millis(250);
+                    } else {
+                        short_lived = true;
                     }
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = wake.notified() => {}
+                if short_lived {
+                    tokio::time::sleep(backoff).await;
+                } else {
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = wake.notified() => {}
+                    }
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }

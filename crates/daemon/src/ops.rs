@@ -215,29 +215,31 @@ impl State {
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0
         };
-        let verdict = match self.invites.iter_mut().find(|i| matches(i)) {
-            None => Err("wrong invite code"),
-            Some(i) if i.used => Err("this invite was already used"),
-            Some(i) if i.expires <= now => Err("this invite has expired"),
-            Some(i) => {
-                i.used = true;
-                Ok(())
-            }
+        let found = self.invites.iter().position(matches);
+        let verdict = match found.and_then(|at| self.invites.get(at)) {
+            None => Err("wrong invite code".to_owned()),
+            Some(i) if i.used => Err("this invite was already used".to_owned()),
+            Some(i) if i.expires <= now => Err("this invite has expired".to_owned()),
+            // Checked before the invite is spent, so a revoked device cannot burn it.
+            Some(_) if self.is_revoked(peer) => Err("this device was revoked".to_owned()),
+            Some(_) => self.admit(peer, &hello.name, SocketAddr::new(remote.ip(), hello.port)),
         };
         let answer = match verdict {
             Err(reason) => {
                 tracing::warn!(peer = %peer.short(), "pairing refused: {reason}");
-                Reply::Refused(reason.into())
+                Reply::Refused(reason)
             }
-            Ok(()) if self.is_revoked(peer) => Reply::Refused("this device was revoked".into()),
-            Ok(()) => match self.admit(peer, &hello.name, SocketAddr::new(remote.ip(), hello.port))
-            {
-                Ok(circle) => Reply::Accepted {
+            Ok(circle) => {
+                // Spent only once the joiner is in the circle: a failed admission leaves it
+                // usable.
+                if let Some(i) = found.and_then(|at| self.invites.get_mut(at)) {
+                    i.used = true;
+                }
+                Reply::Accepted {
                     name: self.name.clone(),
                     circle: circle.to_be_bytes(),
-                },
-                Err(e) => Reply::Refused(e),
-            },
+                }
+            }
         };
         self.reopen_invites();
         let _ = reply.send(answer);
@@ -245,6 +247,9 @@ impl State {
 
     /// Adds a device to the circle, creating the circle on first use; returns its document.
     fn admit(&mut self, device: DeviceId, name: &str, addr: SocketAddr) -> Result<u128, String> {
+        if self.circle.is_none() && self.pending_circle().is_some() {
+            return Err("the inviting device is still waiting for its own circle".into());
+        }
         let me = self.identity.device();
         let (doc, mut am, before) = match self.circle {
             Some(doc) => {
@@ -289,10 +294,11 @@ impl State {
     }
 
     fn join(&mut self, code: String, name: Option<String>, reply: oneshot::Sender<Response>) {
-        if self
-            .members()
-            .iter()
-            .any(|m| m.device != self.identity.device() && !m.revoked)
+        if self.circle.is_some()
+            && self
+                .members()
+                .iter()
+                .any(|m| m.device != self.identity.device() && !m.revoked)
         {
             let _ = reply.send(Response::Error(
                 "this device already belongs to a circle of devices; it cannot join another".into(),
@@ -313,6 +319,17 @@ impl State {
         if code.device == self.identity.device().0 {
             let _ = reply.send(Response::Error(
                 "this invite was made by this device".into(),
+            ));
+            return;
+        }
+        // A join still waiting for its circle may be retried with the same device, not another.
+        if self.circle.is_none()
+            && (self.pending_circle().is_some() || !self.bootstrap.is_empty())
+            && !self.bootstrap.contains_key(&DeviceId(code.device))
+        {
+            let _ = reply.send(Response::Error(
+                "this device already joined another device's circle; it cannot join a second"
+                    .into(),
             ));
             return;
         }
@@ -355,8 +372,12 @@ impl State {
             let _ = reply.send(Response::Error(e));
             return;
         }
+        // Invites made before joining would start a second circle: they are void now.
+        self.invites.clear();
+        self.reopen_invites();
+        // No wake: the new dialer's head start keeps the two devices from dialing each other at
+        // once.
         self.refresh_trust();
-        self.wake(inviter);
         tracing::info!(peer = %inviter.short(), "joined the circle of {name}");
         let _ = reply.send(Response::Done);
     }

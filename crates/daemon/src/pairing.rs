@@ -149,13 +149,16 @@ async fn read_frame<T: for<'de> Deserialize<'de>>(
 
 /// The inviter's side of one pairing connection.
 pub async fn serve(conn: quinn::Connection, peer: DeviceId, events: mpsc::UnboundedSender<Event>) {
-    let Ok((mut send, mut recv)) = conn.accept_bi().await else {
-        return;
-    };
-    // A joiner says hello at once; anyone slower is not pairing and must not hold a connection.
-    let hello = tokio::time::timeout(HELLO_TIMEOUT, read_frame::<Hello>(&mut recv)).await;
-    let hello = match hello {
-        Ok(Ok(h)) => h,
+    // A joiner opens its stream and says hello at once; anyone slower is not pairing and must
+    // not hold a connection.
+    let greeted = tokio::time::timeout(HELLO_TIMEOUT, async {
+        let (send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
+        let hello = read_frame::<Hello>(&mut recv).await?;
+        Ok::<_, String>((send, hello))
+    })
+    .await;
+    let (mut send, hello) = match greeted {
+        Ok(Ok(pair)) => pair,
         Ok(Err(e)) => {
             conn.close(1u32.into(), e.as_bytes());
             return;

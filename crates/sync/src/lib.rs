@@ -232,6 +232,8 @@ impl Engine {
                 let msg = sync::Message::decode(&data)
                     .map_err(|e| format!("undecodable automerge sync message: {e}"))?;
                 if session.failed.contains(&doc) {
+                    // Say it again, so the sender stops waiting on this document.
+                    out.push(Effect::Send(peer, Message::DocUnavailable { doc }));
                     return Ok(());
                 }
                 session.in_sync = false;
@@ -266,6 +268,8 @@ impl Engine {
                     return Ok(());
                 }
                 session.in_sync = false;
+                // Received documents change this side's summary: say so once things settle.
+                session.dirty = true;
                 // Whatever sync state this connection had for the document no longer matches.
                 session.states.remove(&doc);
                 // No summary from this side: the sender summarizes once it has sent every

@@ -435,3 +435,17 @@ fn one_failing_document_leaves_the_others_syncing() {
     let held: Vec<DocId> = b_docs.inner.ids().collect();
     assert_eq!(held, vec![doc_id(0), doc_id(1), doc_id(3), doc_id(4)]);
 }
+
+#[test]
+fn both_sides_sending_whole_documents_end_in_sync() {
+    let mut net = Net::new(2);
+    for i in 0..4u8 {
+        net.nodes[0].docs.insert(doc_id(i), new_doc(1, &["a"]));
+        net.nodes[1].docs.insert(doc_id(10 + i), new_doc(2, &["b"]));
+    }
+    net.connect(0, 1);
+    net.settle();
+    net.assert_converged();
+    assert_eq!(net.nodes[0].docs.ids().count(), 8);
+    assert!(net.in_sync.contains(&(0, 1)) && net.in_sync.contains(&(1, 0)));
+}
