@@ -339,34 +339,24 @@ fn layout() {
     }
 }
 
+/// Journal sizes from a comma-separated argument, or the default three.
+fn sizes(arg: Option<&String>) -> Vec<usize> {
+    arg.map(|s| {
+        s.split(',')
+            .map(|n| n.trim().parse().expect("sizes are numbers"))
+            .collect()
+    })
+    .unwrap_or_else(|| vec![1_000, 10_000, 100_000])
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("layout") => layout(),
-        Some("sync") => {
-            let sizes: Vec<usize> = args
-                .get(1)
-                .map(|s| {
-                    s.split(',')
-                        .map(|n| n.trim().parse().expect("sizes are numbers"))
-                        .collect()
-                })
-                .unwrap_or_else(|| vec![1_000, 10_000, 100_000]);
-            sync::bench(&sizes);
-        }
-        Some("journal") | None => {
-            let sizes: Vec<usize> = args
-                .get(1)
-                .map(|s| {
-                    s.split(',')
-                        .map(|n| n.trim().parse().expect("sizes are numbers"))
-                        .collect()
-                })
-                .unwrap_or_else(|| vec![1_000, 10_000, 100_000]);
-            journal(&sizes);
-        }
+        Some("sync") => sync::bench(&sizes(args.get(1))),
+        Some("journal") | None => journal(&sizes(args.get(1))),
         Some(other) => {
-            eprintln!("failup-bench: unknown mode {other:?} (journal or layout)");
+            eprintln!("failup-bench: unknown mode {other:?} (journal, sync or layout)");
             std::process::exit(2);
         }
     }
