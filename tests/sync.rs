@@ -264,9 +264,19 @@ fn strangers_and_garbage_are_refused_without_harm() {
             "a stranger got a working connection"
         );
 
-        // The paired but hostile device: garbage, then a frame over the size limit.
+        // The paired but hostile device: a protocol version nobody speaks, garbage, then a frame
+        // over the size limit.
         let identity = failup_net::Identity::load_or_create(&key).expect("hostile key");
         let ep = failup_net::endpoint(&identity, trust, any, &[]).expect("endpoint");
+        let future = tokio::time::timeout(
+            Duration::from_secs(10),
+            failup_net::connect(&ep, &identity, a_id, addr, b"failup/2"),
+        )
+        .await;
+        assert!(
+            !matches!(future, Ok(Ok(_))),
+            "a connection with an unknown protocol version was accepted"
+        );
         for payload in [
             b"\x00\x00\x00\x05garbage!".to_vec(),
             (failup_wire::MAX_FRAME_BYTES + 1).to_be_bytes().to_vec(),
