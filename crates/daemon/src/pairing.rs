@@ -17,6 +17,10 @@ use crate::Event;
 pub const CODE_PREFIX: &str = "FAILUP-";
 /// Largest pairing frame, in bytes.
 pub const MAX_PAIR_FRAME: u32 = 4096;
+/// What the joiner hears when the inviter's TLS turns it away: it admits unknown devices only
+/// while an unused invite is open.
+const REFUSED: &str = "pairing refused: the inviting device does not accept this device now \
+                       (the invite was already used, has expired, or is not one of its invites)";
 /// How long the inviter waits for a joiner's hello.
 pub const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Longest invite code accepted, in characters.
@@ -206,6 +210,9 @@ pub async fn join(
         .await;
         let conn = match attempt {
             Ok(Ok(c)) => c,
+            // The inviter's TLS turned this device away: the same verdict as a lost connection
+            // below, only earlier.
+            Ok(Err(failup_net::NetError::Refused { .. })) => return Err(REFUSED.to_owned()),
             Ok(Err(e)) => {
                 last = e.to_string();
                 continue;
@@ -215,7 +222,7 @@ pub async fn join(
                 continue;
             }
         };
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|_| REFUSED.to_owned())?;
         let hello = Hello {
             secret: code.secret,
             name: name.clone(),
@@ -230,11 +237,9 @@ pub async fn join(
         }
         // The inviter's TLS refuses unknown devices unless an unused invite is open, and that
         // verdict arrives only after the handshake; a connection lost here is that refusal.
-        let reply: Reply = read_frame(&mut recv).await.map_err(|_| {
-            "pairing refused: the inviting device does not accept this device now \
-             (the invite was already used, has expired, or is not one of its invites)"
-                .to_owned()
-        })?;
+        let reply: Reply = read_frame(&mut recv)
+            .await
+            .map_err(|_| REFUSED.to_owned())?;
         conn.close(0u32.into(), b"paired");
         return match reply {
             Reply::Accepted { name, circle } => Ok(Joined {

@@ -52,6 +52,14 @@ pub enum NetError {
     /// TLS or QUIC configuration failed.
     #[error("transport setup failed: {0}")]
     Setup(String),
+    /// The peer's TLS refused this device's key (or this side refused the peer's).
+    #[error("{addr} refused the handshake: {reason}")]
+    Refused {
+        /// The address tried.
+        addr: SocketAddr,
+        /// What TLS said.
+        reason: String,
+    },
     /// Connecting to a peer failed.
     #[error("cannot connect to {addr}: {reason}")]
     Connect {
@@ -383,7 +391,25 @@ pub async fn connect(
         .connect_with(config, addr, "failup")
         .map_err(|e| fail(e.to_string()))?
         .await
-        .map_err(|e| fail(e.to_string()))
+        .map_err(|e| {
+            // TLS alerts travel as QUIC crypto errors (0x100 to 0x1ff), whichever side sent
+            // them.
+            let crypto =
+                |code: quinn::TransportErrorCode| (0x100..0x200).contains(&u64::from(code));
+            match &e {
+                quinn::ConnectionError::ConnectionClosed(c) if crypto(c.error_code) => {
+                    NetError::Refused {
+                        addr,
+                        reason: e.to_string(),
+                    }
+                }
+                quinn::ConnectionError::TransportError(t) if crypto(t.code) => NetError::Refused {
+                    addr,
+                    reason: e.to_string(),
+                },
+                _ => fail(e.to_string()),
+            }
+        })
 }
 
 /// The ALPN a connection negotiated.
