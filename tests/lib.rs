@@ -106,7 +106,7 @@ impl Daemon {
         self.child = Some(child);
         wait_until(
             "the daemon to answer",
-            std::time::Duration::from_secs(15),
+            std::time::Duration::from_secs(30),
             || self.status()["running"] == true,
         );
     }

@@ -898,6 +898,11 @@ impl State {
                     if let Ok(mut a) = d.addrs.write() {
                         *a = self.addrs_of(device);
                     }
+                    // The circle changed, so the other side may have just come to trust this
+                    // device: a dialer backing off after a refusal tries again now.
+                    if !self.conns.contains_key(&device) {
+                        d.wake.notify_one();
+                    }
                 }
                 None => self.spawn_dialer(device),
             }
