@@ -506,8 +506,8 @@ impl State {
         );
         for peer in pending {
             if self.conns.contains_key(&peer) {
-                // A fresh round: summaries first, so "in sync" means in sync now.
-                self.engine(Input::Connected(peer));
+                // A fresh round of summaries, so "in sync" means in sync now.
+                self.engine(Input::Resync(peer));
             } else {
                 self.wake(peer);
             }

@@ -66,6 +66,9 @@ pub enum Input {
     Received(DeviceId, Message),
     /// This device changed `doc` and the change is durable.
     LocalChange(DocId),
+    /// Someone asked to sync now: start a fresh round of summaries with `peer`, keeping the
+    /// connection's per-document sync states.
+    Resync(DeviceId),
 }
 
 /// Something the engine wants done.
@@ -135,6 +138,13 @@ impl Engine {
                 self.sessions.remove(&peer);
             }
             Input::LocalChange(doc) => self.push_doc(docs, doc, None, &mut out),
+            Input::Resync(peer) => {
+                if let Some(session) = self.sessions.get_mut(&peer) {
+                    session.rounds = 0;
+                    session.in_sync = false;
+                    send_summary(docs, peer, session, false, &mut out);
+                }
+            }
             Input::Received(peer, msg) => {
                 if let Err(reason) = self.received(docs, peer, msg, &mut out) {
                     self.sessions.remove(&peer);

@@ -191,6 +191,20 @@ fn in_sync_reconnect_costs_one_summary_each_way() {
 }
 
 #[test]
+fn a_resync_confirms_agreement_in_one_round_trip() {
+    let mut net = Net::new(2);
+    net.nodes[0].docs.insert(doc_id(1), new_doc(1, &["a"]));
+    net.connect(0, 1);
+    net.settle();
+    net.in_sync.clear();
+    let before = net.messages;
+    net.input(0, Input::Resync(device(2)));
+    net.settle();
+    assert!(net.in_sync.contains(&(0, 1)) && net.in_sync.contains(&(1, 0)));
+    assert_eq!(net.messages - before, 2, "a summary and its reply");
+}
+
+#[test]
 fn a_new_device_receives_every_document() {
     let mut net = Net::new(2);
     for i in 0..20u8 {
