@@ -64,11 +64,6 @@ impl Filter {
         }
         true
     }
-
-    /// Whether the filter can stop early once it walks past `since` in newest-first day order.
-    pub fn is_before_range(&self, day: Date) -> bool {
-        self.since.is_some_and(|d| day < d)
-    }
 }
 
 #[cfg(test)]

@@ -218,18 +218,8 @@ impl Engine {
                     .map(|(d, _)| *d)
                     .collect();
                 for doc in differing {
-                    if session.active.contains(&doc) || session.failed.contains(&doc) {
-                        continue;
-                    }
-                    let state = session.states.entry(doc).or_default();
-                    match docs.generate(doc, state) {
-                        Ok(Some(m)) => {
-                            session.active.insert(doc);
-                            session.dirty = true;
-                            out.push(Effect::Send(peer, sync_message(docs, doc, m)));
-                        }
-                        Ok(None) => {}
-                        Err(e) => fail_doc(session, peer, doc, e.0, out),
+                    if !session.active.contains(&doc) {
+                        offer(docs, peer, session, doc, out);
                     }
                 }
                 maybe_resummarize(docs, peer, session, out);
@@ -317,22 +307,35 @@ impl Engine {
         out: &mut Vec<Effect>,
     ) {
         for (peer, session) in self.sessions.iter_mut() {
-            if Some(*peer) == except || session.failed.contains(&doc) || !docs.may_sync(*peer, doc)
-            {
-                continue;
-            }
-            let state = session.states.entry(doc).or_default();
-            match docs.generate(doc, state) {
-                Ok(Some(m)) => {
-                    session.active.insert(doc);
-                    session.dirty = true;
-                    session.in_sync = false;
-                    out.push(Effect::Send(*peer, sync_message(docs, doc, m)));
-                }
-                Ok(None) => {}
-                Err(e) => fail_doc(session, *peer, doc, e.0, out),
+            if Some(*peer) != except && docs.may_sync(*peer, doc) {
+                offer(docs, *peer, session, doc, out);
             }
         }
+    }
+}
+
+/// Sends the peer the next Automerge sync message for `doc`, if there is one; a document that
+/// failed on this connection is skipped.
+fn offer(
+    docs: &mut dyn Documents,
+    peer: DeviceId,
+    session: &mut Session,
+    doc: DocId,
+    out: &mut Vec<Effect>,
+) {
+    if session.failed.contains(&doc) {
+        return;
+    }
+    let state = session.states.entry(doc).or_default();
+    match docs.generate(doc, state) {
+        Ok(Some(m)) => {
+            session.active.insert(doc);
+            session.dirty = true;
+            session.in_sync = false;
+            out.push(Effect::Send(peer, sync_message(docs, doc, m)));
+        }
+        Ok(None) => {}
+        Err(e) => fail_doc(session, peer, doc, e.0, out),
     }
 }
 
