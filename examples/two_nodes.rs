@@ -20,6 +20,9 @@ async fn node(home: &std::path::Path, name: &str) -> Handle {
         home: home.to_owned(),
         listen: "127.0.0.1:0".parse().expect("address"),
         name: name.to_owned(),
+        // Both nodes are in this process and know each other's address from the invite.
+        mdns: false,
+        network: true,
     };
     failup_daemon::start(config).await.expect("daemon starts")
 }

@@ -69,15 +69,28 @@ pub struct Daemon {
     pub home: Home,
     child: Option<std::process::Child>,
     name: String,
+    mdns: bool,
 }
 
 impl Daemon {
-    /// Starts a daemon in a fresh home and waits until it answers.
+    /// Starts a daemon in a fresh home, with local network discovery off, and waits until it
+    /// answers.
     pub fn start(name: &str) -> Daemon {
+        Daemon::start_with(name, false)
+    }
+
+    /// Starts a daemon in a fresh home that announces itself and listens for its peers over
+    /// mDNS on loopback, and waits until it answers.
+    pub fn start_with_mdns(name: &str) -> Daemon {
+        Daemon::start_with(name, true)
+    }
+
+    fn start_with(name: &str, mdns: bool) -> Daemon {
         let mut d = Daemon {
             home: Home::new(),
             child: None,
             name: name.to_owned(),
+            mdns,
         };
         d.restart();
         d
@@ -86,17 +99,14 @@ impl Daemon {
     /// Starts (again) the daemon of this home and waits until it answers.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
+        let mut args = vec!["daemon", "--listen", "127.0.0.1:0", "--name", &self.name];
+        if !self.mdns {
+            args.push("--no-mdns");
+        }
         let child = self
             .home
             .cmd()
-            .args([
-                "daemon",
-                "--listen",
-                "127.0.0.1:0",
-                "--no-mdns",
-                "--name",
-                &self.name,
-            ])
+            .args(&args)
             .env("RUST_LOG", "info")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())

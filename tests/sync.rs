@@ -1,5 +1,5 @@
 //! Device sync through real daemons: the real binary in separate temporary homes, QUIC on
-//! loopback, mDNS off. Every wait has a deadline; every daemon is stopped when its test ends.
+//! loopback, mDNS off except in the discovery test. Every wait has a deadline; every daemon is stopped when its test ends.
 
 use std::time::Duration;
 
@@ -305,4 +305,68 @@ fn strangers_and_garbage_are_refused_without_harm() {
     wait_until("B still syncing", SOON, || has(&b, "still fine"));
     let check: serde_json::Value = serde_json::from_str(&a.ok(&["--json", "check"])).expect("json");
     assert_eq!(check["mismatches"], 0);
+}
+
+#[test]
+fn devices_that_moved_find_each_other_on_the_local_network() {
+    let mut a = Daemon::start_with_mdns("laptop");
+    let mut b = Daemon::start_with_mdns("phone");
+    a.pair(&b);
+    a.ok(&["log", "before the move"]);
+    wait_until("the first entry on B", SOON, || has(&b, "before the move"));
+    // Both come back on new ports, so every address either knows of the other is stale: only
+    // the mDNS announcements can bring them together again.
+    a.stop();
+    b.stop();
+    a.restart();
+    b.restart();
+    a.ok(&["log", "after the move"]);
+    wait_until("the entry logged after the move on B", SOON, || {
+        has(&b, "after the move")
+    });
+    let peers: serde_json::Value = serde_json::from_str(&b.ok(&["--json", "peers"])).expect("json");
+    let laptop = peers
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "laptop"))
+        .expect("laptop listed");
+    assert_eq!(laptop["connected"], true);
+}
+
+#[test]
+fn peer_commands_work_without_a_daemon_and_take_effect_when_it_starts() {
+    let mut a = Daemon::start("laptop");
+    let b = Daemon::start("phone");
+    a.pair(&b);
+    a.ok(&["log", "before the revocation"]);
+    wait_until("the entry on B", SOON, || has(&b, "before the revocation"));
+    a.stop();
+    let b_id = b.device();
+
+    let out = a.run(&["peers", "addr", &b_id, "not an address"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not an address"));
+    a.ok(&["peers", "addr", &b_id, "127.0.0.1:9"]);
+    a.ok(&["peers", "remove", &b_id[..10]]);
+    let out = a.run(&["peers", "remove", "ZZZZ"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no device of this circle matches"));
+
+    let peers: serde_json::Value = serde_json::from_str(&a.ok(&["--json", "peers"])).expect("json");
+    let phone = peers
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "phone"))
+        .cloned()
+        .expect("phone listed");
+    assert_eq!(phone["revoked"], true);
+    assert!(
+        phone["addrs"].to_string().contains("127.0.0.1:9"),
+        "{phone}"
+    );
+
+    // Back up, A refuses the revoked phone.
+    a.restart();
+    a.ok(&["log", "after the revocation"]);
+    let out = b.run(&["sync", "--timeout", "3s"]);
+    assert!(!out.status.success(), "a revoked device still syncs");
+    assert!(!has(&b, "after the revocation"));
 }

@@ -56,15 +56,13 @@ pub fn daemon(
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // Automerge instruments its loaders with info-level spans whose fields are the
+                // whole change graph, formatted with Debug on every load: a third of a first
+                // sync's time went there.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,automerge=warn")),
         )
         .with_writer(std::io::stderr)
         .try_init();
-    if !no_mdns {
-        tracing::info!(
-            "local network discovery (mDNS) is not available yet; use invite codes and `failup peers addr`"
-        );
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -75,6 +73,8 @@ pub fn daemon(
             home: home.to_owned(),
             listen,
             name: name.unwrap_or_else(host_name),
+            mdns: !no_mdns,
+            network: true,
         };
         let handle = failup_daemon::start(config).await?;
         eprintln!(
@@ -194,6 +194,12 @@ pub fn peers(ctx: &Ctx, action: Option<PeersCommand>, out: &mut dyn Write) -> Re
         let me = failup_net::Identity::load_or_create(&ctx.home.join(KEY_FILE))?.device();
         return print_peers(ctx, &failup_daemon::offline_peers(&store, me), out);
     }
+    if let Some(action) = action
+        .as_ref()
+        .filter(|_| Client::connect(&ctx.home).is_none())
+    {
+        return peers_offline(ctx, action);
+    }
     let mut c = client(ctx, "this")?;
     match action {
         None => match ask(&mut c, Request::Peers, Some(Duration::from_secs(10)))? {
@@ -216,6 +222,49 @@ pub fn peers(ctx: &Ctx, action: Option<PeersCommand>, out: &mut dyn Write) -> Re
             )?;
             eprintln!("revoked: the device is disconnected and will be refused from now on");
         }
+    }
+    Ok(())
+}
+
+/// `peers addr|remove` with no daemon running: a daemon with its network off carries the
+/// request out on the store, so it does exactly what a running daemon would, and the change
+/// reaches the other devices when this one next syncs.
+fn peers_offline(ctx: &Ctx, action: &PeersCommand) -> Result<()> {
+    crate::ensure_home(&ctx.home)?;
+    let request = match action {
+        PeersCommand::Addr { id, addr } => Request::PeerAddr {
+            device: id.clone(),
+            addr: addr.clone(),
+        },
+        PeersCommand::Remove { id } => Request::PeerRemove { device: id.clone() },
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let response = runtime.block_on(async {
+        let config = failup_daemon::Config {
+            home: ctx.home.clone(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            name: host_name(),
+            mdns: false,
+            network: false,
+        };
+        let handle = failup_daemon::start(config).await?;
+        let response = handle.call(request).await;
+        handle.stop().await;
+        Ok::<_, failup_daemon::DaemonError>(response)
+    })?;
+    match response {
+        Response::Done => {}
+        Response::Error(e) => bail!("{e}"),
+        r => bail!("unexpected answer: {r:?}"),
+    }
+    match action {
+        PeersCommand::Addr { .. } => eprintln!("address remembered"),
+        PeersCommand::Remove { .. } => eprintln!(
+            "revoked: the device will be refused from now on; the other devices learn of it at the next sync"
+        ),
     }
     Ok(())
 }

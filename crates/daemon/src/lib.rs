@@ -11,6 +11,7 @@
 
 pub mod circle;
 pub mod control;
+mod discovery;
 mod ops;
 mod pairing;
 
@@ -46,6 +47,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const STORE_WAIT: Duration = Duration::from_secs(5);
 /// Bytes read from a stream at a time.
 const READ_CHUNK: usize = 64 * 1024;
+/// At most this many queued peer messages share one fsync: enough to amortise it over a first
+/// sync, few enough that the first message's reply is not held back for long.
+const MAX_GROUP: usize = 32;
 
 /// What the daemon needs to start.
 #[derive(Debug, Clone)]
@@ -56,6 +60,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// This device's name, as other devices show it.
     pub name: String,
+    /// Whether to announce this device and look for trusted ones on the local network.
+    pub mdns: bool,
+    /// Whether to talk to peers at all. Off, the daemon neither accepts nor dials nor
+    /// announces: the `failup` command runs one with the network off to carry out a peer
+    /// command (`peers addr`, `peers remove`) exactly as a running daemon would, when none runs.
+    pub network: bool,
 }
 
 /// Why the daemon could not run.
@@ -170,6 +180,7 @@ enum Event {
         reason: String,
     },
     Pair(pairing::Incoming),
+    Heard(discovery::Heard),
     Joined(pairing::Joined, oneshot::Sender<Response>),
     SyncDeadline(u64),
     Shutdown,
@@ -267,6 +278,7 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
     let device = identity.device();
     let mut state = State {
         store,
+        deferred: None,
         engine: Engine::new(),
         identity,
         endpoint: endpoint.clone(),
@@ -289,16 +301,28 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
         sent: (0, 0),
         revoked: BTreeSet::new(),
         live: false,
+        discovered: HashMap::new(),
+        discovery: None,
+        network: config.network,
     };
     state.load_circle();
     state.refresh_trust();
     state.live = true;
+    if config.mdns && config.network {
+        match discovery::Discovery::start(device, local_addr, events.clone()) {
+            Ok(d) => state.discovery = Some(d),
+            // Devices still find each other through invites, the circle and known addresses.
+            Err(e) => tracing::warn!("local network discovery (mDNS) is off: {e}"),
+        }
+    }
 
-    tokio::spawn(accept_loop(
-        endpoint.clone(),
-        events.clone(),
-        state.trust.clone(),
-    ));
+    if config.network {
+        tokio::spawn(accept_loop(
+            endpoint.clone(),
+            events.clone(),
+            state.trust.clone(),
+        ));
+    }
     tokio::spawn(control_loop(listener, events.clone()));
     let engine = std::thread::Builder::new()
         .name("failup-engine".into())
@@ -503,7 +527,15 @@ async fn run_connection(
 
 /// The engine thread's state: the only owner of the store and the engine.
 struct State {
+    /// Addresses trusted devices announced on the local network, dialed first.
+    discovered: HashMap<DeviceId, Vec<SocketAddr>>,
+    /// The mDNS announcement and browse, when on.
+    discovery: Option<discovery::Discovery>,
+    /// Whether peers are dialed (see [`Config::network`]).
+    network: bool,
     store: Store,
+    /// Engine effects held back while a group of received messages is not yet durable.
+    deferred: Option<Vec<Effect>>,
     engine: Engine,
     identity: Arc<Identity>,
     endpoint: quinn::Endpoint,
@@ -594,11 +626,16 @@ impl Documents for StoreDocs<'_> {
 
 impl State {
     fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
-        while let Some(event) = rx.blocking_recv() {
+        let mut next = None;
+        while let Some(event) = next.take().or_else(|| rx.blocking_recv()) {
             if matches!(event, Event::Shutdown) {
                 break;
             }
-            self.handle(event);
+            if matches!(event, Event::Received { .. }) && !rx.is_empty() {
+                next = self.received_group(event, &mut rx);
+            } else {
+                self.handle(event);
+            }
         }
         self.endpoint.close(0u32.into(), b"shutdown");
         let _ = std::fs::remove_file(&self.socket_path);
@@ -607,7 +644,49 @@ impl State {
 
     fn engine(&mut self, input: Input) {
         let effects = self.engine.handle(&mut StoreDocs(&mut self.store), input);
-        self.apply(effects);
+        match &mut self.deferred {
+            Some(later) => later.extend(effects),
+            None => self.apply(effects),
+        }
+    }
+
+    /// Handles peer messages that are already queued as one group of store commits with a
+    /// single fsync (a first sync brings hundreds of documents back to back), and returns the
+    /// first other event met. Nothing the group did is sent or reported before the group is
+    /// durable: the effects wait for [`Store::end_group`].
+    fn received_group(
+        &mut self,
+        first: Event,
+        rx: &mut mpsc::UnboundedReceiver<Event>,
+    ) -> Option<Event> {
+        self.store.begin_group();
+        self.deferred = Some(Vec::new());
+        self.handle(first);
+        let mut next = None;
+        for _ in 1..MAX_GROUP {
+            match rx.try_recv() {
+                Ok(event @ Event::Received { .. }) => self.handle(event),
+                Ok(other) => {
+                    next = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let effects = self.deferred.take().unwrap_or_default();
+        match self.store.end_group() {
+            Ok(()) => self.apply(effects),
+            Err(e) => {
+                // The peers were about to hear of changes that are not on disk: drop those
+                // connections, so the next ones start from what this device really holds.
+                tracing::error!("could not make received changes durable: {e}");
+                let peers: Vec<DeviceId> = self.conns.keys().copied().collect();
+                for peer in peers {
+                    self.apply(vec![Effect::Close(peer, "store error".into())]);
+                }
+            }
+        }
+        next
     }
 
     fn apply(&mut self, effects: Vec<Effect>) {
@@ -707,6 +786,7 @@ impl State {
                 }
             }
             Event::Pair(incoming) => self.pair_incoming(incoming),
+            Event::Heard(heard) => self.heard(heard),
             Event::Joined(joined, reply) => self.joined(joined, reply),
             Event::SyncDeadline(id) => {
                 if let Some(w) = self.waiters.remove(&id) {
@@ -904,7 +984,8 @@ impl State {
                         d.wake.notify_one();
                     }
                 }
-                None => self.spawn_dialer(device),
+                None if self.network => self.spawn_dialer(device),
+                None => {}
             }
         }
     }
@@ -921,7 +1002,33 @@ impl State {
         }
         addrs.sort();
         addrs.dedup();
+        // What the device announces now beats what it was once seen at.
+        if let Some(heard) = self.discovered.get(&device) {
+            addrs.retain(|a| !heard.contains(a));
+            addrs.splice(0..0, heard.iter().copied());
+        }
         addrs
+    }
+
+    /// A device announced itself on the local network: if it is trusted, its announced
+    /// addresses are dialed first from now on, at once if it is not connected.
+    fn heard(&mut self, heard: discovery::Heard) {
+        if !self.trust.is_trusted(heard.device) || heard.addrs.is_empty() {
+            return;
+        }
+        if self.discovered.get(&heard.device) == Some(&heard.addrs) {
+            return;
+        }
+        tracing::info!(peer = %heard.device.short(), addrs = ?heard.addrs, "heard on the local network");
+        self.discovered.insert(heard.device, heard.addrs);
+        if let Some(d) = self.dialers.get(&heard.device) {
+            if let Ok(mut a) = d.addrs.write() {
+                *a = self.addrs_of(heard.device);
+            }
+        }
+        if !self.conns.contains_key(&heard.device) {
+            self.wake(heard.device);
+        }
     }
 
     fn wake(&self, device: DeviceId) {
@@ -975,18 +1082,27 @@ impl State {
                     continue;
                 }
                 let targets = addrs.read().map(|a| a.clone()).unwrap_or_default();
-                let mut conn = None;
+                // Every known address at once: a stale one (the device moved, or restarted on
+                // another port) would otherwise hold up the good ones for a whole timeout.
+                let mut attempts = tokio::task::JoinSet::new();
                 for addr in targets {
-                    let attempt = tokio::time::timeout(
-                        CONNECT_TIMEOUT,
-                        failup_net::connect(&endpoint, &identity, device, addr, ALPN_SYNC),
-                    )
-                    .await;
-                    if let Ok(Ok(c)) = attempt {
+                    let (endpoint, identity) = (endpoint.clone(), identity.clone());
+                    attempts.spawn(async move {
+                        tokio::time::timeout(
+                            CONNECT_TIMEOUT,
+                            failup_net::connect(&endpoint, &identity, device, addr, ALPN_SYNC),
+                        )
+                        .await
+                    });
+                }
+                let mut conn = None;
+                while let Some(attempt) = attempts.join_next().await {
+                    if let Ok(Ok(Ok(c))) = attempt {
                         conn = Some(c);
                         break;
                     }
                 }
+                attempts.abort_all();
                 let mut short_lived = false;
                 if let Some(c) = conn {
                     let began = Instant::now();

@@ -159,6 +159,8 @@ pub struct Store {
     cache: std::collections::HashMap<u128, automerge::AutoCommit>,
     /// Documents changed by local writes since [`Store::take_changed_docs`].
     changed: Vec<u128>,
+    /// Inside a group (see [`Store::begin_group`]): whether a commit is waiting for the flush.
+    group: Option<bool>,
 }
 
 fn day_key(day: Date) -> u32 {
@@ -229,6 +231,7 @@ impl Store {
             actor: [0; 16],
             cache: std::collections::HashMap::new(),
             changed: Vec::new(),
+            group: None,
         };
         store.actor = store.init_meta()?;
         Ok(store)
@@ -303,15 +306,51 @@ impl Store {
         Ok(())
     }
 
-    /// Runs `f` in one write transaction and commits it durably.
+    /// Runs `f` in one write transaction and commits it: durably, unless inside a group.
     fn write<T>(
         &mut self,
         f: impl FnOnce(&redb::WriteTransaction, &[u8; 16]) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        if let Some(pending) = &mut self.group {
+            txn.set_durability(redb::Durability::None)
+                .map_err(redb::Error::from)?;
+            *pending = true;
+        }
         let out = f(&txn, &self.actor)?;
         txn.commit()?;
         Ok(out)
+    }
+
+    /// Starts a group of writes that become durable together at [`Store::end_group`]: each
+    /// commit is atomic and visible at once, but only the group's end waits for the disk.
+    ///
+    /// Invariant: a caller must not report anything written inside a group as stored (to a
+    /// user or a peer) before `end_group` returns `Ok`. A crash inside a group rolls the store
+    /// back to its state before the group, whole and consistent: redb recovers to the last
+    /// durable commit.
+    pub fn begin_group(&mut self) {
+        self.group.get_or_insert(false);
+    }
+
+    /// Ends a group: makes every commit since [`Store::begin_group`] durable with one fsync.
+    /// On an error nothing of the group may be counted on, and the document cache, which may
+    /// hold the group's changes, is dropped.
+    pub fn end_group(&mut self) -> Result<(), StoreError> {
+        if self.group.take() != Some(true) {
+            return Ok(());
+        }
+        // An empty transaction committed with immediate durability persists every
+        // non-durable commit before it.
+        let flushed = self
+            .db
+            .begin_write()
+            .map_err(redb::Error::from)
+            .and_then(|txn| txn.commit().map_err(redb::Error::from));
+        if flushed.is_err() {
+            self.cache.clear();
+        }
+        Ok(flushed?)
     }
 
     /// Records a new entry and returns it as stored.

@@ -384,3 +384,29 @@ fn garbage_sync_messages_are_errors_and_change_nothing() {
     assert_eq!(s.inventory().expect("inv"), before);
     assert_eq!(s.check().expect("check").mismatches, 0);
 }
+
+#[test]
+fn a_group_of_writes_is_visible_at_once_and_durable_after_its_end() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let ids: Vec<EntryId> = {
+        let mut s = open(&dir);
+        s.begin_group();
+        let ids = (0..5)
+            .map(|i| {
+                s.log(new(&format!("grouped {i}")), t(1_000 + i), day(1))
+                    .expect("log")
+                    .id
+            })
+            .collect();
+        assert_eq!(s.len().expect("len"), 5, "visible inside the group");
+        s.end_group().expect("flush");
+        // A second end, or one without a group, has nothing to do.
+        s.end_group().expect("nothing to flush");
+        ids
+    };
+    let s = open(&dir);
+    for id in ids {
+        assert!(s.get(id).expect("get").is_some());
+    }
+    assert_eq!(s.check().expect("check").mismatches, 0);
+}
