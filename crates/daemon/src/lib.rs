@@ -659,13 +659,11 @@ impl State {
         first: Event,
         rx: &mut mpsc::UnboundedReceiver<Event>,
     ) -> Option<Event> {
-        self.store.begin_group();
-        self.deferred = Some(Vec::new());
-        self.handle(first);
+        let mut batch = vec![first];
         let mut next = None;
-        for _ in 1..MAX_GROUP {
+        while batch.len() < MAX_GROUP {
             match rx.try_recv() {
-                Ok(event @ Event::Received { .. }) => self.handle(event),
+                Ok(event @ Event::Received { .. }) => batch.push(event),
                 Ok(other) => {
                     next = Some(other);
                     break;
@@ -673,6 +671,46 @@ impl State {
                 Err(_) => break,
             }
         }
+        // Reading a whole document (parsing it, reading its entries for the index) costs more
+        // than committing it, so a helper thread reads every second one ahead while this
+        // thread reads the others and commits in order.
+        let whole = |e: &Event| match e {
+            Event::Received {
+                msg: Message::Doc { doc, data },
+                ..
+            } => Some((doc.as_u128(), data.clone())),
+            _ => None,
+        };
+        let ahead: Vec<(u128, Vec<u8>)> =
+            batch.iter().filter_map(whole).skip(1).step_by(2).collect();
+        self.store.begin_group();
+        self.deferred = Some(Vec::new());
+        std::thread::scope(|scope| {
+            let (tx, prepared) = std::sync::mpsc::channel();
+            if !ahead.is_empty() {
+                scope.spawn(move || {
+                    for (doc, data) in ahead {
+                        if tx.send(Store::prepare_whole(doc, data)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            } else {
+                drop(tx);
+            }
+            let mut docs = 0usize;
+            for event in batch {
+                if whole(&event).is_some() {
+                    if docs % 2 == 1 {
+                        if let Ok(p) = prepared.recv() {
+                            self.store.stash_prepared(p);
+                        }
+                    }
+                    docs += 1;
+                }
+                self.handle(event);
+            }
+        });
         let effects = self.deferred.take().unwrap_or_default();
         match self.store.end_group() {
             Ok(()) => self.apply(effects),

@@ -161,6 +161,8 @@ pub struct Store {
     changed: Vec<u128>,
     /// Inside a group (see [`Store::begin_group`]): whether a commit is waiting for the flush.
     group: Option<bool>,
+    /// Whole documents from peers read ahead on other threads (see [`Store::prepare_whole`]).
+    prepared: std::collections::HashMap<u128, sync::Prepared>,
 }
 
 fn day_key(day: Date) -> u32 {
@@ -232,6 +234,7 @@ impl Store {
             cache: std::collections::HashMap::new(),
             changed: Vec::new(),
             group: None,
+            prepared: std::collections::HashMap::new(),
         };
         store.actor = store.init_meta()?;
         Ok(store)
@@ -890,7 +893,7 @@ fn restrict_permissions(_path: &Path) -> Result<(), StoreError> {
 }
 
 mod sync;
-pub use sync::Heads;
+pub use sync::{Heads, Prepared};
 
 #[cfg(test)]
 mod tests;

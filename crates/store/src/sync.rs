@@ -26,6 +26,33 @@ fn parse_heads(bytes: &[u8]) -> Heads {
         .collect()
 }
 
+/// A whole document from a peer, read ahead of [`Store::receive_whole`] by
+/// [`Store::prepare_whole`].
+pub struct Prepared {
+    doc: u128,
+    data: Vec<u8>,
+    read: Result<(AutoCommit, Option<Vec<Entry>>), StoreError>,
+}
+
+fn corrupt_panic() -> JournalError {
+    JournalError::Corrupt("automerge panicked on a received document".into())
+}
+
+/// Loads a whole saved document, and when it is a journal bucket, reads its entries for the
+/// index. `None` entries: another kind of document (the circle), indexed by nothing.
+fn read_whole(data: &[u8]) -> Result<(AutoCommit, Option<Vec<Entry>>), StoreError> {
+    // A whole load of a saved document is far cheaper than replaying it into an empty one.
+    let am = catch_unwind(AssertUnwindSafe(|| AutoCommit::load(data)))
+        .map_err(|_| corrupt_panic())?
+        .map_err(|e| JournalError::Corrupt(e.to_string()))?;
+    if layout_of(&am).as_deref() != Some(LAYOUT_MARK) {
+        return Ok((am, None));
+    }
+    let bucket = Bucket::from_doc(am)?;
+    let entries = bucket.entries()?;
+    Ok((bucket.into_doc(), Some(entries)))
+}
+
 impl Store {
     /// Every document this device holds, with its heads, in id order.
     pub fn inventory(&self) -> Result<Vec<(u128, Heads)>, StoreError> {
@@ -195,31 +222,29 @@ impl Store {
     }
 
     /// Takes in a whole saved document from a peer: a new one is stored as received and its
-    /// entries indexed in key order; one already held is merged. Durable before returning.
+    /// entries indexed in key order; one already held is merged. Durable before returning
+    /// (outside a group).
     pub fn receive_whole(&mut self, doc: u128, data: &[u8]) -> Result<bool, StoreError> {
         let (mut am, held) = self.take_loaded(doc)?;
         let before = am.get_heads();
-        let corrupt = |_| JournalError::Corrupt("automerge panicked on a received document".into());
         if held {
             catch_unwind(AssertUnwindSafe(|| am.load_incremental(data)))
-                .map_err(corrupt)?
+                .map_err(|_| corrupt_panic())?
                 .map_err(|e| JournalError::Corrupt(e.to_string()))?;
-        } else {
-            // A whole load of a saved document is far cheaper than replaying it into an empty one.
-            am = catch_unwind(AssertUnwindSafe(|| AutoCommit::load(data)))
-                .map_err(corrupt)?
-                .map_err(|e| JournalError::Corrupt(e.to_string()))?
-                .with_actor(automerge::ActorId::from(&self.actor));
-        }
-        if held || layout_of(&am).as_deref() != Some(LAYOUT_MARK) {
             return self.commit_received(doc, am, held, before);
         }
+        let read = match self.prepared.remove(&doc).filter(|p| p.data == data) {
+            Some(p) => p.read,
+            None => read_whole(data),
+        };
+        let (loaded, entries) = read?;
+        let mut am = loaded.with_actor(automerge::ActorId::from(&self.actor));
+        let Some(entries) = entries else {
+            return self.commit_received(doc, am, held, before);
+        };
         if am.get_heads() == before {
             return Ok(false);
         }
-        let bucket = Bucket::from_doc(am)?;
-        let entries = bucket.entries()?;
-        let mut am = bucket.into_doc();
         let heads = am.get_heads();
         self.write(|txn, _| {
             txn.open_table(SNAPSHOTS)?.insert(doc, data)?;
@@ -245,6 +270,26 @@ impl Store {
         })?;
         self.keep_loaded(doc, am);
         Ok(true)
+    }
+
+    /// Reads a whole document as [`Store::receive_whole`] would, without touching the store:
+    /// the costly part of taking in a document (parsing it, reading its entries back), so it
+    /// may run on another thread while the store's owner commits the previous one.
+    pub fn prepare_whole(doc: u128, data: Vec<u8>) -> Prepared {
+        Prepared {
+            doc,
+            read: read_whole(&data),
+            data,
+        }
+    }
+
+    /// Keeps a prepared document for the next [`Store::receive_whole`] of the same bytes.
+    /// Never more than a group's worth is kept: older ones are dropped.
+    pub fn stash_prepared(&mut self, prepared: Prepared) {
+        if self.prepared.len() >= MAX_CACHED_DOCS {
+            self.prepared.clear();
+        }
+        self.prepared.insert(prepared.doc, prepared);
     }
 
     /// Makes what a peer sent durable: appends the new changes (or stores a new document) and

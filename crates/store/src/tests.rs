@@ -410,3 +410,45 @@ fn a_group_of_writes_is_visible_at_once_and_durable_after_its_end() {
     }
     assert_eq!(s.check().expect("check").mismatches, 0);
 }
+
+#[test]
+fn a_document_read_ahead_is_used_only_for_the_same_bytes() {
+    let (da, db) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let (mut a, mut b) = (open(&da), open(&db));
+    for i in 0..10 {
+        a.log(new(&format!("ahead {i}")), t(i), day(4))
+            .expect("log");
+    }
+    let doc = a.inventory().expect("inv")[0].0;
+    let saved = a.saved_document(doc).expect("saved").expect("held");
+
+    // Read ahead from other bytes (garbage here): the real bytes are read afresh.
+    b.stash_prepared(Store::prepare_whole(doc, b"garbage".to_vec()));
+    assert!(b.receive_whole(doc, &saved).expect("receive"));
+    assert_eq!(b.len().expect("len"), 10);
+
+    // Read ahead from the same bytes, on another thread: the same result as reading inline.
+    let dc = tempfile::tempdir().expect("tmp");
+    let mut c = open(&dc);
+    let copy = saved.clone();
+    let prepared = std::thread::spawn(move || Store::prepare_whole(doc, copy))
+        .join()
+        .expect("thread");
+    c.stash_prepared(prepared);
+    assert!(c.receive_whole(doc, &saved).expect("receive"));
+    assert_eq!(
+        c.list(&Filter::default(), None).expect("list"),
+        a.list(&Filter::default(), None).expect("list")
+    );
+    assert_eq!(c.check().expect("check").mismatches, 0);
+
+    // Garbage read ahead for garbage bytes is still an error, and stores nothing.
+    let dd = tempfile::tempdir().expect("tmp");
+    let mut d = open(&dd);
+    d.stash_prepared(Store::prepare_whole(doc, b"garbage".to_vec()));
+    assert!(d.receive_whole(doc, b"garbage").is_err());
+    assert_eq!(d.len().expect("len"), 0);
+}
