@@ -13,6 +13,7 @@ pub mod export;
 pub mod layout;
 pub mod query;
 mod serde_compact;
+pub mod space;
 pub mod stats;
 
 pub use entry::{

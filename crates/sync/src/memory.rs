@@ -1,6 +1,6 @@
 //! Documents held in memory: the engine's [`Documents`] for tests, simulations and examples.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use automerge::sync::{self, SyncDoc};
@@ -9,16 +9,24 @@ use failup_wire::{DeviceId, DocId, InventoryItem, heads_digest};
 
 use crate::{DocError, Documents};
 
-/// Automerge documents in a map; every peer may sync every document.
+/// Automerge documents in a map; every peer may sync every document, unless limited with
+/// [`MemoryDocuments::limit`].
 #[derive(Default)]
 pub struct MemoryDocuments {
     docs: BTreeMap<DocId, AutoCommit>,
+    limits: BTreeMap<DeviceId, BTreeSet<DocId>>,
 }
 
 impl MemoryDocuments {
     /// No documents.
     pub fn new() -> MemoryDocuments {
         MemoryDocuments::default()
+    }
+
+    /// Lets `peer` sync only `docs` (as a partner's device may sync only the shared spaces):
+    /// other documents are left out of its inventory and refused when it asks or sends.
+    pub fn limit(&mut self, peer: DeviceId, docs: impl IntoIterator<Item = DocId>) {
+        self.limits.insert(peer, docs.into_iter().collect());
     }
 
     /// Adds or replaces a document.
@@ -66,9 +74,11 @@ impl Documents for MemoryDocuments {
         Ok(d.get_heads() != before)
     }
 
-    fn inventory(&mut self, _peer: DeviceId) -> Vec<InventoryItem> {
+    fn inventory(&mut self, peer: DeviceId) -> Vec<InventoryItem> {
+        let limit = self.limits.get(&peer);
         self.docs
             .iter_mut()
+            .filter(|(id, _)| limit.is_none_or(|l| l.contains(*id)))
             .map(|(id, d)| {
                 let heads: Vec<[u8; 32]> = d.get_heads().iter().map(|h| h.0).collect();
                 InventoryItem {
@@ -79,8 +89,8 @@ impl Documents for MemoryDocuments {
             .collect()
     }
 
-    fn may_sync(&mut self, _peer: DeviceId, _doc: DocId) -> bool {
-        true
+    fn may_sync(&mut self, peer: DeviceId, doc: DocId) -> bool {
+        self.limits.get(&peer).is_none_or(|l| l.contains(&doc))
     }
 
     fn holds(&mut self, doc: DocId) -> bool {

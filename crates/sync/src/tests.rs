@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
+use automerge::sync::SyncDoc;
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjType, ROOT, ReadDoc};
 use failup_wire::{DeviceId, DocId, Message};
@@ -462,4 +463,96 @@ fn both_sides_sending_whole_documents_end_in_sync() {
     net.assert_converged();
     assert_eq!(net.nodes[0].docs.ids().count(), 8);
     assert!(net.in_sync.contains(&(0, 1)) && net.in_sync.contains(&(1, 0)));
+}
+
+#[test]
+fn a_limited_peer_gets_only_its_documents_however_it_asks() {
+    // Node 0 is my device with a private journal document and a shared space; node 1 is a
+    // partner's device, limited to the space on my side (and I to it on theirs).
+    let mut net = Net::new(2);
+    let (private, space) = (doc_id(1), doc_id(2));
+    net.nodes[0]
+        .docs
+        .insert(private, new_doc(1, &["PRIVATE-MARKER"]));
+    net.nodes[0].docs.insert(space, new_doc(1, &["shared"]));
+    let partner_doc = doc_id(3);
+    net.nodes[1]
+        .docs
+        .insert(partner_doc, new_doc(2, &["partner's own private entry"]));
+    let (me, partner) = (net.nodes[0].id, net.nodes[1].id);
+    net.nodes[0].docs.limit(partner, [space]);
+    net.nodes[1].docs.limit(me, [space]);
+    net.connect(0, 1);
+    net.settle();
+    assert_eq!(
+        net.nodes[1].docs.ids().collect::<Vec<_>>(),
+        [space, partner_doc]
+    );
+    assert_eq!(
+        net.nodes[0].docs.ids().collect::<Vec<_>>(),
+        [private, space]
+    );
+    assert!(net.in_sync.contains(&(0, 1)) && net.in_sync.contains(&(1, 0)));
+
+    // Live: an edit of the private document is offered to nobody limited away from it.
+    add_entry(
+        net.nodes[0].docs.get_mut(private).expect("held"),
+        "PRIVATE-2",
+    );
+    net.local_change(0, private);
+    let before = net.messages;
+    net.settle();
+    assert_eq!(
+        net.messages, before,
+        "nothing sent about the private document"
+    );
+
+    // A modified partner client asks for the private document in every way the protocol
+    // has: each gets "unavailable", and no byte of it.
+    let empty = AutoCommit::new()
+        .sync()
+        .generate_sync_message(&mut automerge::sync::State::new())
+        .expect("a first message")
+        .encode();
+    let asks = [
+        Message::Request {
+            doc: private,
+            data: empty.clone(),
+        },
+        Message::Sync {
+            doc: private,
+            data: empty,
+        },
+    ];
+    for ask in asks {
+        let effects = {
+            let n = &mut net.nodes[0];
+            n.engine.handle(&mut n.docs, Input::Received(partner, ask))
+        };
+        assert_eq!(effects.len(), 1, "{effects:?}");
+        assert!(matches!(
+            &effects[0],
+            Effect::Send(to, Message::DocUnavailable { doc }) if *to == partner && *doc == private
+        ));
+    }
+    // Nor may it push documents outside the space into my store.
+    let intruder = doc_id(9);
+    let effects = {
+        let n = &mut net.nodes[0];
+        n.engine.handle(
+            &mut n.docs,
+            Input::Received(
+                partner,
+                Message::Doc {
+                    doc: intruder,
+                    data: new_doc(2, &["pushed"]).save(),
+                },
+            ),
+        )
+    };
+    assert!(matches!(
+        effects.as_slice(),
+        [Effect::Send(_, Message::DocUnavailable { .. })]
+    ));
+    assert!(!net.nodes[0].docs.ids().any(|d| d == intruder));
 }
