@@ -7,8 +7,16 @@
 //! ```text
 //! { "failup": "circle/1",
 //!   "devices": { "<device id>": { "name": Str, "addrs": { "<ip:port>": true } } },
-//!   "revoked/<device id>": Timestamp, ... }
+//!   "revoked/<device id>": Timestamp, ...,
+//!   "partners": { "<label>": { "mine": Bytes, "theirs": Bytes,
+//!                              "devices": { "<device id>": { "<ip:port>": true } } } },
+//!   "partner-revoked/<label>": Timestamp, ... }
 //! ```
+//!
+//! A partner record names the two documents of the space shared with that person (this
+//! person's side, `mine`, and theirs) and the partner's devices met at pairing; the partner's
+//! other devices are vouched for in their side of the space. A partner revocation is a root key
+//! like a device's, for the same reason.
 //!
 //! Each revocation is its own key at the root, never removed by failup. A device that has not
 //! seen a revocation cannot hide it: overwriting a map it lives in is impossible (there is
@@ -131,6 +139,124 @@ pub fn revoke(
         ScalarValue::Timestamp(now_ms),
     )?;
     Ok(())
+}
+
+/// Prefix of the root keys that record partner revocations.
+const PARTNER_REVOKED_PREFIX: &str = "partner-revoked/";
+
+/// A person this person shares a space with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Partner {
+    /// What this person calls them.
+    pub label: String,
+    /// This person's side of the space: the document only this person's devices write.
+    pub mine: u128,
+    /// The partner's side.
+    pub theirs: u128,
+    /// The partner's devices met at pairing, with their addresses.
+    pub devices: BTreeMap<DeviceId, Vec<SocketAddr>>,
+    /// Whether the partnership was revoked.
+    pub revoked: bool,
+}
+
+/// Records a partner (or another device of a partner's, with its addresses).
+pub fn add_partner(
+    doc: &mut AutoCommit,
+    label: &str,
+    mine: u128,
+    theirs: u128,
+    device: DeviceId,
+    addrs: &[SocketAddr],
+) -> Result<(), automerge::AutomergeError> {
+    let partners = map(doc, &ROOT, "partners")?;
+    let entry = map(doc, &partners, label)?;
+    doc.put(
+        &entry,
+        "mine",
+        ScalarValue::Bytes(mine.to_be_bytes().to_vec()),
+    )?;
+    doc.put(
+        &entry,
+        "theirs",
+        ScalarValue::Bytes(theirs.to_be_bytes().to_vec()),
+    )?;
+    let devices = map(doc, &entry, "devices")?;
+    let a = map(doc, &devices, &device.to_string())?;
+    for addr in addrs.iter().take(MAX_ADDRS) {
+        doc.put(&a, addr.to_string(), true)?;
+    }
+    Ok(())
+}
+
+/// Revokes a partner for good: no device of theirs syncs with this person's devices again.
+pub fn revoke_partner(
+    doc: &mut AutoCommit,
+    label: &str,
+    now_ms: i64,
+) -> Result<(), automerge::AutomergeError> {
+    doc.put(
+        ROOT,
+        format!("{PARTNER_REVOKED_PREFIX}{label}"),
+        ScalarValue::Timestamp(now_ms),
+    )?;
+    Ok(())
+}
+
+fn doc_id(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<u128> {
+    match doc.get(obj, key) {
+        Ok(Some((automerge::Value::Scalar(s), _))) => match s.as_ref() {
+            ScalarValue::Bytes(b) => <[u8; 16]>::try_from(b.as_slice())
+                .ok()
+                .map(u128::from_be_bytes),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Every partner, revoked ones marked.
+pub fn partners(doc: &AutoCommit) -> Vec<Partner> {
+    let revoked: std::collections::BTreeSet<String> = doc
+        .keys(ROOT)
+        .filter_map(|k| k.strip_prefix(PARTNER_REVOKED_PREFIX).map(str::to_owned))
+        .collect();
+    let mut out: BTreeMap<String, Partner> = BTreeMap::new();
+    for partners in find_all(doc, &ROOT, "partners") {
+        for label in doc.keys(&partners) {
+            let Some(entry) = find(doc, &partners, &label) else {
+                continue;
+            };
+            let (Some(mine), Some(theirs)) =
+                (doc_id(doc, &entry, "mine"), doc_id(doc, &entry, "theirs"))
+            else {
+                continue;
+            };
+            let mut devices = BTreeMap::new();
+            for dmap in find_all(doc, &entry, "devices") {
+                for key in doc.keys(&dmap) {
+                    let Some(device) = key
+                        .parse::<DeviceId>()
+                        .ok()
+                        .filter(|d| d.to_string() == key)
+                    else {
+                        continue;
+                    };
+                    let addrs: Vec<SocketAddr> = find(doc, &dmap, &key)
+                        .map(|a| doc.keys(&a).filter_map(|k| k.parse().ok()).collect())
+                        .unwrap_or_default();
+                    devices.insert(device, addrs);
+                }
+            }
+            out.entry(label.clone()).or_insert(Partner {
+                revoked: revoked.contains(&label),
+                label,
+                mine,
+                theirs,
+                devices,
+            });
+        }
+    }
+    out.into_values().collect()
 }
 
 /// Whether a document is a circle.

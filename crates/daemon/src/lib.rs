@@ -598,6 +598,10 @@ impl Documents for StoreDocs<'_> {
         true
     }
 
+    fn may_write(&mut self, _peer: DeviceId, _doc: DocId) -> bool {
+        true
+    }
+
     fn holds(&mut self, doc: DocId) -> bool {
         self.0.holds(doc.as_u128()).unwrap_or(false)
     }

@@ -1,6 +1,9 @@
-//! A shared space: the one document two people (an owner and an accountability partner) sync
-//! between their devices. It holds *copies* of the entries the owner chose to share, cut down to
-//! the fields chosen, and the comments both people write under them.
+//! One person's side of a space shared with an accountability partner: a document only that
+//! person's devices write and the partner's devices read. It holds *copies* of the entries the
+//! person chose to share, cut down to the fields chosen, the comments the person wrote (under
+//! their own shared entries or the partner's), and the person's devices, which the partner's
+//! devices trust for this space because the person vouches for them here. The space is the
+//! pair of both sides.
 //!
 //! Privacy rests on this being a separate document with its own history: a shared entry is
 //! written here from the owner's private entry by [`SharedEntry::project`], field by field, so
@@ -13,18 +16,20 @@
 //! ```text
 //! { "failup": "space/1",                        -- required, marks the layout
 //!   "id": Bytes,                                -- the document's own id
-//!   "entries": { "<ENTRY ULID>": {              -- written by the owner alone
+//!   "entries": { "<ENTRY ULID>": {
 //!       "shared_at": Timestamp, "updated": Timestamp, "day": "YYYY-MM-DD",   -- required
+//!       "fields": Str (the shared fields, comma-joined),                     -- required
 //!       "text": Str, "scale": Str, "area": Str, "feeling": Uint, "tags": Str (comma-joined),
 //!       "lesson": Str, "muscle": Str, "use": Str, "next": Str,
 //!       "iterations": Uint (how many), "closed_at": Timestamp } },
-//!   "comments": { "<COMMENT ULID>": {           -- written once, by either person
-//!       "entry": "<ENTRY ULID>", "author": Str, "at": Timestamp, "text": Str } } }
+//!   "comments": { "<COMMENT ULID>": {
+//!       "entry": "<ENTRY ULID>", "at": Timestamp, "text": Str } },
+//!   "devices": { "<device id>": Str (addresses, comma-joined) } }
 //! ```
 //!
-//! Every field of a shared entry is a whole scalar the owner rewrites from the private entry, so
-//! the owner's devices converge on the same copy; comments are keyed by their own ULID, so
-//! comments written at once on both sides are all kept.
+//! Every field of a shared entry is a whole scalar rewritten from the private entry, so the
+//! person's devices converge on the same copy; comments are keyed by their own ULID, so comments
+//! written at once on two devices are all kept.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -35,7 +40,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use crate::JournalError;
-use crate::entry::{Entry, EntryId, IterationId, MAX_LABEL_BYTES, MAX_TEXT_BYTES, Scale};
+use crate::entry::{Entry, EntryId, IterationId, MAX_TEXT_BYTES, Scale};
 
 /// The value of the root `failup` key for a shared space.
 pub const SPACE_MARK: &str = "space/1";
@@ -140,6 +145,8 @@ pub struct SharedEntry {
     pub updated: Timestamp,
     /// The day the setback happened: always shared, it orders the feed.
     pub day: Date,
+    /// Which fields are shared, so an edit of the private entry is copied the same way.
+    pub fields: BTreeSet<Field>,
     /// What happened.
     pub text: Option<String>,
     /// Micro or macro.
@@ -175,6 +182,7 @@ impl SharedEntry {
             shared_at,
             updated: entry.updated,
             day: entry.day,
+            fields: fields.clone(),
             text: has(Field::Text).then(|| entry.text.clone()),
             scale: has(Field::Scale).then_some(entry.scale),
             area: if has(Field::Area) {
@@ -221,8 +229,6 @@ pub struct Comment {
     pub id: IterationId,
     /// The shared entry it is about.
     pub entry: EntryId,
-    /// Who wrote it: the label of a person, as the space names them.
-    pub author: String,
     /// When.
     pub at: Timestamp,
     /// What they wrote.
@@ -355,6 +361,8 @@ impl Space {
         set_time(d, "shared_at", Some(shared.shared_at)).map_err(am)?;
         set_time(d, "updated", Some(shared.updated)).map_err(am)?;
         set_str(d, "day", Some(&shared.day.to_string())).map_err(am)?;
+        let fields: Vec<&str> = shared.fields.iter().map(|f| f.name()).collect();
+        set_str(d, "fields", Some(&fields.join(","))).map_err(am)?;
         set_str(d, "text", shared.text.as_deref()).map_err(am)?;
         set_str(d, "scale", shared.scale.map(|s| s.as_str())).map_err(am)?;
         set_str(d, "area", shared.area.as_deref()).map_err(am)?;
@@ -382,6 +390,55 @@ impl Space {
         Ok(())
     }
 
+    /// Records this person's devices (id and addresses), replacing the list; returns whether
+    /// anything changed.
+    pub fn set_devices(
+        &mut self,
+        devices: &std::collections::BTreeMap<String, Vec<String>>,
+    ) -> Result<bool, JournalError> {
+        if &self.devices()? == devices {
+            return Ok(false);
+        }
+        let obj = match map_at(&self.doc, &ROOT, "devices")? {
+            Some(o) => o,
+            None => self
+                .doc
+                .put_object(ROOT, "devices", ObjType::Map)
+                .map_err(am)?,
+        };
+        let old: Vec<String> = self.doc.keys(&obj).collect();
+        for key in old.iter().filter(|k| !devices.contains_key(*k)) {
+            self.doc.delete(&obj, key.as_str()).map_err(am)?;
+        }
+        for (id, addrs) in devices {
+            self.doc
+                .put(&obj, id.as_str(), addrs.join(","))
+                .map_err(am)?;
+        }
+        self.doc.commit();
+        Ok(true)
+    }
+
+    /// This person's devices, as they vouch for them, with their addresses.
+    pub fn devices(&self) -> Result<std::collections::BTreeMap<String, Vec<String>>, JournalError> {
+        let Some(obj) = map_at(&self.doc, &ROOT, "devices")? else {
+            return Ok(Default::default());
+        };
+        let mut out = std::collections::BTreeMap::new();
+        for key in self.doc.keys(&obj) {
+            let addrs = string(&self.doc, &obj, &key)?.unwrap_or_default();
+            out.insert(
+                key,
+                addrs
+                    .split(',')
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            );
+        }
+        Ok(out)
+    }
+
     /// Takes an entry out of the space (its comments go with it). Returns whether it was there.
     pub fn remove(&mut self, id: EntryId) -> Result<bool, JournalError> {
         let key = id.to_string();
@@ -398,19 +455,13 @@ impl Space {
         Ok(true)
     }
 
-    /// Adds a comment under a shared entry.
+    /// Adds a comment under a shared entry (this side's or the partner's: the caller checks
+    /// that the entry is shared in the space).
     pub fn comment(&mut self, comment: &Comment) -> Result<(), JournalError> {
         if comment.text.trim().is_empty() {
             return Err(JournalError::Invalid("a comment needs some text".into()));
         }
         bounded(&comment.text, MAX_TEXT_BYTES, "the comment")?;
-        bounded(&comment.author, MAX_LABEL_BYTES, "the author's name")?;
-        if self.entry(comment.entry)?.is_none() {
-            return Err(JournalError::Invalid(format!(
-                "entry {} is not shared in this space",
-                comment.entry
-            )));
-        }
         let obj = self
             .doc
             .put_object(
@@ -422,7 +473,6 @@ impl Space {
         let d = &mut self.doc;
         d.put(&obj, "entry", comment.entry.to_string())
             .map_err(am)?;
-        d.put(&obj, "author", comment.author.as_str()).map_err(am)?;
         d.put(
             &obj,
             "at",
@@ -470,7 +520,6 @@ impl Space {
             out.push(Comment {
                 id,
                 entry: need(string(&self.doc, &obj, "entry")?, "entry")?.parse()?,
-                author: need(string(&self.doc, &obj, "author")?, "author")?,
                 at: time(&self.doc, &obj, "at")?.ok_or_else(|| corrupt("a comment has no time"))?,
                 text: need(string(&self.doc, &obj, "text")?, "text")?,
             });
@@ -491,6 +540,8 @@ impl Space {
             day: day
                 .parse()
                 .map_err(|_| corrupt("a shared entry's day is not a date"))?,
+            fields: parse_fields(&string(d, obj, "fields")?.unwrap_or_default())
+                .map_err(|_| corrupt("a shared entry's fields do not read"))?,
             text: string(d, obj, "text")?,
             scale: string(d, obj, "scale")?.map(|s| s.parse()).transpose()?,
             area: string(d, obj, "area")?,
@@ -509,75 +560,6 @@ impl Space {
             closed_at: time(d, obj, "closed_at")?,
         })
     }
-}
-
-/// What a partner's changes did that a partner may not do.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Violation {
-    /// The owner's copy of an entry was added, changed or removed by the partner.
-    #[error("the partner changed the owner's shared entry {0}")]
-    EntryChanged(String),
-    /// A comment appeared under the name of someone other than the partner, or an existing
-    /// comment was changed or removed.
-    #[error("the partner changed or forged comment {0}")]
-    CommentForged(String),
-    /// Something outside `entries` and `comments` changed.
-    #[error("the partner changed the space itself")]
-    SpaceChanged,
-}
-
-/// Checks what a partner's changes did to a space, from the state `before` them to `after`:
-/// a partner may add comments in their own name under shared entries, and nothing else. The
-/// owner's side runs this on every change that arrives from a partner's device before keeping
-/// it.
-pub fn check_partner_changes(
-    before: &Space,
-    after: &Space,
-    partner: &str,
-) -> Result<(), Violation> {
-    let root = |s: &Space| -> Vec<(String, String)> {
-        s.doc
-            .map_range(&ROOT, ..)
-            .filter(|i| i.key != "entries" && i.key != "comments")
-            .map(|i| (i.key.to_string(), format!("{:?}", i.value)))
-            .collect()
-    };
-    if root(before) != root(after) {
-        return Err(Violation::SpaceChanged);
-    }
-    let (eb, ea) = (before.entries(), after.entries());
-    match (eb, ea) {
-        (Ok(b), Ok(a)) => {
-            if b != a {
-                let changed = a
-                    .iter()
-                    .find(|e| !b.contains(e))
-                    .or_else(|| b.iter().find(|e| !a.contains(e)))
-                    .map(|e| e.id.to_string())
-                    .unwrap_or_default();
-                return Err(Violation::EntryChanged(changed));
-            }
-        }
-        _ => return Err(Violation::EntryChanged("(unreadable)".into())),
-    }
-    let (Ok(cb), Ok(ca)) = (before.comments(), after.comments()) else {
-        return Err(Violation::CommentForged("(unreadable)".into()));
-    };
-    for c in &cb {
-        if !ca.contains(c) {
-            return Err(Violation::CommentForged(c.id.to_string()));
-        }
-    }
-    let shared: BTreeSet<EntryId> = after
-        .entries()
-        .map(|e| e.into_iter().map(|e| e.id).collect())
-        .unwrap_or_default();
-    for c in ca.iter().filter(|c| !cb.contains(c)) {
-        if c.author != partner || !shared.contains(&c.entry) {
-            return Err(Violation::CommentForged(c.id.to_string()));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -32,6 +32,10 @@ pub trait Documents {
     fn inventory(&mut self, peer: DeviceId) -> Vec<InventoryItem>;
     /// Whether `peer` may sync `doc`, existing or not (a new document it offers).
     fn may_sync(&mut self, peer: DeviceId, doc: DocId) -> bool;
+    /// Whether changes to `doc` may come from `peer`. A document `peer` may sync but not write
+    /// (this person's side of a space, for a partner's device) is synced read-only: this side
+    /// sends its changes and applies none of the peer's, and a whole copy from it is ignored.
+    fn may_write(&mut self, peer: DeviceId, doc: DocId) -> bool;
     /// Whether this device holds `doc`.
     fn holds(&mut self, doc: DocId) -> bool;
     /// The next Automerge sync message for `doc` (an empty document if not held).
@@ -238,7 +242,10 @@ impl Engine {
                 }
                 session.in_sync = false;
                 session.dirty = true;
-                let state = session.states.entry(doc).or_default();
+                let state = session
+                    .states
+                    .entry(doc)
+                    .or_insert_with(|| new_state(docs, peer, doc));
                 let changed = match docs.receive(doc, state, msg) {
                     Ok(c) => c,
                     Err(e) => {
@@ -275,6 +282,14 @@ impl Engine {
                 // No summary from this side: the sender summarizes once it has sent every
                 // document, and that summary arrives after them on the ordered stream.
                 if session.failed.contains(&doc) {
+                    return Ok(());
+                }
+                if !docs.may_write(peer, doc) {
+                    out.push(Effect::DocFailed(
+                        peer,
+                        doc,
+                        "a whole copy of a document this peer may not write was ignored".into(),
+                    ));
                     return Ok(());
                 }
                 let changed = match docs.receive_whole(doc, &data) {
@@ -314,6 +329,16 @@ impl Engine {
     }
 }
 
+/// A fresh sync state for `doc` with `peer`: read-only when the peer may not write it, so
+/// Automerge neither applies its changes nor asks for them.
+fn new_state(docs: &mut dyn Documents, peer: DeviceId, doc: DocId) -> sync::State {
+    if docs.may_write(peer, doc) {
+        sync::State::new()
+    } else {
+        sync::State::new_read_only()
+    }
+}
+
 /// Sends the peer the next Automerge sync message for `doc`, if there is one; a document that
 /// failed on this connection is skipped.
 fn offer(
@@ -326,7 +351,10 @@ fn offer(
     if session.failed.contains(&doc) {
         return;
     }
-    let state = session.states.entry(doc).or_default();
+    let state = session
+        .states
+        .entry(doc)
+        .or_insert_with(|| new_state(docs, peer, doc));
     match docs.generate(doc, state) {
         Ok(Some(m)) => {
             session.active.insert(doc);

@@ -15,6 +15,7 @@ use crate::{DocError, Documents};
 pub struct MemoryDocuments {
     docs: BTreeMap<DocId, AutoCommit>,
     limits: BTreeMap<DeviceId, BTreeSet<DocId>>,
+    read_only: BTreeMap<DeviceId, BTreeSet<DocId>>,
 }
 
 impl MemoryDocuments {
@@ -27,6 +28,12 @@ impl MemoryDocuments {
     /// other documents are left out of its inventory and refused when it asks or sends.
     pub fn limit(&mut self, peer: DeviceId, docs: impl IntoIterator<Item = DocId>) {
         self.limits.insert(peer, docs.into_iter().collect());
+    }
+
+    /// Takes no changes to `docs` from `peer` (as a partner's device may not write this
+    /// person's side of a space): they are synced to it, never from it.
+    pub fn read_only(&mut self, peer: DeviceId, docs: impl IntoIterator<Item = DocId>) {
+        self.read_only.insert(peer, docs.into_iter().collect());
     }
 
     /// Adds or replaces a document.
@@ -91,6 +98,10 @@ impl Documents for MemoryDocuments {
 
     fn may_sync(&mut self, peer: DeviceId, doc: DocId) -> bool {
         self.limits.get(&peer).is_none_or(|l| l.contains(&doc))
+    }
+
+    fn may_write(&mut self, peer: DeviceId, doc: DocId) -> bool {
+        self.may_sync(peer, doc) && !self.read_only.get(&peer).is_some_and(|r| r.contains(&doc))
     }
 
     fn holds(&mut self, doc: DocId) -> bool {

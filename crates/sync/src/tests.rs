@@ -368,6 +368,10 @@ impl Documents for Poisoned {
     fn may_sync(&mut self, peer: DeviceId, doc: DocId) -> bool {
         self.inner.may_sync(peer, doc)
     }
+
+    fn may_write(&mut self, peer: DeviceId, doc: DocId) -> bool {
+        self.inner.may_write(peer, doc)
+    }
     fn holds(&mut self, doc: DocId) -> bool {
         self.inner.holds(doc)
     }
@@ -555,4 +559,57 @@ fn a_limited_peer_gets_only_its_documents_however_it_asks() {
         [Effect::Send(_, Message::DocUnavailable { .. })]
     ));
     assert!(!net.nodes[0].docs.ids().any(|d| d == intruder));
+}
+
+#[test]
+fn a_read_only_document_flows_one_way_and_still_settles() {
+    // My side of a space (doc 2) goes to the partner's device and never comes back from it,
+    // however the partner's copy changes; their side (doc 3) flows the other way.
+    let mut net = Net::new(2);
+    let (mine, theirs) = (doc_id(2), doc_id(3));
+    net.nodes[0]
+        .docs
+        .insert(mine, new_doc(1, &["my shared entry"]));
+    net.nodes[1]
+        .docs
+        .insert(theirs, new_doc(2, &["their shared entry"]));
+    let (me, partner) = (net.nodes[0].id, net.nodes[1].id);
+    net.nodes[0].docs.limit(partner, [mine, theirs]);
+    net.nodes[0].docs.read_only(partner, [mine]);
+    net.nodes[1].docs.limit(me, [mine, theirs]);
+    net.nodes[1].docs.read_only(me, [theirs]);
+    net.connect(0, 1);
+    net.settle();
+    assert_eq!(
+        net.nodes[1].docs.render(mine),
+        net.nodes[0].docs.render(mine)
+    );
+    assert_eq!(
+        net.nodes[0].docs.render(theirs),
+        net.nodes[1].docs.render(theirs)
+    );
+
+    // A modified partner client writes into my side: its change never reaches my copy.
+    add_entry(net.nodes[1].docs.get_mut(mine).expect("held"), "FORGED");
+    net.local_change(1, mine);
+    net.settle();
+    assert!(
+        !net.nodes[0]
+            .docs
+            .render(mine)
+            .expect("mine")
+            .contains("FORGED")
+    );
+    // My next change still reaches it, and both sides settle.
+    add_entry(net.nodes[0].docs.get_mut(mine).expect("held"), "second");
+    net.local_change(0, mine);
+    net.settle();
+    assert!(
+        net.nodes[1]
+            .docs
+            .render(mine)
+            .expect("copy")
+            .contains("second")
+    );
+    assert!(net.closed.is_empty(), "{:?}", net.closed);
 }
