@@ -110,7 +110,7 @@ impl Daemon {
             .env("RUST_LOG", "info")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(self.log_file())
             .spawn()
             .expect("spawn daemon");
         self.child = Some(child);
@@ -119,6 +119,21 @@ impl Daemon {
             std::time::Duration::from_secs(30),
             || self.status()["running"] == true,
         );
+    }
+
+    /// Where the daemon's log goes: a file in its home, so a test can read what it logged.
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self.home.path().join("daemon.log")
+    }
+
+    fn log_file(&self) -> std::process::Stdio {
+        let _ = std::fs::create_dir_all(self.home.path());
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .map(std::process::Stdio::from)
+            .unwrap_or_else(|_| std::process::Stdio::null())
     }
 
     /// `failup --json status`.

@@ -121,6 +121,72 @@ pub enum Command {
     },
     /// Whether the daemon runs, where it listens, which devices are connected
     Status,
+    /// Share a space with an accountability partner: invite, join, list, revoke
+    #[command(subcommand)]
+    Partner(PartnerCommand),
+    /// Put an entry into the space shared with a partner (again, to change the fields shown)
+    Share {
+        /// Entry id or any unique prefix of it
+        id: String,
+        /// The partner's label
+        #[arg(long = "with", value_name = "LABEL")]
+        with: String,
+        /// Share only these fields, comma-separated (text, scale, area, tags, feeling, lesson,
+        /// muscle, use, next, progress); every field by default
+        #[arg(long, value_name = "FIELDS")]
+        only: Option<String>,
+    },
+    /// Take an entry out of the space shared with a partner
+    Unshare {
+        /// Entry id or any unique prefix of it
+        id: String,
+        /// The partner's label
+        #[arg(long = "with", value_name = "LABEL")]
+        with: String,
+    },
+    /// What your partners shared, newest first, with comments; new items are marked
+    Feed {
+        /// Only this partner
+        #[arg(long, value_name = "LABEL")]
+        partner: Option<String>,
+    },
+    /// Comment on a shared entry (yours or your partner's): encouragement, a question, "me too"
+    Cheer {
+        /// Entry id or any unique prefix of it
+        id: String,
+        /// What to say
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+}
+
+/// `failup partner`.
+#[derive(Subcommand, Debug)]
+pub enum PartnerCommand {
+    /// Print a one-time invite code for your partner (needs a running daemon)
+    Invite {
+        /// What to call the partner here (default: the name their device gives)
+        #[arg(long, value_name = "LABEL")]
+        name: Option<String>,
+        /// How long the code stays valid, such as 10m or 1h
+        #[arg(long, default_value = "10m")]
+        ttl: String,
+    },
+    /// Join the space of the person who printed CODE (needs a running daemon)
+    Join {
+        /// The invite code
+        code: String,
+        /// What to call the inviting person here
+        #[arg(long, value_name = "LABEL")]
+        name: String,
+    },
+    /// Your partners, their devices and what each side shares
+    List,
+    /// Stop syncing with every device of a partner, on all your devices, for good
+    Revoke {
+        /// The partner's label
+        label: String,
+    },
 }
 
 /// `failup pair`.
@@ -227,6 +293,9 @@ pub struct LogArgs {
     pub is_macro: bool,
     #[command(flatten)]
     pub fields: FieldArgs,
+    /// Share it at once with this partner
+    #[arg(long = "share", value_name = "LABEL")]
+    pub share: Option<String>,
 }
 
 /// `failup list`.

@@ -43,6 +43,17 @@ impl Journal {
         }
     }
 
+    /// This person's shared entries, with whom and their comments.
+    pub fn shares(&mut self) -> Result<Vec<failup_daemon::control::ShareInfo>> {
+        match self {
+            Journal::Local(s) => failup_daemon::sharing::shares(s).map_err(|e| anyhow!(e)),
+            Journal::Daemon(_) => match self.call(Request::Shares)? {
+                Response::Shares(list) => Ok(list),
+                r => Err(unexpected(r)),
+            },
+        }
+    }
+
     /// `Store::log`.
     pub fn log(&mut self, new: NewEntry, now: Timestamp, today: Date) -> Result<Entry> {
         match self {

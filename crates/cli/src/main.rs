@@ -9,6 +9,7 @@ mod dates;
 mod editor;
 mod journal;
 mod network;
+mod partners;
 mod render;
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
@@ -55,7 +56,7 @@ impl Ctx {
         dates::parse_day(text, self.today)
     }
 
-    fn resolve(&self, prefix: &str) -> Result<Entry> {
+    pub(crate) fn resolve(&self, prefix: &str) -> Result<Entry> {
         let mut journal = self.open()?;
         let id = journal.resolve(prefix)?;
         journal
@@ -138,12 +139,26 @@ fn run(cli: Cli) -> Result<()> {
         Command::Log(args) => log(&ctx, args, &mut out)?,
         Command::List(args) => list(&ctx, args, &mut out)?,
         Command::Show { id } => {
-            let entry = ctx.resolve(&id)?;
+            let mut journal = ctx.open()?;
+            let id = journal.resolve(&id)?;
+            let entry = journal
+                .get(id)?
+                .with_context(|| format!("entry {id} vanished while reading it"))?;
+            let share = journal.shares()?.into_iter().find(|s| s.id == entry.id);
             if ctx.json {
-                serde_json::to_writer_pretty(&mut out, &EntryView::from(&entry))?;
+                let mut v = serde_json::to_value(EntryView::from(&entry))?;
+                if let (Some(share), Some(obj)) = (&share, v.as_object_mut()) {
+                    obj.insert("shared_with".into(), serde_json::json!(share.with));
+                    obj.insert("comments".into(), partners::comments_json(&share.comments));
+                }
+                serde_json::to_writer_pretty(&mut out, &v)?;
                 writeln!(out)?;
             } else {
                 write!(out, "{}", render::entry(&entry, &ctx.tz))?;
+                if let Some(share) = &share {
+                    writeln!(out, "\nShared with {}", share.with.join(", "))?;
+                    write!(out, "{}", partners::comments_text(&share.comments, &ctx.tz))?;
+                }
             }
         }
         Command::Reflect(args) => reflect(&ctx, args)?,
@@ -253,6 +268,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Peers { action } => network::peers(&ctx, action, &mut out)?,
         Command::Sync { timeout } => network::sync(&ctx, &timeout, &mut out)?,
         Command::Status => network::status(&ctx, &mut out)?,
+        Command::Partner(cmd) => partners::partner(&ctx, cmd, &mut out)?,
+        Command::Share { id, with, only } => partners::share(&ctx, &id, &with, only)?,
+        Command::Unshare { id, with } => partners::unshare(&ctx, &id, &with)?,
+        Command::Feed { partner } => partners::feed(&ctx, partner, &mut out)?,
+        Command::Cheer { id, text } => partners::cheer(&ctx, &id, &text.join(" "))?,
     }
     out.flush()?;
     Ok(())
@@ -340,6 +360,11 @@ fn log(ctx: &Ctx, args: LogArgs, out: &mut dyn Write) -> Result<()> {
     }
     let entry = ctx.open()?.log(new, ctx.now, ctx.today)?;
     writeln!(out, "{}", entry.id)?;
+    if let Some(with) = &args.share {
+        // Logged already: a failed share is reported, and the entry stays, private.
+        partners::share(ctx, &entry.id.to_string(), with, None)
+            .with_context(|| format!("logged {}, but not shared", entry.id))?;
+    }
     Ok(())
 }
 
@@ -438,16 +463,33 @@ fn list(ctx: &Ctx, a: args::ListArgs, out: &mut dyn Write) -> Result<()> {
         Some(words) => filter.with_search(words),
         None => filter,
     };
-    let entries = ctx.open()?.list(&filter, a.limit)?;
+    let mut journal = ctx.open()?;
+    let entries = journal.list(&filter, a.limit)?;
+    let shared: std::collections::HashMap<failup_journal::EntryId, Vec<String>> = journal
+        .shares()?
+        .into_iter()
+        .map(|s| (s.id, s.with))
+        .collect();
     if ctx.json {
-        let views: Vec<EntryView> = entries.iter().map(EntryView::from).collect();
+        let mut views = Vec::with_capacity(entries.len());
+        for e in &entries {
+            let mut v = serde_json::to_value(EntryView::from(e))?;
+            if let (Some(with), Some(obj)) = (shared.get(&e.id), v.as_object_mut()) {
+                obj.insert("shared_with".into(), serde_json::json!(with));
+            }
+            views.push(v);
+        }
         serde_json::to_writer_pretty(&mut *out, &views)?;
         writeln!(out)?;
     } else if entries.is_empty() {
         eprintln!("no entries");
     } else {
         for e in &entries {
-            writeln!(out, "{}", render::list_line(e))?;
+            let mut line = render::list_line(e);
+            if let Some(with) = shared.get(&e.id) {
+                line.push_str(&format!("  [shared with {}]", with.join(", ")));
+            }
+            writeln!(out, "{line}")?;
         }
     }
     Ok(())

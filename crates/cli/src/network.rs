@@ -15,7 +15,7 @@ use crate::args::{PairCommand, PeersCommand};
 /// The device key's file name in the home.
 pub const KEY_FILE: &str = "device.key";
 
-fn client(ctx: &Ctx, what: &str) -> Result<Client> {
+pub(crate) fn client(ctx: &Ctx, what: &str) -> Result<Client> {
     crate::ensure_home(&ctx.home)?;
     match Client::connect(&ctx.home) {
         Some(c) => Ok(c),
@@ -23,7 +23,7 @@ fn client(ctx: &Ctx, what: &str) -> Result<Client> {
     }
 }
 
-fn ask(c: &mut Client, request: Request, timeout: Option<Duration>) -> Result<Response> {
+pub(crate) fn ask(c: &mut Client, request: Request, timeout: Option<Duration>) -> Result<Response> {
     match c.call(&request, timeout).context("talking to the daemon")? {
         Response::Error(e) => bail!(e),
         r => Ok(r),
@@ -53,12 +53,16 @@ pub fn daemon(
         })?,
         None => SocketAddr::from(([0, 0, 0, 0], failup_daemon::DEFAULT_PORT)),
     };
+    // Automerge instruments its loaders with info-level spans whose fields are the whole change
+    // graph, formatted with Debug on every load (a third of a first sync's time went there):
+    // they stay off unless RUST_LOG names automerge itself.
+    let mut filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    if !filter.contains("automerge") {
+        filter.push_str(",automerge=warn");
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // Automerge instruments its loaders with info-level spans whose fields are the
-                // whole change graph, formatted with Debug on every load: a third of a first
-                // sync's time went there.
+            tracing_subscriber::EnvFilter::try_new(&filter)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,automerge=warn")),
         )
         .with_writer(std::io::stderr)
@@ -226,18 +230,14 @@ pub fn peers(ctx: &Ctx, action: Option<PeersCommand>, out: &mut dyn Write) -> Re
     Ok(())
 }
 
-/// `peers addr|remove` with no daemon running: a daemon with its network off carries the
-/// request out on the store, so it does exactly what a running daemon would, and the change
-/// reaches the other devices when this one next syncs.
-fn peers_offline(ctx: &Ctx, action: &PeersCommand) -> Result<()> {
+/// Sends `request` to the running daemon, or with none running, to a daemon started here with
+/// its network off: it carries the request out on the store exactly as a running daemon would,
+/// and what changed reaches other devices when this one next syncs.
+pub fn call(ctx: &Ctx, request: Request) -> Result<Response> {
     crate::ensure_home(&ctx.home)?;
-    let request = match action {
-        PeersCommand::Addr { id, addr } => Request::PeerAddr {
-            device: id.clone(),
-            addr: addr.clone(),
-        },
-        PeersCommand::Remove { id } => Request::PeerRemove { device: id.clone() },
-    };
+    if let Some(mut c) = Client::connect(&ctx.home) {
+        return ask(&mut c, request, Some(Duration::from_secs(30)));
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -256,8 +256,22 @@ fn peers_offline(ctx: &Ctx, action: &PeersCommand) -> Result<()> {
         Ok::<_, failup_daemon::DaemonError>(response)
     })?;
     match response {
-        Response::Done => {}
         Response::Error(e) => bail!("{e}"),
+        r => Ok(r),
+    }
+}
+
+/// `peers addr|remove` with no daemon running.
+fn peers_offline(ctx: &Ctx, action: &PeersCommand) -> Result<()> {
+    let request = match action {
+        PeersCommand::Addr { id, addr } => Request::PeerAddr {
+            device: id.clone(),
+            addr: addr.clone(),
+        },
+        PeersCommand::Remove { id } => Request::PeerRemove { device: id.clone() },
+    };
+    match call(ctx, request)? {
+        Response::Done => {}
         r => bail!("unexpected answer: {r:?}"),
     }
     match action {

@@ -730,6 +730,32 @@ fn device_commands_without_a_daemon() {
         !home.path().join("control.sock").exists(),
         "the one-off daemon cleans up its socket"
     );
+    // Partner commands: those that reach the other person need the daemon, the rest work on
+    // the store and say clearly what is wrong.
+    for args in [
+        vec!["partner", "invite"],
+        vec!["partner", "join", "FAILUP-PARTNER-AAAA", "--name", "sam"],
+    ] {
+        let err = home.fails(&args, 1);
+        assert!(err.contains("needs a running daemon"), "{args:?}: {err}");
+    }
+    assert_eq!(home.json(&["partner", "list"]), serde_json::json!([]));
+    assert_eq!(home.json(&["feed"]), serde_json::json!([]));
+    let id = home.ok(&["log", "a private setback"]).trim().to_owned();
+    let err = home.fails(&["share", &id, "--with", "nobody"], 1);
+    assert!(err.contains("no partner called \"nobody\""), "{err}");
+    let err = home.fails(&["share", "ZZZZ", "--with", "nobody"], 1);
+    assert!(err.contains("no entry matches"), "{err}");
+    let err = home.fails(&["cheer", &id, "well done"], 1);
+    assert!(err.contains("no shared entry matches"), "{err}");
+    let err = home.fails(&["partner", "revoke", "nobody"], 1);
+    assert!(err.contains("no partner called"), "{err}");
+    let err = home.fails(&["log", "shared at once", "--share", "nobody"], 1);
+    assert!(err.contains("but not shared"), "{err}");
+    assert!(
+        home.ok(&["list"]).contains("shared at once"),
+        "a failed share keeps the entry"
+    );
     let err = home.fails(&["sync", "--timeout", "soon"], 1);
     assert!(err.contains("not a duration"), "{err}");
     let err = home.fails(&["daemon", "--listen", "nowhere"], 1);

@@ -114,6 +114,111 @@ pub enum Request {
         /// Milliseconds to wait.
         timeout_ms: u64,
     },
+    /// Starts sharing a space with an accountability partner: a one-time partner invite.
+    PartnerInvite {
+        /// Seconds the invite stays valid.
+        ttl_secs: u64,
+        /// What to call the partner here (their own name when absent).
+        label: Option<String>,
+    },
+    /// Joins the space of the person who made a partner invite.
+    PartnerJoin {
+        /// The invite code.
+        code: String,
+        /// What to call the inviting person here.
+        label: String,
+    },
+    /// The partners.
+    Partners,
+    /// Revokes a partner for good, on every device of the circle.
+    PartnerRevoke {
+        /// The partner's label.
+        label: String,
+    },
+    /// Puts an entry into the space shared with a partner (or changes which fields show).
+    Share {
+        /// The entry.
+        id: EntryId,
+        /// The partner's label.
+        with: String,
+        /// Fields to share, comma-separated; every field when absent.
+        only: Option<String>,
+        /// Now, in milliseconds since the epoch.
+        now_ms: i64,
+    },
+    /// Takes an entry out of the space shared with a partner.
+    Unshare {
+        /// The entry.
+        id: EntryId,
+        /// The partner's label.
+        with: String,
+    },
+    /// What partners shared, newest first, with comments; marks it read.
+    Feed {
+        /// One partner only.
+        partner: Option<String>,
+        /// Now, in milliseconds since the epoch.
+        now_ms: i64,
+    },
+    /// A comment under a shared entry (this person's or a partner's).
+    Cheer {
+        /// The entry, as any unique prefix of its id.
+        id: String,
+        /// The comment.
+        text: String,
+        /// Now, in milliseconds since the epoch.
+        now_ms: i64,
+    },
+    /// Which of this person's entries are shared, with whom, and their comments.
+    Shares,
+}
+
+/// A partner, as `failup partner list` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartnerInfo {
+    /// What this person calls them.
+    pub label: String,
+    /// Whether the partnership was revoked.
+    pub revoked: bool,
+    /// Their devices known here.
+    pub devices: Vec<PeerInfo>,
+    /// How many of this person's entries they can see.
+    pub shared_by_me: u64,
+    /// How many of theirs this person can see.
+    pub shared_with_me: u64,
+}
+
+/// Who wrote a comment, and the comment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommentInfo {
+    /// `None` for this person, else the partner's label.
+    pub by: Option<String>,
+    /// The comment.
+    pub comment: failup_journal::space::Comment,
+}
+
+/// One entry a partner shared, as `failup feed` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FeedItem {
+    /// The partner's label.
+    pub partner: String,
+    /// What they shared.
+    pub entry: failup_journal::space::SharedEntry,
+    /// Comments under it, oldest first, from both people.
+    pub comments: Vec<CommentInfo>,
+    /// Whether it, or a comment under it, is new since the feed was last read.
+    pub new: bool,
+}
+
+/// One of this person's entries that is shared.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShareInfo {
+    /// The entry.
+    pub id: EntryId,
+    /// The partners who see it.
+    pub with: Vec<String>,
+    /// Comments under it, oldest first, from both people.
+    pub comments: Vec<CommentInfo>,
 }
 
 /// One device of the circle, as `failup peers` shows it.
@@ -200,6 +305,12 @@ pub enum Response {
         /// Devices not reached or not in sync before the timeout.
         missing: Vec<String>,
     },
+    /// The partners.
+    Partners(Vec<PartnerInfo>),
+    /// The feed.
+    Feed(Vec<FeedItem>),
+    /// This person's shared entries.
+    Shares(Vec<ShareInfo>),
 }
 
 /// Why talking to the daemon failed.

@@ -14,6 +14,7 @@ pub mod control;
 mod discovery;
 mod ops;
 mod pairing;
+pub mod sharing;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -181,6 +182,12 @@ enum Event {
     },
     Pair(pairing::Incoming),
     Heard(discovery::Heard),
+    PartnerJoined {
+        joined: pairing::Joined,
+        label: String,
+        mine: u128,
+        reply: oneshot::Sender<Response>,
+    },
     Joined(pairing::Joined, oneshot::Sender<Response>),
     SyncDeadline(u64),
     Shutdown,
@@ -304,9 +311,13 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
         discovered: HashMap::new(),
         discovery: None,
         network: config.network,
+        access: sharing::Access::default(),
+        partner_addrs: BTreeMap::new(),
     };
     state.load_circle();
     state.refresh_trust();
+    // Edits made while no daemon ran reach the shared copies now.
+    state.reproject();
     state.live = true;
     if config.mdns && config.network {
         match discovery::Discovery::start(device, local_addr, events.clone()) {
@@ -527,6 +538,10 @@ async fn run_connection(
 
 /// The engine thread's state: the only owner of the store and the engine.
 struct State {
+    /// Which documents partners' devices may sync and write.
+    access: sharing::Access,
+    /// Addresses of partners' devices, from pairing and from their side of each space.
+    partner_addrs: BTreeMap<DeviceId, Vec<SocketAddr>>,
     /// Addresses trusted devices announced on the local network, dialed first.
     discovered: HashMap<DeviceId, Vec<SocketAddr>>,
     /// The mDNS announcement and browse, when on.
@@ -566,8 +581,8 @@ struct State {
 }
 
 /// The store as the engine sees it: every document may be synced with every device of the
-/// circle (partners, who see less, come with a later issue).
-struct StoreDocs<'a>(&'a mut Store);
+/// circle; a partner's device sees only its space (see `sharing`).
+struct StoreDocs<'a>(&'a mut Store, &'a sharing::Access);
 
 fn doc_error(e: StoreError) -> DocError {
     DocError(e.to_string())
@@ -582,11 +597,12 @@ impl Documents for StoreDocs<'_> {
         self.0.receive_whole(doc.as_u128(), data).map_err(doc_error)
     }
 
-    fn inventory(&mut self, _peer: DeviceId) -> Vec<InventoryItem> {
+    fn inventory(&mut self, peer: DeviceId) -> Vec<InventoryItem> {
         self.0
             .inventory()
             .unwrap_or_default()
             .into_iter()
+            .filter(|(doc, _)| self.1.may_sync(peer, *doc))
             .map(|(doc, heads)| InventoryItem {
                 doc: DocId::from_u128(doc),
                 heads: failup_wire::heads_digest(&heads),
@@ -594,12 +610,12 @@ impl Documents for StoreDocs<'_> {
             .collect()
     }
 
-    fn may_sync(&mut self, _peer: DeviceId, _doc: DocId) -> bool {
-        true
+    fn may_sync(&mut self, peer: DeviceId, doc: DocId) -> bool {
+        self.1.may_sync(peer, doc.as_u128())
     }
 
-    fn may_write(&mut self, _peer: DeviceId, _doc: DocId) -> bool {
-        true
+    fn may_write(&mut self, peer: DeviceId, doc: DocId) -> bool {
+        self.1.may_write(peer, doc.as_u128())
     }
 
     fn holds(&mut self, doc: DocId) -> bool {
@@ -647,7 +663,9 @@ impl State {
     }
 
     fn engine(&mut self, input: Input) {
-        let effects = self.engine.handle(&mut StoreDocs(&mut self.store), input);
+        let effects = self
+            .engine
+            .handle(&mut StoreDocs(&mut self.store, &self.access), input);
         match &mut self.deferred {
             Some(later) => later.extend(effects),
             None => self.apply(effects),
@@ -756,8 +774,16 @@ impl State {
                     self.sync_progress(peer);
                 }
                 Effect::Changed(doc) => {
+                    let partners = self.partners();
                     if Some(doc.as_u128()) == self.circle {
                         self.refresh_trust();
+                    } else if partners.iter().any(|p| p.theirs == doc.as_u128()) {
+                        // A partner's list of devices may have changed.
+                        self.refresh_trust();
+                    } else if partners.iter().any(|p| p.mine == doc.as_u128()) {
+                    } else if !partners.is_empty() && !self.is_circle_doc(doc.as_u128()) {
+                        // A journal bucket from another device of this person.
+                        self.reproject();
                     } else if self.circle.is_none() && self.is_circle_doc(doc.as_u128()) {
                         // The circle this device joined arrived.
                         self.circle = Some(doc.as_u128());
@@ -791,9 +817,14 @@ impl State {
     }
 
     fn local_changes(&mut self) {
-        for doc in self.store.take_changed_docs() {
+        let changed = self.store.take_changed_docs();
+        if changed.is_empty() {
+            return;
+        }
+        for doc in changed {
             self.engine(Input::LocalChange(DocId::from_u128(doc)));
         }
+        self.reproject();
     }
 
     fn handle(&mut self, event: Event) {
@@ -829,6 +860,18 @@ impl State {
             }
             Event::Pair(incoming) => self.pair_incoming(incoming),
             Event::Heard(heard) => self.heard(heard),
+            Event::PartnerJoined {
+                joined,
+                label,
+                mine,
+                reply,
+            } => {
+                let answer = match self.partner_joined(joined, label, mine) {
+                    Ok(()) => Response::Done,
+                    Err(e) => Response::Error(e),
+                };
+                let _ = reply.send(answer);
+            }
             Event::Joined(joined, reply) => self.joined(joined, reply),
             Event::SyncDeadline(id) => {
                 if let Some(w) = self.waiters.remove(&id) {
@@ -988,6 +1031,27 @@ impl State {
             .map(|m| m.device)
             .collect();
         trusted.extend(self.bootstrap.keys().filter(|d| !revoked.contains(d)));
+        let sharing::PartnerDevices {
+            access: partner_access,
+            addrs: partner_addrs,
+            revoked: partners_revoked,
+        } = self.partner_devices();
+        if !partners_revoked.is_subset(&self.revoked) {
+            self.revoked.extend(partners_revoked);
+            let list: Vec<[u8; 32]> = self.revoked.iter().map(|d| d.0).collect();
+            if let Ok(bytes) = postcard::to_allocvec(&list) {
+                let _ = self.store.set_setting("revoked", &bytes);
+            }
+        }
+        let partner_access: HashMap<DeviceId, Vec<(u128, u128)>> = partner_access
+            .into_iter()
+            .filter(|(d, _)| !self.revoked.contains(d) && !trusted.contains(d))
+            .collect();
+        trusted.extend(partner_access.keys().copied());
+        self.access = sharing::Access {
+            partner: partner_access,
+        };
+        self.partner_addrs = partner_addrs;
         trusted.remove(&me);
         if let Ok(mut t) = self.trust.trusted.write() {
             *t = trusted.clone();
@@ -1030,6 +1094,8 @@ impl State {
                 None => {}
             }
         }
+        // Partners' devices trust a device of this person's once this side lists it.
+        self.vouch();
     }
 
     fn addrs_of(&self, device: DeviceId) -> Vec<SocketAddr> {
@@ -1040,6 +1106,9 @@ impl State {
             .map(|m| m.addrs)
             .unwrap_or_default();
         if let Some((_, extra)) = self.bootstrap.get(&device) {
+            addrs.extend(extra.iter().copied());
+        }
+        if let Some(extra) = self.partner_addrs.get(&device) {
             addrs.extend(extra.iter().copied());
         }
         addrs.sort();

@@ -25,6 +25,7 @@ impl State {
     pub(crate) fn control(&mut self, request: Request, reply: oneshot::Sender<Response>) {
         let response = match request {
             Request::Join { code, name } => return self.join(code, name, reply),
+            Request::PartnerJoin { code, label } => return self.partner_join(code, label, reply),
             Request::Sync { timeout_ms } => return self.sync(timeout_ms, reply),
             other => self.answer(other),
         };
@@ -84,7 +85,7 @@ impl State {
                 }
             }
             Request::Status => Response::Status(self.status()),
-            Request::Invite { ttl_secs } => Response::Invite(self.invite(ttl_secs)?),
+            Request::Invite { ttl_secs } => Response::Invite(self.invite(ttl_secs, None)?),
             Request::Peers => Response::Peers(self.peers()),
             Request::PeerAddr { device, addr } => {
                 let device = self.find_device(&device)?;
@@ -99,7 +100,36 @@ impl State {
                 self.revoke(device)?;
                 Response::Done
             }
-            Request::Join { .. } | Request::Sync { .. } => {
+            Request::PartnerInvite { ttl_secs, label } => {
+                Response::Invite(self.invite(ttl_secs, Some(label))?)
+            }
+            Request::Partners => Response::Partners(self.partner_list()),
+            Request::PartnerRevoke { label } => {
+                self.partner_revoke(&label)?;
+                Response::Done
+            }
+            Request::Share {
+                id,
+                with,
+                only,
+                now_ms,
+            } => {
+                self.share(id, &with, only.as_deref(), ts(now_ms)?)?;
+                Response::Done
+            }
+            Request::Unshare { id, with } => {
+                self.unshare(id, &with)?;
+                Response::Done
+            }
+            Request::Feed { partner, now_ms } => {
+                Response::Feed(self.feed(partner.as_deref(), ts(now_ms)?)?)
+            }
+            Request::Cheer { id, text, now_ms } => {
+                self.cheer(&id, &text, ts(now_ms)?)?;
+                Response::Done
+            }
+            Request::Shares => Response::Shares(sharing::shares(&self.store)?),
+            Request::Join { .. } | Request::PartnerJoin { .. } | Request::Sync { .. } => {
                 return Err("internal: handled elsewhere".into());
             }
         })
@@ -129,7 +159,7 @@ impl State {
 
     /// Addresses to put in an invite: the listen address, or when listening on every
     /// interface, each interface's address (other machines first, loopback last).
-    fn invite_addrs(&self) -> Vec<String> {
+    pub(crate) fn invite_addrs(&self) -> Vec<String> {
         let listen = self.listen;
         if !listen.ip().is_unspecified() {
             return vec![listen.to_string()];
@@ -152,7 +182,14 @@ impl State {
         addrs.into_iter().map(|a| a.to_string()).collect()
     }
 
-    fn invite(&mut self, ttl_secs: u64) -> Result<String, String> {
+    pub(crate) fn invite(
+        &mut self,
+        ttl_secs: u64,
+        partner: Option<Option<String>>,
+    ) -> Result<String, String> {
+        if let Some(Some(label)) = &partner {
+            self.check_new_label(label)?;
+        }
         if self.circle.is_none() && self.pending_circle().is_some() {
             return Err(
                 "this device joined a circle whose list of devices has not arrived yet; \
@@ -164,10 +201,12 @@ impl State {
         let secret: [u8; 16] = rand::random();
         let now = Instant::now();
         let expires = now.checked_add(ttl).unwrap_or(now);
+        let is_partner = partner.is_some();
         self.invites.push(Invite {
             secret,
             expires,
             used: false,
+            partner,
         });
         self.reopen_invites();
         let expires_ms = Timestamp::now().as_millisecond()
@@ -178,7 +217,7 @@ impl State {
             secret,
             expires_ms,
         }
-        .encode())
+        .encode(is_partner))
     }
 
     /// Lets unknown devices complete a handshake exactly while an unused invite is unexpired.
@@ -222,23 +261,46 @@ impl State {
             Some(i) if i.expires <= now => Err("this invite has expired".to_owned()),
             // Checked before the invite is spent, so a revoked device cannot burn it.
             Some(_) if self.is_revoked(peer) => Err("this device was revoked".to_owned()),
-            Some(_) => self.admit(peer, &hello.name, SocketAddr::new(remote.ip(), hello.port)),
+            Some(i) => {
+                let addr = SocketAddr::new(remote.ip(), hello.port);
+                match (i.partner.clone(), hello.space) {
+                    (None, None) => {
+                        self.admit(peer, &hello.name, addr)
+                            .map(|circle| Reply::Accepted {
+                                name: self.name.clone(),
+                                circle: circle.to_be_bytes(),
+                            })
+                    }
+                    (Some(label), Some(theirs)) => {
+                        let label = label.unwrap_or_else(|| hello.name.clone());
+                        self.admit_partner(peer, &label, u128::from_be_bytes(theirs), addr)
+                            .map(|mine| Reply::Partnered {
+                                name: self.name.clone(),
+                                space: mine.to_be_bytes(),
+                            })
+                    }
+                    (None, Some(_)) => Err(
+                        "this invite is for another device of the same person, not a partner"
+                            .to_owned(),
+                    ),
+                    (Some(_), None) => Err(
+                        "this invite is for a partner; join it with `failup partner join`"
+                            .to_owned(),
+                    ),
+                }
+            }
         };
         let answer = match verdict {
             Err(reason) => {
                 tracing::warn!(peer = %peer.short(), "pairing refused: {reason}");
                 Reply::Refused(reason)
             }
-            Ok(circle) => {
-                // Spent only once the joiner is in the circle: a failed admission leaves it
-                // usable.
+            Ok(reply) => {
+                // Spent only once the joiner is admitted: a failed admission leaves it usable.
                 if let Some(i) = found.and_then(|at| self.invites.get_mut(at)) {
                     i.used = true;
                 }
-                Reply::Accepted {
-                    name: self.name.clone(),
-                    circle: circle.to_be_bytes(),
-                }
+                reply
             }
         };
         self.reopen_invites();
@@ -294,6 +356,13 @@ impl State {
     }
 
     fn join(&mut self, code: String, name: Option<String>, reply: oneshot::Sender<Response>) {
+        if self.partners().iter().any(|p| !p.revoked) {
+            let _ = reply.send(Response::Error(
+                "this device already shares spaces with partners; pair it with your other                  devices from those devices instead (`failup pair invite` here)"
+                    .into(),
+            ));
+            return;
+        }
         if self.circle.is_some()
             && self
                 .members()
@@ -306,7 +375,14 @@ impl State {
             return;
         }
         let code = match Code::decode(&code) {
-            Ok(c) => c,
+            Ok((_, true)) => {
+                let _ = reply.send(Response::Error(
+                    "this is a partner invite: join it with `failup partner join CODE --name LABEL`"
+                        .into(),
+                ));
+                return;
+            }
+            Ok((c, false)) => c,
             Err(e) => {
                 let _ = reply.send(Response::Error(e));
                 return;
@@ -340,7 +416,7 @@ impl State {
         );
         let (my_name, port) = (self.name.clone(), self.listen.port());
         self.runtime.spawn(async move {
-            match pairing::join(&endpoint, &identity, &code, my_name, port).await {
+            match pairing::join(&endpoint, &identity, &code, my_name, port, None).await {
                 Ok(mut joined) => {
                     if let Some(n) = name {
                         joined.name = n;
@@ -361,7 +437,14 @@ impl State {
             name,
             addrs,
             circle,
+            space: _,
         } = joined;
+        let Some(circle) = circle else {
+            let _ = reply.send(Response::Error(
+                "the inviting device answered as a partner, not as a device of this person".into(),
+            ));
+            return;
+        };
         self.bootstrap.insert(inviter, (name.clone(), addrs));
         let saved = self.save_bootstrap().and_then(|()| {
             self.store

@@ -15,6 +15,9 @@ use crate::Event;
 
 /// Prefix of every invite code, so a pasted code is recognisable.
 pub const CODE_PREFIX: &str = "FAILUP-";
+/// Prefix of an invite for an accountability partner rather than another device of one's own
+/// (base32 has no `-`, so no device code starts with it).
+pub const PARTNER_PREFIX: &str = "FAILUP-PARTNER-";
 /// Largest pairing frame, in bytes.
 pub const MAX_PAIR_FRAME: u32 = 4096;
 /// What the joiner hears when the inviter's TLS turns it away: it admits unknown devices only
@@ -34,6 +37,9 @@ pub struct Invite {
     pub expires: Instant,
     /// Whether a device already used it.
     pub used: bool,
+    /// `Some` for a partner invite, with the label to give the partner (or the joiner's own
+    /// name when `None` inside).
+    pub partner: Option<Option<String>>,
 }
 
 /// What an invite code holds.
@@ -50,30 +56,34 @@ pub struct Code {
 }
 
 impl Code {
-    /// The code as people copy it.
-    pub fn encode(&self) -> String {
+    /// The code as people copy it: a device invite, or with `partner` a partner invite.
+    pub fn encode(&self, partner: bool) -> String {
         let bytes = postcard::to_allocvec(self).unwrap_or_default();
         format!(
-            "{CODE_PREFIX}{}",
+            "{}{}",
+            if partner { PARTNER_PREFIX } else { CODE_PREFIX },
             data_encoding::BASE32_NOPAD.encode(&bytes)
         )
     }
 
-    /// Reads a code as people paste it.
-    pub fn decode(text: &str) -> Result<Code, String> {
+    /// Reads a code as people paste it; says whether it is a partner invite.
+    pub fn decode(text: &str) -> Result<(Code, bool), String> {
         let bad = || "this is not a failup invite code".to_owned();
         let text = text.trim();
         if text.len() > MAX_CODE_CHARS {
             return Err(bad());
         }
-        let body = text
-            .strip_prefix(CODE_PREFIX)
-            .or_else(|| text.strip_prefix(&CODE_PREFIX.to_lowercase()))
-            .ok_or_else(bad)?;
+        let upper = text.to_ascii_uppercase();
+        let (partner, body) = match upper.strip_prefix(PARTNER_PREFIX) {
+            Some(body) => (true, body),
+            None => (false, upper.strip_prefix(CODE_PREFIX).ok_or_else(bad)?),
+        };
         let bytes = data_encoding::BASE32_NOPAD
-            .decode(body.to_ascii_uppercase().as_bytes())
+            .decode(body.as_bytes())
             .map_err(|_| bad())?;
-        postcard::from_bytes(&bytes).map_err(|_| bad())
+        postcard::from_bytes(&bytes)
+            .map(|c| (c, partner))
+            .map_err(|_| bad())
     }
 }
 
@@ -86,6 +96,8 @@ pub struct Hello {
     pub name: String,
     /// The UDP port the joiner listens on.
     pub port: u16,
+    /// For a partner invite: the id of the joiner's side of the new space.
+    pub space: Option<[u8; 16]>,
 }
 
 /// The inviter's answer.
@@ -100,6 +112,13 @@ pub enum Reply {
     },
     /// Refused, with the reason the joiner shows.
     Refused(String),
+    /// Partnered: the inviter's name and the id of the inviter's side of the space.
+    Partnered {
+        /// The inviter's name for itself.
+        name: String,
+        /// The inviter's side of the space.
+        space: [u8; 16],
+    },
 }
 
 /// A pairing attempt that reached the inviter, handed to the engine thread to decide.
@@ -122,8 +141,10 @@ pub struct Joined {
     pub name: String,
     /// Where it listens.
     pub addrs: Vec<SocketAddr>,
-    /// Its circle document.
-    pub circle: u128,
+    /// Its circle document (a device join).
+    pub circle: Option<u128>,
+    /// Its side of the new space (a partner join).
+    pub space: Option<u128>,
 }
 
 async fn write_frame(
@@ -198,6 +219,7 @@ pub async fn join(
     code: &Code,
     name: String,
     port: u16,
+    space: Option<[u8; 16]>,
 ) -> Result<Joined, String> {
     let inviter = DeviceId(code.device);
     let addrs: Vec<SocketAddr> = code.addrs.iter().filter_map(|a| a.parse().ok()).collect();
@@ -227,6 +249,7 @@ pub async fn join(
             secret: code.secret,
             name: name.clone(),
             port,
+            space,
         };
         if write_frame(&mut send, &hello).await.is_err() {
             return Err(
@@ -246,7 +269,15 @@ pub async fn join(
                 inviter,
                 name,
                 addrs,
-                circle: u128::from_be_bytes(circle),
+                circle: Some(u128::from_be_bytes(circle)),
+                space: None,
+            }),
+            Reply::Partnered { name, space } => Ok(Joined {
+                inviter,
+                name,
+                addrs,
+                circle: None,
+                space: Some(u128::from_be_bytes(space)),
             }),
             Reply::Refused(reason) => Err(format!("pairing refused: {reason}")),
         };
@@ -266,11 +297,17 @@ mod tests {
             secret: [9; 16],
             expires_ms: 1_700_000_000_000,
         };
-        let text = code.encode();
+        let text = code.encode(false);
         assert!(text.starts_with(CODE_PREFIX));
-        let back = Code::decode(&format!("  {text}\n")).expect("decode");
+        let (back, partner) = Code::decode(&format!("  {text}\n")).expect("decode");
+        assert!(!partner);
         assert_eq!(back.secret, code.secret);
         assert_eq!(back.addrs, code.addrs);
+        let text = code.encode(true);
+        assert!(text.starts_with(PARTNER_PREFIX));
+        let (back, partner) = Code::decode(&text.to_lowercase()).expect("decode");
+        assert!(partner);
+        assert_eq!(back.secret, code.secret);
         for bad in [
             "",
             "FAILUP-",

@@ -38,6 +38,7 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use jiff::Timestamp;
 use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
 
 use crate::JournalError;
 use crate::entry::{Entry, EntryId, IterationId, MAX_TEXT_BYTES, Scale};
@@ -46,7 +47,8 @@ use crate::entry::{Entry, EntryId, IterationId, MAX_TEXT_BYTES, Scale};
 pub const SPACE_MARK: &str = "space/1";
 
 /// A field of an entry that can be shared.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Field {
     /// What happened: the story.
     Text,
@@ -135,15 +137,18 @@ pub fn parse_fields(list: &str) -> Result<BTreeSet<Field>, JournalError> {
 }
 
 /// The copy of an entry that lives in a shared space: only the chosen fields.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SharedEntry {
     /// The entry's id (the same as in the owner's journal).
     pub id: EntryId,
     /// When it was first shared.
+    #[serde(with = "crate::serde_compact::timestamp")]
     pub shared_at: Timestamp,
     /// When the owner last changed it.
+    #[serde(with = "crate::serde_compact::timestamp")]
     pub updated: Timestamp,
     /// The day the setback happened: always shared, it orders the feed.
+    #[serde(with = "crate::serde_compact::date")]
     pub day: Date,
     /// Which fields are shared, so an edit of the private entry is copied the same way.
     pub fields: BTreeSet<Field>,
@@ -168,6 +173,7 @@ pub struct SharedEntry {
     /// How many things were tried.
     pub iterations: Option<u32>,
     /// When the loop was closed.
+    #[serde(with = "crate::serde_compact::opt_timestamp")]
     pub closed_at: Option<Timestamp>,
 }
 
@@ -223,13 +229,14 @@ impl SharedEntry {
 }
 
 /// A comment under a shared entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Comment {
     /// The comment's own id (a ULID, so comments sort by time).
     pub id: IterationId,
     /// The shared entry it is about.
     pub entry: EntryId,
     /// When.
+    #[serde(with = "crate::serde_compact::timestamp")]
     pub at: Timestamp,
     /// What they wrote.
     pub text: String,

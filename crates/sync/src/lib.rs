@@ -230,7 +230,7 @@ impl Engine {
             }
             Message::Sync { doc, data } | Message::Request { doc, data } => {
                 if !docs.may_sync(peer, doc) {
-                    out.push(Effect::Send(peer, Message::DocUnavailable { doc }));
+                    refuse(peer, doc, out);
                     return Ok(());
                 }
                 let msg = sync::Message::decode(&data)
@@ -271,7 +271,7 @@ impl Engine {
             }
             Message::Doc { doc, data } => {
                 if !docs.may_sync(peer, doc) {
-                    out.push(Effect::Send(peer, Message::DocUnavailable { doc }));
+                    refuse(peer, doc, out);
                     return Ok(());
                 }
                 session.in_sync = false;
@@ -327,6 +327,17 @@ impl Engine {
             }
         }
     }
+}
+
+/// Answers a peer that asked for, or sent, a document it may not see: "unavailable", the same
+/// answer as for a document that does not exist, and a record of the attempt.
+fn refuse(peer: DeviceId, doc: DocId, out: &mut Vec<Effect>) {
+    out.push(Effect::Send(peer, Message::DocUnavailable { doc }));
+    out.push(Effect::DocFailed(
+        peer,
+        doc,
+        "the peer asked for a document outside what it may see: refused".into(),
+    ));
 }
 
 /// A fresh sync state for `doc` with `peer`: read-only when the peer may not write it, so

@@ -533,11 +533,14 @@ fn a_limited_peer_gets_only_its_documents_however_it_asks() {
             let n = &mut net.nodes[0];
             n.engine.handle(&mut n.docs, Input::Received(partner, ask))
         };
-        assert_eq!(effects.len(), 1, "{effects:?}");
+        assert_eq!(effects.len(), 2, "{effects:?}");
         assert!(matches!(
             &effects[0],
             Effect::Send(to, Message::DocUnavailable { doc }) if *to == partner && *doc == private
         ));
+        assert!(
+            matches!(&effects[1], Effect::DocFailed(to, doc, _) if *to == partner && *doc == private)
+        );
     }
     // Nor may it push documents outside the space into my store.
     let intruder = doc_id(9);
@@ -556,7 +559,10 @@ fn a_limited_peer_gets_only_its_documents_however_it_asks() {
     };
     assert!(matches!(
         effects.as_slice(),
-        [Effect::Send(_, Message::DocUnavailable { .. })]
+        [
+            Effect::Send(_, Message::DocUnavailable { .. }),
+            Effect::DocFailed(..)
+        ]
     ));
     assert!(!net.nodes[0].docs.ids().any(|d| d == intruder));
 }

@@ -1,0 +1,284 @@
+//! `failup partner`, `share`, `unshare`, `feed`, `cheer`: the accountability partner commands.
+//! Each is one control request, answered by the running daemon or, with none running, by one
+//! started here with its network off (`network::call`), so every command works either way
+//! except those that must reach the other person (`partner invite`, `partner join`).
+
+use std::io::Write;
+
+use anyhow::{Result, bail};
+use failup_daemon::control::{CommentInfo, FeedItem, Request, Response};
+use failup_journal::space::SharedEntry;
+
+use crate::Ctx;
+use crate::args::PartnerCommand;
+use crate::network;
+
+fn done(r: Response) -> Result<()> {
+    match r {
+        Response::Done => Ok(()),
+        r => bail!("the daemon answered unexpectedly: {r:?}"),
+    }
+}
+
+/// `failup partner ...`.
+pub fn partner(ctx: &Ctx, cmd: PartnerCommand, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        PartnerCommand::Invite { name, ttl } => {
+            let ttl = crate::dates::parse_duration(&ttl)?;
+            let mut c = network::client(ctx, "a partner invite")?;
+            let request = Request::PartnerInvite {
+                ttl_secs: ttl.as_secs(),
+                label: name,
+            };
+            match network::ask(&mut c, request, None)? {
+                Response::Invite(code) => {
+                    writeln!(out, "{code}")?;
+                    eprintln!(
+                        "give this code to your partner; they run: failup partner join CODE --name YOUR-NAME \
+                         (valid for {} minutes, once)",
+                        ttl.as_secs().div_ceil(60)
+                    );
+                }
+                r => bail!("the daemon answered unexpectedly: {r:?}"),
+            }
+        }
+        PartnerCommand::Join { code, name } => {
+            let mut c = network::client(ctx, "joining a partner")?;
+            done(network::ask(
+                &mut c,
+                Request::PartnerJoin { code, label: name },
+                None,
+            )?)?;
+            eprintln!(
+                "partnered: share entries with `failup share ID --with LABEL`; \
+                 nothing is shared until you do"
+            );
+        }
+        PartnerCommand::List => {
+            let Response::Partners(list) = network::call(ctx, Request::Partners)? else {
+                bail!("the daemon answered unexpectedly");
+            };
+            if ctx.json {
+                serde_json::to_writer_pretty(&mut *out, &list_json(&list))?;
+                writeln!(out)?;
+            } else if list.is_empty() {
+                eprintln!("no partners yet: run `failup partner invite`");
+            } else {
+                for p in &list {
+                    writeln!(
+                        out,
+                        "{}{}  you share {}, they share {}",
+                        p.label,
+                        if p.revoked { " (revoked)" } else { "" },
+                        p.shared_by_me,
+                        p.shared_with_me
+                    )?;
+                    for d in &p.devices {
+                        let state = if d.connected {
+                            "connected".to_owned()
+                        } else {
+                            d.last_seen
+                                .as_ref()
+                                .map_or("not seen yet".to_owned(), |t| format!("last seen {t}"))
+                        };
+                        let synced = d
+                            .last_sync
+                            .as_ref()
+                            .map_or(String::new(), |t| format!(", last sync {t}"));
+                        writeln!(out, "  {}  {state}{synced}", d.device)?;
+                    }
+                }
+            }
+        }
+        PartnerCommand::Revoke { label } => {
+            done(network::call(
+                ctx,
+                Request::PartnerRevoke {
+                    label: label.clone(),
+                },
+            )?)?;
+            eprintln!(
+                "revoked: no device of {label}'s syncs with yours again; they keep what they already received"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn list_json(list: &[failup_daemon::control::PartnerInfo]) -> serde_json::Value {
+    serde_json::Value::Array(
+        list.iter()
+            .map(|p| {
+                serde_json::json!({
+                    "label": p.label, "revoked": p.revoked,
+                    "shared_by_me": p.shared_by_me, "shared_with_me": p.shared_with_me,
+                    "devices": p.devices.iter().map(|d| serde_json::json!({
+                        "device": d.device, "addrs": d.addrs, "connected": d.connected,
+                        "last_seen": d.last_seen, "last_sync": d.last_sync,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// `failup share`.
+pub fn share(ctx: &Ctx, id: &str, with: &str, only: Option<String>) -> Result<()> {
+    let id = ctx.resolve(id)?.id;
+    done(network::call(
+        ctx,
+        Request::Share {
+            id,
+            with: with.to_owned(),
+            only,
+            now_ms: ctx.now.as_millisecond(),
+        },
+    )?)?;
+    eprintln!("shared with {with}");
+    Ok(())
+}
+
+/// `failup unshare`.
+pub fn unshare(ctx: &Ctx, id: &str, with: &str) -> Result<()> {
+    let id = ctx.resolve(id)?.id;
+    done(network::call(
+        ctx,
+        Request::Unshare {
+            id,
+            with: with.to_owned(),
+        },
+    )?)?;
+    eprintln!("no longer shared with {with}; what they already received stays with them");
+    Ok(())
+}
+
+/// `failup cheer`.
+pub fn cheer(ctx: &Ctx, id: &str, text: &str) -> Result<()> {
+    done(network::call(
+        ctx,
+        Request::Cheer {
+            id: id.to_owned(),
+            text: text.to_owned(),
+            now_ms: ctx.now.as_millisecond(),
+        },
+    )?)?;
+    eprintln!("comment added");
+    Ok(())
+}
+
+/// A shared entry as JSON: only the fields it carries.
+pub fn shared_json(e: &SharedEntry) -> serde_json::Value {
+    serde_json::to_value(e).unwrap_or(serde_json::Value::Null)
+}
+
+/// Comments as JSON.
+pub fn comments_json(comments: &[CommentInfo]) -> serde_json::Value {
+    serde_json::Value::Array(
+        comments
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "id": c.comment.id.to_string(), "by": c.by.clone().unwrap_or_else(|| "me".into()),
+                    "at": c.comment.at.to_string(), "text": c.comment.text,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Comments as text, indented under an entry.
+pub fn comments_text(comments: &[CommentInfo], tz: &jiff::tz::TimeZone) -> String {
+    let mut s = String::new();
+    for c in comments {
+        let when = c
+            .comment
+            .at
+            .to_zoned_datetime(tz.clone())
+            .strftime("%Y-%m-%d %H:%M");
+        s.push_str(&format!(
+            "  {} ({when}): {}\n",
+            c.by.as_deref().unwrap_or("me"),
+            c.comment.text
+        ));
+    }
+    s
+}
+
+/// `failup feed`.
+pub fn feed(ctx: &Ctx, partner: Option<String>, out: &mut dyn Write) -> Result<()> {
+    let Response::Feed(items) = network::call(
+        ctx,
+        Request::Feed {
+            partner,
+            now_ms: ctx.now.as_millisecond(),
+        },
+    )?
+    else {
+        bail!("the daemon answered unexpectedly");
+    };
+    if ctx.json {
+        let v: Vec<serde_json::Value> = items
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "partner": i.partner, "new": i.new, "entry": shared_json(&i.entry),
+                    "comments": comments_json(&i.comments),
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut *out, &v)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if items.is_empty() {
+        eprintln!("nothing shared with you yet");
+    }
+    for i in &items {
+        write!(out, "{}", feed_text(i, &ctx.tz))?;
+    }
+    Ok(())
+}
+
+fn feed_text(i: &FeedItem, tz: &jiff::tz::TimeZone) -> String {
+    let e = &i.entry;
+    let mut s = format!(
+        "{}{}  {}  from {}\n",
+        if i.new { "* " } else { "" },
+        &e.id.to_string()[..crate::render::SHORT_ID],
+        e.day,
+        i.partner
+    );
+    let mut field = |name: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            s.push_str(&format!("  {name}: {v}\n"));
+        }
+    };
+    field("what happened", &e.text);
+    field("lesson", &e.lesson);
+    field("muscle", &e.muscle);
+    field("use", &e.use_it);
+    field("next", &e.next);
+    field("area", &e.area);
+    if let Some(tags) = &e.tags {
+        if !tags.is_empty() {
+            s.push_str(&format!(
+                "  tags: {}\n",
+                tags.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    if let Some(n) = e.iterations {
+        s.push_str(&format!(
+            "  tried {n} thing{}{}\n",
+            if n == 1 { "" } else { "s" },
+            if e.closed_at.is_some() {
+                ", loop closed"
+            } else {
+                ""
+            }
+        ));
+    }
+    s.push_str(&comments_text(&i.comments, tz));
+    s.push('\n');
+    s
+}

@@ -1,0 +1,680 @@
+//! Accountability partners: spaces shared with another person, and who may see what.
+//!
+//! A space is two documents, one per person (`failup_journal::space`): each person's devices
+//! write their own side (the entries they share, their comments, their devices) and only read
+//! the other's. The partner records live in this person's circle document, so every device of
+//! the circle knows the partners, and a revocation made on one reaches all.
+//!
+//! Access, enforced here for the engine on both sending and receiving: a device of this
+//! person's circle may sync every document; a partner's device may sync the two sides of its
+//! space and nothing else (any other document is left out of its inventory and answered
+//! `doc-unavailable`), and may write only its own person's side (this person's side is synced
+//! to it read-only). A partner's devices are the devices met at pairing plus those the partner
+//! vouches for in their side of the space.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+
+use failup_journal::EntryId;
+use failup_journal::space::{Comment, Field, SharedEntry, Space, parse_fields};
+use failup_store::Store;
+use failup_wire::DeviceId;
+use jiff::Timestamp;
+
+use crate::circle::{self, Partner};
+use crate::control::{CommentInfo, FeedItem, PartnerInfo, PeerInfo, Response, ShareInfo};
+use crate::pairing::{Code, Joined};
+use crate::{Event, State};
+
+/// Longest partner label, in bytes.
+pub const MAX_LABEL_BYTES: usize = 64;
+
+/// Partners' devices as this device knows them.
+pub(crate) struct PartnerDevices {
+    /// Each trusted partner device with the spaces it is in: (this person's side, theirs).
+    pub(crate) access: HashMap<DeviceId, Vec<(u128, u128)>>,
+    /// Where each can be reached.
+    pub(crate) addrs: BTreeMap<DeviceId, Vec<SocketAddr>>,
+    /// Devices of revoked partners, refused for good.
+    pub(crate) revoked: BTreeSet<DeviceId>,
+}
+
+/// Which documents each partner device may sync, and write.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Access {
+    /// A partner's device: (this person's side, the partner's side) of each space it is in.
+    pub(crate) partner: HashMap<DeviceId, Vec<(u128, u128)>>,
+}
+
+impl Access {
+    /// Whether `peer` may sync `doc`. Devices that are not partners' are this person's own.
+    pub(crate) fn may_sync(&self, peer: DeviceId, doc: u128) -> bool {
+        match self.partner.get(&peer) {
+            Some(spaces) => spaces.iter().any(|(m, t)| *m == doc || *t == doc),
+            None => true,
+        }
+    }
+
+    /// Whether changes to `doc` may come from `peer`.
+    pub(crate) fn may_write(&self, peer: DeviceId, doc: u128) -> bool {
+        match self.partner.get(&peer) {
+            Some(spaces) => spaces.iter().any(|(_, t)| *t == doc),
+            None => true,
+        }
+    }
+}
+
+fn circle_doc(store: &Store) -> Option<u128> {
+    store
+        .setting("circle")
+        .ok()
+        .flatten()
+        .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+        .map(u128::from_be_bytes)
+}
+
+/// Every partner recorded in the circle of the store's owner.
+pub fn partners_of(store: &Store) -> Vec<Partner> {
+    circle_doc(store)
+        .and_then(|doc| store.document(doc).ok().flatten())
+        .map(|d| circle::partners(&d))
+        .unwrap_or_default()
+}
+
+/// One side of a space, if held (the partner's side arrives by sync after pairing).
+fn space(store: &Store, doc: u128) -> Result<Option<Space>, String> {
+    match store.document(doc).map_err(|e| e.to_string())? {
+        Some(am) => Space::from_doc(am).map(Some).map_err(|e| e.to_string()),
+        None => Ok(None),
+    }
+}
+
+fn comments_for(
+    mine: &Option<Space>,
+    theirs: &Option<Space>,
+    label: &str,
+    entry: EntryId,
+) -> Vec<CommentInfo> {
+    let mut out: Vec<CommentInfo> = Vec::new();
+    for (side, by) in [(mine, None), (theirs, Some(label.to_owned()))] {
+        if let Some(s) = side {
+            for c in s.comments().unwrap_or_default() {
+                if c.entry == entry {
+                    out.push(CommentInfo {
+                        by: by.clone(),
+                        comment: c,
+                    });
+                }
+            }
+        }
+    }
+    out.sort_by_key(|c| c.comment.id);
+    out
+}
+
+/// This person's shared entries: with whom, and the comments under them. Reads the store
+/// alone, so the `failup` command uses it without a daemon.
+pub fn shares(store: &Store) -> Result<Vec<ShareInfo>, String> {
+    let mut out: BTreeMap<EntryId, ShareInfo> = BTreeMap::new();
+    for p in partners_of(store).into_iter().filter(|p| !p.revoked) {
+        let mine = space(store, p.mine)?;
+        let theirs = space(store, p.theirs)?;
+        let Some(m) = &mine else { continue };
+        for e in m.entries().map_err(|e| e.to_string())? {
+            let info = out.entry(e.id).or_insert_with(|| ShareInfo {
+                id: e.id,
+                with: Vec::new(),
+                comments: Vec::new(),
+            });
+            info.with.push(p.label.clone());
+            info.comments
+                .extend(comments_for(&mine, &theirs, &p.label, e.id));
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+impl State {
+    /// The partner records, from the circle.
+    pub(crate) fn partners(&self) -> Vec<Partner> {
+        partners_of(&self.store)
+    }
+
+    fn partner(&self, label: &str) -> Result<Partner, String> {
+        self.partners()
+            .into_iter()
+            .find(|p| p.label == label && !p.revoked)
+            .ok_or_else(|| format!("no partner called {label:?} (see `failup partner list`)"))
+    }
+
+    /// A label for a new partner must be free and sensible.
+    pub(crate) fn check_new_label(&self, label: &str) -> Result<(), String> {
+        if label.trim().is_empty() || label.len() > MAX_LABEL_BYTES || label.contains('/') {
+            return Err(format!(
+                "{label:?} cannot name a partner: use 1 to {MAX_LABEL_BYTES} bytes, no '/'"
+            ));
+        }
+        if self.partners().iter().any(|p| p.label == label) {
+            return Err(format!("there is already a partner called {label:?}"));
+        }
+        Ok(())
+    }
+
+    /// The circle document, created (holding this device alone) if there is none yet: partner
+    /// records live there even for a person with one device.
+    fn ensure_circle(&mut self) -> Result<u128, String> {
+        if let Some(doc) = self.circle {
+            return Ok(doc);
+        }
+        if self.pending_circle().is_some() {
+            return Err(
+                "this device joined a circle whose list of devices has not arrived yet; \
+                 connect to the inviting device once first"
+                    .into(),
+            );
+        }
+        let mut am = self.store.new_document();
+        let addrs: Vec<SocketAddr> = self
+            .invite_addrs()
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        circle::create(&mut am, self.identity.device(), &self.name, &addrs)
+            .map_err(|e| e.to_string())?;
+        am.commit();
+        let doc: u128 = rand::random();
+        self.store
+            .write_document(doc, &mut am, &[])
+            .map_err(|e| e.to_string())?;
+        self.store
+            .set_setting("circle", &doc.to_be_bytes())
+            .map_err(|e| e.to_string())?;
+        self.circle = Some(doc);
+        Ok(doc)
+    }
+
+    /// Starts this person's side of a new space.
+    fn new_space(&mut self) -> Result<u128, String> {
+        let doc: u128 = rand::random();
+        let actor = self.store.new_document().get_actor().to_bytes().to_vec();
+        let mut am = Space::create(&actor, doc.to_be_bytes())
+            .map_err(|e| e.to_string())?
+            .into_doc();
+        self.store
+            .write_document(doc, &mut am, &[])
+            .map_err(|e| e.to_string())?;
+        Ok(doc)
+    }
+
+    /// The inviter's side of a partner pairing: records the partner and starts this side of
+    /// the space; returns its id.
+    pub(crate) fn admit_partner(
+        &mut self,
+        device: DeviceId,
+        label: &str,
+        theirs: u128,
+        addr: SocketAddr,
+    ) -> Result<u128, String> {
+        self.check_new_label(label)?;
+        self.ensure_circle()?;
+        let mine = self.new_space()?;
+        self.edit_circle(|am| {
+            circle::add_partner(am, label, mine, theirs, device, &[addr]).map(|()| true)
+        })?;
+        self.refresh_trust();
+        tracing::info!(peer = %device.short(), "partnered with {label}");
+        Ok(mine)
+    }
+
+    /// `failup partner join`: connects to the inviter and, once accepted, records the partner.
+    pub(crate) fn partner_join(
+        &mut self,
+        code: String,
+        label: String,
+        reply: tokio::sync::oneshot::Sender<Response>,
+    ) {
+        let fail = |reply: tokio::sync::oneshot::Sender<Response>, e: String| {
+            let _ = reply.send(Response::Error(e));
+        };
+        let code = match Code::decode(&code) {
+            Ok((c, true)) => c,
+            Ok((_, false)) => {
+                return fail(
+                    reply,
+                    "this invite is for another device of the inviting person: join it with \
+                     `failup pair join`"
+                        .into(),
+                );
+            }
+            Err(e) => return fail(reply, e),
+        };
+        if let Err(e) = self.check_new_label(&label) {
+            return fail(reply, e);
+        }
+        if code.expires_ms < Timestamp::now().as_millisecond() {
+            return fail(reply, "this invite has expired".into());
+        }
+        if code.device == self.identity.device().0 {
+            return fail(reply, "this invite was made by this device".into());
+        }
+        if self
+            .members()
+            .iter()
+            .any(|m| m.device.0 == code.device && !m.revoked)
+        {
+            return fail(
+                reply,
+                "this invite was made by another device of this person, not a partner".into(),
+            );
+        }
+        // Chosen now, so the inviter learns it in the hello; the document is written once the
+        // inviter accepts.
+        let mine: u128 = rand::random();
+        let (endpoint, identity, events) = (
+            self.endpoint.clone(),
+            self.identity.clone(),
+            self.events.clone(),
+        );
+        let (my_name, port) = (self.name.clone(), self.listen.port());
+        self.runtime.spawn(async move {
+            let joined = crate::pairing::join(
+                &endpoint,
+                &identity,
+                &code,
+                my_name,
+                port,
+                Some(mine.to_be_bytes()),
+            )
+            .await;
+            match joined {
+                Ok(joined) => {
+                    let _ = events.send(Event::PartnerJoined {
+                        joined,
+                        label,
+                        mine,
+                        reply,
+                    });
+                }
+                Err(e) => {
+                    let _ = reply.send(Response::Error(e));
+                }
+            }
+        });
+    }
+
+    /// Records the partner just joined.
+    pub(crate) fn partner_joined(
+        &mut self,
+        joined: Joined,
+        label: String,
+        mine: u128,
+    ) -> Result<(), String> {
+        let Some(theirs) = joined.space else {
+            return Err(
+                "the inviting device answered as a device of this person, not a partner".into(),
+            );
+        };
+        self.check_new_label(&label)?;
+        self.ensure_circle()?;
+        let actor = self.store.new_document().get_actor().to_bytes().to_vec();
+        let mut am = Space::create(&actor, mine.to_be_bytes())
+            .map_err(|e| e.to_string())?
+            .into_doc();
+        self.store
+            .write_document(mine, &mut am, &[])
+            .map_err(|e| e.to_string())?;
+        self.edit_circle(|am| {
+            circle::add_partner(am, &label, mine, theirs, joined.inviter, &joined.addrs)
+                .map(|()| true)
+        })?;
+        self.refresh_trust();
+        tracing::info!(peer = %joined.inviter.short(), "partnered with {label}");
+        Ok(())
+    }
+
+    /// Every partner's devices with the two sides of the space each may sync: those met at
+    /// pairing and those the partner vouches for in their side. Devices of revoked partners
+    /// come back separately, to be refused for good.
+    pub(crate) fn partner_devices(&self) -> PartnerDevices {
+        let mut access: HashMap<DeviceId, Vec<(u128, u128)>> = HashMap::new();
+        let mut addrs: BTreeMap<DeviceId, Vec<SocketAddr>> = BTreeMap::new();
+        let mut revoked = BTreeSet::new();
+        let own: BTreeSet<DeviceId> = self.members().iter().map(|m| m.device).collect();
+        for p in self.partners() {
+            let mut devices = p.devices.clone();
+            if let Ok(Some(side)) = space(&self.store, p.theirs) {
+                for (id, a) in side.devices().unwrap_or_default() {
+                    // Only the canonical spelling names a device.
+                    let Some(d) = id.parse::<DeviceId>().ok().filter(|d| d.to_string() == id)
+                    else {
+                        continue;
+                    };
+                    let parsed: Vec<SocketAddr> = a.iter().filter_map(|x| x.parse().ok()).collect();
+                    devices.entry(d).or_default().extend(parsed);
+                }
+            }
+            for (d, a) in devices {
+                // A partner cannot make one of this person's devices theirs.
+                if own.contains(&d) || d == self.identity.device() {
+                    continue;
+                }
+                if p.revoked {
+                    revoked.insert(d);
+                    continue;
+                }
+                access.entry(d).or_default().push((p.mine, p.theirs));
+                let known = addrs.entry(d).or_default();
+                known.extend(a);
+                known.sort();
+                known.dedup();
+            }
+        }
+        PartnerDevices {
+            access,
+            addrs,
+            revoked,
+        }
+    }
+
+    /// Keeps this person's side of every space listing this person's devices, so partners'
+    /// devices trust a device paired later without anyone asking them.
+    pub(crate) fn vouch(&mut self) {
+        let mut devices: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for m in self.members().into_iter().filter(|m| !m.revoked) {
+            devices.insert(
+                m.device.to_string(),
+                m.addrs.iter().map(|a| a.to_string()).collect(),
+            );
+        }
+        if devices.is_empty() {
+            devices.insert(self.identity.device().to_string(), self.invite_addrs());
+        }
+        for p in self.partners().into_iter().filter(|p| !p.revoked) {
+            let result = self.edit_space(p.mine, |s| {
+                s.set_devices(&devices).map_err(|e| e.to_string())
+            });
+            if let Err(e) = result {
+                tracing::warn!("cannot list this person's devices for {}: {e}", p.label);
+            }
+        }
+    }
+
+    /// Changes this person's side of a space with `edit` (which says whether it changed
+    /// anything), makes it durable and offers it to peers.
+    fn edit_space(
+        &mut self,
+        doc: u128,
+        edit: impl FnOnce(&mut Space) -> Result<bool, String>,
+    ) -> Result<(), String> {
+        let Some(am) = self.store.document(doc).map_err(|e| e.to_string())? else {
+            // The side arrives from this person's other device by sync; nothing to do yet.
+            return Ok(());
+        };
+        let mut am = am;
+        let before = am.get_heads();
+        let mut side = Space::from_doc(am).map_err(|e| e.to_string())?;
+        if !edit(&mut side)? {
+            return Ok(());
+        }
+        let mut am = side.into_doc();
+        self.store
+            .write_document(doc, &mut am, &before)
+            .map_err(|e| e.to_string())?;
+        self.engine(failup_sync::Input::LocalChange(
+            failup_wire::DocId::from_u128(doc),
+        ));
+        Ok(())
+    }
+
+    /// Brings every shared copy up to date with the private entry it copies: an edit reaches
+    /// the partner, a deleted entry leaves the space.
+    pub(crate) fn reproject(&mut self) {
+        for p in self.partners().into_iter().filter(|p| !p.revoked) {
+            let store = &self.store;
+            let result = {
+                let current: Vec<(SharedEntry, Option<failup_journal::Entry>)> =
+                    match space(store, p.mine) {
+                        Ok(Some(side)) => side
+                            .entries()
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|e| {
+                                let private = store.get(e.id).ok().flatten();
+                                (e, private)
+                            })
+                            .collect(),
+                        _ => continue,
+                    };
+                self.edit_space(p.mine, |side| {
+                    let mut changed = false;
+                    for (shared, private) in current {
+                        match private {
+                            None => changed |= side.remove(shared.id).map_err(|e| e.to_string())?,
+                            Some(entry) => {
+                                let fresh =
+                                    SharedEntry::project(&entry, &shared.fields, shared.shared_at);
+                                if fresh != shared {
+                                    side.put(&fresh).map_err(|e| e.to_string())?;
+                                    changed = true;
+                                }
+                            }
+                        }
+                    }
+                    Ok(changed)
+                })
+            };
+            if let Err(e) = result {
+                tracing::warn!("cannot update what {} sees: {e}", p.label);
+            }
+        }
+    }
+
+    /// `failup share`.
+    pub(crate) fn share(
+        &mut self,
+        id: EntryId,
+        with: &str,
+        only: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), String> {
+        let p = self.partner(with)?;
+        let entry = self
+            .store
+            .get(id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no entry {id}"))?;
+        let fields: BTreeSet<Field> = match only {
+            Some(list) => parse_fields(list).map_err(|e| e.to_string())?,
+            None => Field::ALL.into_iter().collect(),
+        };
+        if self
+            .store
+            .document(p.mine)
+            .map_err(|e| e.to_string())?
+            .is_none()
+        {
+            return Err(format!(
+                "the space shared with {with} has not reached this device yet; sync with your \
+                 other devices first"
+            ));
+        }
+        self.edit_space(p.mine, |side| {
+            let shared_at = side
+                .entry(id)
+                .map_err(|e| e.to_string())?
+                .map_or(now, |e| e.shared_at);
+            side.put(&SharedEntry::project(&entry, &fields, shared_at))
+                .map_err(|e| e.to_string())?;
+            Ok(true)
+        })
+    }
+
+    /// `failup unshare`.
+    pub(crate) fn unshare(&mut self, id: EntryId, with: &str) -> Result<(), String> {
+        let p = self.partner(with)?;
+        let mut found = false;
+        self.edit_space(p.mine, |side| {
+            found = side.remove(id).map_err(|e| e.to_string())?;
+            Ok(found)
+        })?;
+        if !found {
+            return Err(format!("entry {id} is not shared with {with}"));
+        }
+        Ok(())
+    }
+
+    /// `failup partner revoke`: on every device of the circle, for good.
+    pub(crate) fn partner_revoke(&mut self, label: &str) -> Result<(), String> {
+        let p = self.partner(label)?;
+        let now = Timestamp::now().as_millisecond();
+        self.edit_circle(|am| circle::revoke_partner(am, &p.label, now).map(|()| true))?;
+        self.refresh_trust();
+        tracing::warn!("partner {label} revoked");
+        Ok(())
+    }
+
+    /// `failup partner list`.
+    pub(crate) fn partner_list(&self) -> Vec<PartnerInfo> {
+        let addrs = self.partner_devices().addrs;
+        self.partners()
+            .into_iter()
+            .map(|p| {
+                let count = |doc| {
+                    space(&self.store, doc)
+                        .ok()
+                        .flatten()
+                        .and_then(|s| s.entries().ok())
+                        .map_or(0, |e| e.len() as u64)
+                };
+                let mut devices: BTreeSet<DeviceId> = p.devices.keys().copied().collect();
+                if let Ok(Some(side)) = space(&self.store, p.theirs) {
+                    devices.extend(
+                        side.devices()
+                            .unwrap_or_default()
+                            .keys()
+                            .filter_map(|k| k.parse::<DeviceId>().ok()),
+                    );
+                }
+                PartnerInfo {
+                    label: p.label.clone(),
+                    revoked: p.revoked,
+                    devices: devices
+                        .into_iter()
+                        .map(|d| PeerInfo {
+                            device: d.to_string(),
+                            name: p.label.clone(),
+                            role: "partner".into(),
+                            addrs: addrs
+                                .get(&d)
+                                .map(|a| a.iter().map(|a| a.to_string()).collect())
+                                .unwrap_or_default(),
+                            connected: self.conns.contains_key(&d),
+                            last_seen: self.seen.get(&d).map(|t| t.to_string()),
+                            last_sync: self.synced.get(&d).map(|t| t.to_string()),
+                            revoked: p.revoked,
+                        })
+                        .collect(),
+                    shared_by_me: count(p.mine),
+                    shared_with_me: count(p.theirs),
+                }
+            })
+            .collect()
+    }
+
+    /// `failup feed`: what partners shared, newest first; what is newer than the last read is
+    /// marked new, and the feed counts as read from now.
+    pub(crate) fn feed(
+        &mut self,
+        only: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<FeedItem>, String> {
+        if let Some(label) = only {
+            self.partner(label)?;
+        }
+        let mut out = Vec::new();
+        for p in self.partners().into_iter().filter(|p| !p.revoked) {
+            if only.is_some_and(|l| l != p.label) {
+                continue;
+            }
+            let key = format!("feed-read/{}", p.label);
+            let last_read = self
+                .store
+                .setting(&key)
+                .ok()
+                .flatten()
+                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                .map(i64::from_be_bytes)
+                .and_then(|ms| Timestamp::from_millisecond(ms).ok());
+            let mine = space(&self.store, p.mine)?;
+            let theirs = space(&self.store, p.theirs)?;
+            if let Some(t) = &theirs {
+                for e in t.entries().map_err(|e| e.to_string())? {
+                    let comments = comments_for(&mine, &theirs, &p.label, e.id);
+                    let newer = |t: Timestamp| last_read.is_none_or(|r| t > r);
+                    let new = newer(e.updated.max(e.shared_at))
+                        || comments
+                            .iter()
+                            .any(|c| c.by.is_some() && newer(c.comment.at));
+                    out.push(FeedItem {
+                        partner: p.label.clone(),
+                        entry: e,
+                        comments,
+                        new,
+                    });
+                }
+            }
+            self.store
+                .set_setting(&key, &now.as_millisecond().to_be_bytes())
+                .map_err(|e| e.to_string())?;
+        }
+        out.sort_by(|a, b| {
+            b.entry
+                .day
+                .cmp(&a.entry.day)
+                .then(b.entry.id.cmp(&a.entry.id))
+        });
+        Ok(out)
+    }
+
+    /// `failup cheer`: a comment, in this person's side of the space the entry is shared in.
+    pub(crate) fn cheer(&mut self, prefix: &str, text: &str, now: Timestamp) -> Result<(), String> {
+        let want = prefix.trim().to_ascii_uppercase();
+        if want.is_empty() {
+            return Err("give an entry id".into());
+        }
+        let mut found: Vec<(EntryId, u128)> = Vec::new();
+        for p in self.partners().into_iter().filter(|p| !p.revoked) {
+            for doc in [p.mine, p.theirs] {
+                if let Some(s) = space(&self.store, doc)? {
+                    for e in s.entries().map_err(|e| e.to_string())? {
+                        if e.id.to_string().starts_with(&want) {
+                            found.push((e.id, p.mine));
+                        }
+                    }
+                }
+            }
+        }
+        found.sort();
+        found.dedup();
+        let (id, side) = match found.as_slice() {
+            [one] => *one,
+            [] => return Err(format!("no shared entry matches {prefix:?}")),
+            _ => {
+                return Err(format!(
+                    "{prefix:?} matches several shared entries; give more of the id"
+                ));
+            }
+        };
+        let ms = u64::try_from(now.as_millisecond()).unwrap_or(0);
+        let comment = Comment {
+            id: failup_journal::IterationId::from_parts(ms, rand::random()),
+            entry: id,
+            at: now,
+            text: text.to_owned(),
+        };
+        self.edit_space(side, |s| {
+            s.comment(&comment).map_err(|e| e.to_string())?;
+            Ok(true)
+        })
+    }
+}

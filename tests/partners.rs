@@ -1,0 +1,359 @@
+//! Accountability partners through real daemons: two people, their devices in separate temporary
+//! homes, QUIC on loopback. What one person keeps private must never reach the other's files.
+
+use std::path::Path;
+use std::time::Duration;
+
+use failup_tests::{Daemon, wait_until};
+
+/// Deadline for a condition that normally holds within a second or two.
+const SOON: Duration = Duration::from_secs(60);
+
+/// `failup --json ARGS`, or null when the command fails (what a wait sees before a condition
+/// holds).
+fn json(d: &Daemon, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_slice(&d.run(&all).stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// The feed's entries by id: (lesson, text, comment texts).
+fn feed(d: &Daemon) -> Vec<(String, serde_json::Value)> {
+    json(d, &["feed"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| (i["entry"]["id"].as_str().unwrap_or("").to_owned(), i))
+        .collect()
+}
+
+fn feed_has(d: &Daemon, id: &str, check: impl Fn(&serde_json::Value) -> bool) -> bool {
+    feed(d).iter().any(|(i, item)| i == id && check(item))
+}
+
+fn comments(item: &serde_json::Value) -> Vec<String> {
+    item["comments"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|c| c["text"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every file under `dir`, read whole, that contains `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    found.push(p.display().to_string());
+                }
+            }
+        }
+    }
+    found
+}
+
+fn partner_devices(d: &Daemon, label: &str) -> usize {
+    json(d, &["partner", "list"])
+        .as_array()
+        .and_then(|l| l.iter().find(|p| p["label"] == label).cloned())
+        .and_then(|p| p["devices"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
+#[test]
+fn partners_share_comment_and_revoke_and_nothing_private_leaks() {
+    let alex_laptop = Daemon::start("alex-laptop");
+    let alex_phone = Daemon::start("alex-phone");
+    let mut sam_phone = Daemon::start("sam-phone");
+    alex_laptop.pair(&alex_phone);
+
+    let code = alex_laptop
+        .ok(&["partner", "invite", "--name", "sam"])
+        .trim()
+        .to_owned();
+    assert!(code.starts_with("FAILUP-PARTNER-"), "{code}");
+    // A partner code is not a device code, and the other way round.
+    let out = sam_phone.run(&["pair", "join", &code]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("partner join"));
+    sam_phone.ok(&["partner", "join", &code, "--name", "alex"]);
+
+    // Private, shared whole, and shared with only the lesson and the next step.
+    let private = alex_laptop
+        .ok(&["log", "PRIVATE-MARKER-4417 the thing I tell no one"])
+        .trim()
+        .to_owned();
+    let whole = alex_laptop
+        .ok(&[
+            "log",
+            "missed the deadline",
+            "--lesson",
+            "ask for help sooner",
+            "--share",
+            "sam",
+        ])
+        .trim()
+        .to_owned();
+    let lesson_only = alex_laptop
+        .ok(&[
+            "log",
+            "STORY-MARKER-5521 an embarrassing story",
+            "--lesson",
+            "prepare the night before",
+            "--next",
+            "lay out clothes",
+        ])
+        .trim()
+        .to_owned();
+    alex_laptop.ok(&[
+        "share",
+        &lesson_only,
+        "--with",
+        "sam",
+        "--only",
+        "lesson,next",
+    ]);
+    // Waits on the partner list, which does not mark the feed read.
+    wait_until("both shared entries on sam's phone", SOON, || {
+        json(&sam_phone, &["partner", "list"])[0]["shared_with_me"] == 2
+    });
+    let f = feed(&sam_phone);
+    assert!(f.iter().any(|(i, _)| *i == whole), "{f:?}");
+    let item = &f.iter().find(|(i, _)| *i == lesson_only).expect("shared").1;
+    assert_eq!(item["entry"]["lesson"], "prepare the night before");
+    assert_eq!(
+        item["entry"]["text"],
+        serde_json::Value::Null,
+        "the story stays private"
+    );
+    assert_eq!(item["new"], true, "first read: new");
+    assert!(!f.iter().any(|(i, _)| *i == private));
+    // Read once, the feed has nothing new.
+    assert!(feed(&sam_phone).iter().all(|(_, i)| i["new"] == false));
+    // Alex's list says what is shared.
+    let list = json(&alex_laptop, &["list"]);
+    let shared_with = |id: &str| {
+        list.as_array()
+            .and_then(|l| l.iter().find(|e| e["id"] == id).cloned())
+            .map(|e| e["shared_with"].clone())
+    };
+    assert_eq!(shared_with(&whole), Some(serde_json::json!(["sam"])));
+    assert_eq!(shared_with(&private), Some(serde_json::Value::Null));
+
+    // Comments both ways, and on alex's second device too.
+    sam_phone.ok(&["cheer", &whole[..20], "proud of you"]);
+    wait_until("sam's comment on alex's phone", SOON, || {
+        let shown = json(&alex_phone, &["show", &whole]);
+        shown["comments"].to_string().contains("proud of you")
+    });
+    alex_phone.ok(&["cheer", &whole, "thanks, it helped"]);
+    wait_until("alex's reply under the entry in sam's feed", SOON, || {
+        feed_has(&sam_phone, &whole, |i| {
+            comments(i) == ["proud of you", "thanks, it helped"]
+        })
+    });
+
+    // The owner's edits reach the partner; the partner has no way to edit them.
+    alex_laptop.ok(&["edit", &whole, "--lesson", "ask for help on day one"]);
+    wait_until("the edit in sam's feed", SOON, || {
+        feed_has(&sam_phone, &whole, |i| {
+            i["entry"]["lesson"] == "ask for help on day one"
+        })
+    });
+    let out = sam_phone.run(&["edit", &whole, "--lesson", "sam's words"]);
+    assert_eq!(out.status.code(), Some(1), "not in sam's journal");
+
+    // Unshare: gone from the feed.
+    alex_phone.ok(&["unshare", &lesson_only, "--with", "sam"]);
+    wait_until("the unshared entry gone from sam's feed", SOON, || {
+        !feed(&sam_phone).iter().any(|(i, _)| *i == lesson_only)
+    });
+
+    // Sam adds a second device; alex's devices trust it because sam vouches for it, and sync
+    // with it directly once sam's first device is gone.
+    let sam_laptop = Daemon::start("sam-laptop");
+    sam_phone.pair(&sam_laptop);
+    wait_until(
+        "alex's laptop to learn of sam's second device",
+        SOON,
+        || partner_devices(&alex_laptop, "sam") == 2,
+    );
+    wait_until("sam's second device to hold the space", SOON, || {
+        json(&sam_laptop, &["partner", "list"])[0]["shared_with_me"] == 1
+    });
+    sam_phone.stop();
+    let later = alex_laptop
+        .ok(&[
+            "log",
+            "shared after sam's phone went away",
+            "--share",
+            "sam",
+        ])
+        .trim()
+        .to_owned();
+    wait_until("the new entry on sam's second device", SOON, || {
+        feed(&sam_laptop).iter().any(|(i, _)| *i == later)
+    });
+
+    // Nothing private anywhere on sam's side: not in the stores, the logs, or an export.
+    for d in [&sam_phone, &sam_laptop] {
+        let export = d.ok(&["export"]);
+        assert!(!export.contains("PRIVATE-MARKER-4417"));
+        for marker in ["PRIVATE-MARKER-4417", "STORY-MARKER-5521"] {
+            let found = files_containing(&d.home.path(), marker);
+            assert!(found.is_empty(), "{marker} leaked into {found:?}");
+        }
+    }
+    // The scan would have seen it: alex's own store holds the marker as written.
+    assert!(!files_containing(&alex_laptop.home.path(), "PRIVATE-MARKER-4417").is_empty());
+
+    // Revoked on alex's phone; the laptop learns it through the circle and refuses sam.
+    alex_phone.ok(&["partner", "revoke", "sam"]);
+    wait_until("the revocation on alex's laptop", SOON, || {
+        json(&alex_laptop, &["partner", "list"])[0]["revoked"] == true
+    });
+    let out = alex_laptop.run(&["share", &later, "--with", "sam"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = sam_laptop.run(&["sync", "--timeout", "3s"]);
+    assert!(!out.status.success(), "a revoked partner still syncs");
+}
+
+#[test]
+fn a_modified_partner_client_gets_nothing_private() {
+    let mut alex = Daemon::start("alex-laptop");
+    let mut sam = Daemon::start("sam-phone");
+    let code = alex
+        .ok(&["partner", "invite", "--name", "sam"])
+        .trim()
+        .to_owned();
+    sam.ok(&["partner", "join", &code, "--name", "alex"]);
+    alex.ok(&["log", "PRIVATE-MARKER-8812 not for sam"]);
+    let shared = alex
+        .ok(&["log", "fine to share", "--share", "sam"])
+        .trim()
+        .to_owned();
+    wait_until("the shared entry in sam's feed", SOON, || {
+        feed(&sam).iter().any(|(i, _)| *i == shared)
+    });
+    sam.stop();
+    // Every document alex holds, read from alex's store while the daemon is down.
+    alex.stop();
+    let docs: Vec<u128> = {
+        let store = failup_store::Store::open(&alex.home.store(), Duration::from_secs(5))
+            .expect("alex's store");
+        store
+            .inventory()
+            .expect("inventory")
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect()
+    };
+    assert!(docs.len() >= 4, "journal, circle and both sides: {docs:?}");
+    alex.restart();
+    let addr: std::net::SocketAddr = alex.status()["listen"][0]
+        .as_str()
+        .expect("listen")
+        .parse()
+        .expect("addr");
+    let alex_id: failup_wire::DeviceId = alex.device().parse().expect("id");
+    let key = sam.home.path().join("device.key");
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (unavailable, received) = rt.block_on(async {
+        #[derive(Debug)]
+        struct Nobody;
+        impl failup_net::Trust for Nobody {
+            fn admits(&self, _: failup_wire::DeviceId) -> bool {
+                false
+            }
+        }
+        let identity = failup_net::Identity::load_or_create(&key).expect("sam's key");
+        let ep = failup_net::endpoint(
+            &identity,
+            std::sync::Arc::new(Nobody),
+            "127.0.0.1:0".parse().expect("addr"),
+            &[],
+        )
+        .expect("endpoint");
+        let conn = failup_net::connect(&ep, &identity, alex_id, addr, failup_wire::ALPN_SYNC)
+            .await
+            .expect("sam's device is let in");
+        let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+        // Asks for every document by id, the private journal's among them, in both ways the
+        // protocol allows.
+        for doc in &docs {
+            let doc = failup_wire::DocId::from_u128(*doc);
+            let first = {
+                use automerge::sync::SyncDoc;
+                automerge::AutoCommit::new()
+                    .sync()
+                    .generate_sync_message(&mut automerge::sync::State::new())
+                    .map(|m| m.encode())
+                    .unwrap_or_default()
+            };
+            for msg in [
+                failup_wire::Message::Request {
+                    doc,
+                    data: first.clone(),
+                },
+                failup_wire::Message::Sync { doc, data: first },
+            ] {
+                send.write_all(&msg.to_frame()).await.expect("write");
+            }
+        }
+        let mut reader = failup_wire::FrameReader::default();
+        let mut unavailable = std::collections::BTreeSet::new();
+        let mut received: Vec<(u128, Vec<u8>)> = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Ok(Some(n)) = recv.read(&mut buf).await {
+                reader.push(&buf[..n]);
+                while let Ok(Some(msg)) = reader.next_message() {
+                    match msg {
+                        failup_wire::Message::DocUnavailable { doc } => {
+                            unavailable.insert(doc.as_u128());
+                        }
+                        failup_wire::Message::Sync { doc, data }
+                        | failup_wire::Message::Request { doc, data }
+                        | failup_wire::Message::Doc { doc, data } => {
+                            received.push((doc.as_u128(), data));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        })
+        .await;
+        (unavailable, received)
+    });
+    // Only the two sides of the space may answer; every other document is "unavailable".
+    let answered: std::collections::BTreeSet<u128> = received.iter().map(|(d, _)| *d).collect();
+    assert!(answered.len() <= 2, "answered for {answered:?}");
+    assert_eq!(unavailable.len() + 2, docs.len(), "{unavailable:?}");
+    for (_, data) in &received {
+        assert!(
+            !data
+                .windows("PRIVATE-MARKER-8812".len())
+                .any(|w| w == b"PRIVATE-MARKER-8812"),
+            "a private entry left alex's device"
+        );
+    }
+    let log = std::fs::read_to_string(alex.log_path()).unwrap_or_default();
+    assert!(
+        log.contains("outside what it may see"),
+        "the refused requests are logged"
+    );
+}
