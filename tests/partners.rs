@@ -176,6 +176,42 @@ fn partners_share_comment_and_revoke_and_nothing_private_leaks() {
     let out = sam_phone.run(&["edit", &whole, "--lesson", "sam's words"]);
     assert_eq!(out.status.code(), Some(1), "not in sam's journal");
 
+    // An edit of a field kept private changes nothing the partner sees, not even a time.
+    let copy_of = |d: &Daemon, id: &str| {
+        feed(d)
+            .into_iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, item)| item["entry"].clone())
+    };
+    let before = copy_of(&sam_phone, &lesson_only).expect("shared");
+    alex_laptop.ok(&[
+        "edit",
+        &lesson_only,
+        "--text",
+        "STORY-MARKER-5521 rewritten",
+    ]);
+    alex_laptop.ok(&["log", "a later private entry, to let sync settle"]);
+    alex_laptop.ok(&["edit", &whole, "--next", "book the meeting"]);
+    wait_until("the next edit in sam's feed", SOON, || {
+        feed_has(&sam_phone, &whole, |i| {
+            i["entry"]["next"] == "book the meeting"
+        })
+    });
+    assert_eq!(copy_of(&sam_phone, &lesson_only), Some(before));
+
+    // A deleted entry leaves the space, on the partner's side too.
+    let doomed = alex_phone
+        .ok(&["log", "soon deleted", "--share", "sam"])
+        .trim()
+        .to_owned();
+    wait_until("the doomed entry in sam's feed", SOON, || {
+        feed(&sam_phone).iter().any(|(i, _)| *i == doomed)
+    });
+    alex_phone.ok(&["delete", &doomed, "--yes"]);
+    wait_until("the deleted entry gone from sam's feed", SOON, || {
+        !feed(&sam_phone).iter().any(|(i, _)| *i == doomed)
+    });
+
     // Unshare: gone from the feed.
     alex_phone.ok(&["unshare", &lesson_only, "--with", "sam"]);
     wait_until("the unshared entry gone from sam's feed", SOON, || {

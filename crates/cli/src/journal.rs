@@ -15,7 +15,7 @@ use jiff::civil::Date;
 /// The store, opened here or held by the daemon.
 pub enum Journal {
     /// Opened by this process.
-    Local(Store),
+    Local(Box<Store>),
     /// Held by a running daemon.
     Daemon(Client),
 }
@@ -33,7 +33,10 @@ impl Journal {
         if let Some(client) = Client::connect(home) {
             return Ok(Journal::Daemon(client));
         }
-        Ok(Journal::Local(Store::open(&home.join(store_file), wait)?))
+        Ok(Journal::Local(Box::new(Store::open(
+            &home.join(store_file),
+            wait,
+        )?)))
     }
 
     fn call(&mut self, request: Request) -> Result<Response> {

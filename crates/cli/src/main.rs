@@ -201,7 +201,28 @@ fn run(cli: Cli) -> Result<()> {
                     return Ok(());
                 }
             }
-            ctx.open()?.delete(entry.id, ctx.now)?;
+            let mut journal = ctx.open()?;
+            let shared_with: Vec<String> = journal
+                .shares()?
+                .into_iter()
+                .find(|s| s.id == entry.id)
+                .map(|s| s.with)
+                .unwrap_or_default();
+            let local = matches!(journal, Journal::Local(_));
+            journal.delete(entry.id, ctx.now)?;
+            drop(journal);
+            // A daemon takes a deleted entry out of every space itself; without one, the
+            // network-off daemon does.
+            if local {
+                for with in &shared_with {
+                    let request = failup_daemon::control::Request::Unshare {
+                        id: entry.id,
+                        with: with.clone(),
+                    };
+                    network::call(&ctx, request)
+                        .with_context(|| format!("deleted, but still shared with {with}"))?;
+                }
+            }
             eprintln!("deleted {}: {}", short(entry.id), entry.title());
         }
         Command::Stats { since } => {

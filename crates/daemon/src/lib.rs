@@ -1006,6 +1006,15 @@ impl State {
 
     /// Recomputes which devices are trusted from the circle, dials new ones, drops revoked ones.
     fn refresh_trust(&mut self) {
+        // Sides of spaces are never journal buckets, whatever a partner writes into them.
+        let sides: Vec<u128> = self
+            .partners()
+            .iter()
+            .flat_map(|p| [p.mine, p.theirs])
+            .collect();
+        if let Err(e) = self.store.set_foreign(sides) {
+            tracing::error!("cannot keep shared spaces out of the journal index: {e}");
+        }
         let me = self.identity.device();
         let members = self.members();
         let before = self.revoked.len();
@@ -1050,6 +1059,7 @@ impl State {
         trusted.extend(partner_access.keys().copied());
         self.access = sharing::Access {
             partner: partner_access,
+            circle: self.circle.or(self.pending_circle()),
         };
         self.partner_addrs = partner_addrs;
         trusted.remove(&me);

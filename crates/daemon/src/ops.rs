@@ -43,7 +43,9 @@ impl State {
                 Response::Entry(s.update(id, patch, ts(now_ms)?).map_err(e)?)
             }
             Request::Delete { id, now_ms } => {
-                Response::Entry(s.delete(id, ts(now_ms)?).map_err(e)?)
+                let gone = s.delete(id, ts(now_ms)?).map_err(e)?;
+                self.unshare_all(id);
+                Response::Entry(gone)
             }
             Request::Get { id } => Response::MaybeEntry(s.get(id).map_err(e)?),
             Request::Resolve { prefix } => Response::Id(s.resolve(&prefix).map_err(e)?),
@@ -272,7 +274,9 @@ impl State {
                             })
                     }
                     (Some(label), Some(theirs)) => {
-                        let label = label.unwrap_or_else(|| hello.name.clone());
+                        let label = label.unwrap_or_else(|| {
+                            hello.name.chars().filter(|c| !c.is_control()).collect()
+                        });
                         self.admit_partner(peer, &label, u128::from_be_bytes(theirs), addr)
                             .map(|mine| Reply::Partnered {
                                 name: self.name.clone(),

@@ -44,13 +44,17 @@ pub(crate) struct PartnerDevices {
 pub(crate) struct Access {
     /// A partner's device: (this person's side, the partner's side) of each space it is in.
     pub(crate) partner: HashMap<DeviceId, Vec<(u128, u128)>>,
+    /// The circle, which no partner's device ever gets, whatever a space claims.
+    pub(crate) circle: Option<u128>,
 }
 
 impl Access {
     /// Whether `peer` may sync `doc`. Devices that are not partners' are this person's own.
     pub(crate) fn may_sync(&self, peer: DeviceId, doc: u128) -> bool {
         match self.partner.get(&peer) {
-            Some(spaces) => spaces.iter().any(|(m, t)| *m == doc || *t == doc),
+            Some(spaces) => {
+                Some(doc) != self.circle && spaces.iter().any(|(m, t)| *m == doc || *t == doc)
+            }
             None => true,
         }
     }
@@ -58,7 +62,7 @@ impl Access {
     /// Whether changes to `doc` may come from `peer`.
     pub(crate) fn may_write(&self, peer: DeviceId, doc: u128) -> bool {
         match self.partner.get(&peer) {
-            Some(spaces) => spaces.iter().any(|(_, t)| *t == doc),
+            Some(spaces) => Some(doc) != self.circle && spaces.iter().any(|(_, t)| *t == doc),
             None => true,
         }
     }
@@ -117,10 +121,12 @@ fn comments_for(
 pub fn shares(store: &Store) -> Result<Vec<ShareInfo>, String> {
     let mut out: BTreeMap<EntryId, ShareInfo> = BTreeMap::new();
     for p in partners_of(store).into_iter().filter(|p| !p.revoked) {
-        let mine = space(store, p.mine)?;
-        let theirs = space(store, p.theirs)?;
+        // A side that does not read (damaged, or written by a modified client) is left out
+        // rather than making every listing fail.
+        let mine = space(store, p.mine).ok().flatten();
+        let theirs = space(store, p.theirs).ok().flatten();
         let Some(m) = &mine else { continue };
-        for e in m.entries().map_err(|e| e.to_string())? {
+        for e in m.entries().unwrap_or_default() {
             let info = out.entry(e.id).or_insert_with(|| ShareInfo {
                 id: e.id,
                 with: Vec::new(),
@@ -149,13 +155,36 @@ impl State {
 
     /// A label for a new partner must be free and sensible.
     pub(crate) fn check_new_label(&self, label: &str) -> Result<(), String> {
-        if label.trim().is_empty() || label.len() > MAX_LABEL_BYTES || label.contains('/') {
+        if label.trim().is_empty()
+            || label.len() > MAX_LABEL_BYTES
+            || label.contains('/')
+            || label.chars().any(char::is_control)
+        {
             return Err(format!(
-                "{label:?} cannot name a partner: use 1 to {MAX_LABEL_BYTES} bytes, no '/'"
+                "{label:?} cannot name a partner: use 1 to {MAX_LABEL_BYTES} bytes, no '/' or \
+                 control characters"
             ));
         }
         if self.partners().iter().any(|p| p.label == label) {
             return Err(format!("there is already a partner called {label:?}"));
+        }
+        Ok(())
+    }
+
+    /// The other person's side of a new space must be a document nobody here knows: an id
+    /// that names the circle, a journal bucket or another space would hand that document to
+    /// the partner.
+    fn check_new_space(&self, theirs: u128) -> Result<(), String> {
+        let known = self.store.holds(theirs).map_err(|e| e.to_string())?
+            || Some(theirs) == self.circle
+            || self.pending_circle() == Some(theirs)
+            || self
+                .partners()
+                .iter()
+                .any(|p| p.mine == theirs || p.theirs == theirs);
+        if known {
+            tracing::warn!("a partner offered a space id this device already uses: refused");
+            return Err("the partner's space id is already in use here: refused".into());
         }
         Ok(())
     }
@@ -216,6 +245,7 @@ impl State {
         addr: SocketAddr,
     ) -> Result<u128, String> {
         self.check_new_label(label)?;
+        self.check_new_space(theirs)?;
         self.ensure_circle()?;
         let mine = self.new_space()?;
         self.edit_circle(|am| {
@@ -315,6 +345,10 @@ impl State {
             );
         };
         self.check_new_label(&label)?;
+        self.check_new_space(theirs)?;
+        if theirs == mine {
+            return Err("the partner's space id is already in use here: refused".into());
+        }
         self.ensure_circle()?;
         let actor = self.store.new_document().get_actor().to_bytes().to_vec();
         let mut am = Space::create(&actor, mine.to_be_bytes())
@@ -369,6 +403,9 @@ impl State {
                 known.dedup();
             }
         }
+        // A device another, still trusted, partner vouches for is theirs to lose, not this
+        // revoked partner's to take down.
+        revoked.retain(|d| !access.contains_key(d));
         PartnerDevices {
             access,
             addrs,
@@ -426,45 +463,56 @@ impl State {
         Ok(())
     }
 
-    /// Brings every shared copy up to date with the private entry it copies: an edit reaches
-    /// the partner, a deleted entry leaves the space.
+    /// Brings every shared copy up to date with the private entry it copies, so an edit
+    /// reaches the partner. An entry this device does not hold (yet: its bucket may still be on
+    /// the way) is left as it is; a deleted entry leaves the space through [`State::unshare_all`]
+    /// on the device that deleted it.
     pub(crate) fn reproject(&mut self) {
         for p in self.partners().into_iter().filter(|p| !p.revoked) {
-            let store = &self.store;
-            let result = {
-                let current: Vec<(SharedEntry, Option<failup_journal::Entry>)> =
-                    match space(store, p.mine) {
-                        Ok(Some(side)) => side
-                            .entries()
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|e| {
-                                let private = store.get(e.id).ok().flatten();
-                                (e, private)
-                            })
-                            .collect(),
-                        _ => continue,
-                    };
-                self.edit_space(p.mine, |side| {
-                    let mut changed = false;
-                    for (shared, private) in current {
-                        match private {
-                            None => changed |= side.remove(shared.id).map_err(|e| e.to_string())?,
-                            Some(entry) => {
-                                let fresh =
-                                    SharedEntry::project(&entry, &shared.fields, shared.shared_at);
-                                if fresh != shared {
-                                    side.put(&fresh).map_err(|e| e.to_string())?;
-                                    changed = true;
-                                }
-                            }
-                        }
+            let current: Vec<(SharedEntry, failup_journal::Entry)> =
+                match space(&self.store, p.mine) {
+                    Ok(Some(side)) => side
+                        .entries()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|e| {
+                            let private = self.store.get(e.id).ok().flatten()?;
+                            Some((e, private))
+                        })
+                        .collect(),
+                    _ => continue,
+                };
+            let result = self.edit_space(p.mine, |side| {
+                let mut changed = false;
+                for (shared, entry) in current {
+                    let mut fresh = SharedEntry::project(&entry, &shared.fields, shared.shared_at);
+                    // The copy's time moves only when a shared field does: an edit of a field
+                    // kept private must not be announced to the partner either.
+                    fresh.updated = shared.updated;
+                    if fresh != shared {
+                        fresh.updated = entry.updated;
+                        side.put(&fresh).map_err(|e| e.to_string())?;
+                        changed = true;
                     }
-                    Ok(changed)
-                })
-            };
+                }
+                Ok(changed)
+            });
             if let Err(e) = result {
                 tracing::warn!("cannot update what {} sees: {e}", p.label);
+            }
+        }
+    }
+
+    /// Takes a deleted entry out of every space it was shared in.
+    pub(crate) fn unshare_all(&mut self, id: EntryId) {
+        for p in self.partners().into_iter().filter(|p| !p.revoked) {
+            if let Err(e) =
+                self.edit_space(p.mine, |side| side.remove(id).map_err(|e| e.to_string()))
+            {
+                tracing::warn!(
+                    "cannot take a deleted entry out of what {} sees: {e}",
+                    p.label
+                );
             }
         }
     }
@@ -605,10 +653,16 @@ impl State {
                 .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
                 .map(i64::from_be_bytes)
                 .and_then(|ms| Timestamp::from_millisecond(ms).ok());
-            let mine = space(&self.store, p.mine)?;
-            let theirs = space(&self.store, p.theirs)?;
+            let mine = space(&self.store, p.mine).ok().flatten();
+            let theirs = match space(&self.store, p.theirs) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!("what {} shared does not read: {e}", p.label);
+                    None
+                }
+            };
             if let Some(t) = &theirs {
-                for e in t.entries().map_err(|e| e.to_string())? {
+                for e in t.entries().unwrap_or_default() {
                     let comments = comments_for(&mine, &theirs, &p.label, e.id);
                     let newer = |t: Timestamp| last_read.is_none_or(|r| t > r);
                     let new = newer(e.updated.max(e.shared_at))
@@ -645,8 +699,8 @@ impl State {
         let mut found: Vec<(EntryId, u128)> = Vec::new();
         for p in self.partners().into_iter().filter(|p| !p.revoked) {
             for doc in [p.mine, p.theirs] {
-                if let Some(s) = space(&self.store, doc)? {
-                    for e in s.entries().map_err(|e| e.to_string())? {
+                if let Some(s) = space(&self.store, doc).ok().flatten() {
+                    for e in s.entries().unwrap_or_default() {
                         if e.id.to_string().starts_with(&want) {
                             found.push((e.id, p.mine));
                         }

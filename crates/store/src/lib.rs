@@ -163,6 +163,8 @@ pub struct Store {
     group: Option<bool>,
     /// Whole documents from peers read ahead on other threads (see [`Store::prepare_whole`]).
     prepared: std::collections::HashMap<u128, sync::Prepared>,
+    /// Documents that are never journal buckets, whatever they say (see [`Store::set_foreign`]).
+    foreign: std::collections::BTreeSet<u128>,
 }
 
 fn day_key(day: Date) -> u32 {
@@ -235,6 +237,7 @@ impl Store {
             changed: Vec::new(),
             group: None,
             prepared: std::collections::HashMap::new(),
+            foreign: std::collections::BTreeSet::new(),
         };
         store.actor = store.init_meta()?;
         Ok(store)

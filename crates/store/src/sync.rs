@@ -239,7 +239,7 @@ impl Store {
         };
         let (loaded, entries) = read?;
         let mut am = loaded.with_actor(automerge::ActorId::from(&self.actor));
-        let Some(entries) = entries else {
+        let Some(entries) = entries.filter(|_| !self.foreign.contains(&doc)) else {
             return self.commit_received(doc, am, held, before);
         };
         if am.get_heads() == before {
@@ -270,6 +270,47 @@ impl Store {
         })?;
         self.keep_loaded(doc, am);
         Ok(true)
+    }
+
+    /// Names the documents that are never journal buckets, whatever their content says: the
+    /// sides of spaces shared with partners, which a partner's device writes. Their entries are
+    /// never indexed, so no edit of this person's journal can land in them; index rows that
+    /// point at a document newly named here (one that arrived before this device learned what
+    /// it is) are removed.
+    pub fn set_foreign(&mut self, docs: impl IntoIterator<Item = u128>) -> Result<(), StoreError> {
+        let docs: std::collections::BTreeSet<u128> = docs.into_iter().collect();
+        let new: Vec<u128> = docs.difference(&self.foreign).copied().collect();
+        self.foreign = docs;
+        if new.is_empty() {
+            return Ok(());
+        }
+        let stale: Vec<(u32, EntryId)> = {
+            let read = self.db.begin_read()?;
+            let entries = read.open_table(ENTRIES)?;
+            let mut out = Vec::new();
+            for row in entries.iter()? {
+                let (id, located) = row?;
+                let (doc, day) = located.value();
+                if new.contains(&doc) {
+                    out.push((day, EntryId::from_u128(id.value())));
+                }
+            }
+            out
+        };
+        if stale.is_empty() {
+            return Ok(());
+        }
+        self.write(|txn, _| {
+            for (day, id) in stale {
+                let doc = txn
+                    .open_table(ENTRIES)?
+                    .get(id.as_u128())?
+                    .map(|v| v.value().0)
+                    .unwrap_or_default();
+                reindex(txn, doc, Some((day, id)), None)?;
+            }
+            Ok(())
+        })
     }
 
     /// Reads a whole document as [`Store::receive_whole`] would, without touching the store:
@@ -308,7 +349,8 @@ impl Store {
             }
             return Ok(false);
         }
-        let is_bucket = layout_of(&am).as_deref() == Some(LAYOUT_MARK);
+        let is_bucket =
+            !self.foreign.contains(&doc) && layout_of(&am).as_deref() == Some(LAYOUT_MARK);
         let touched = if is_bucket {
             changed_entries(&mut am, &before, &after)?
         } else {

@@ -1,6 +1,7 @@
 //! Store tests against real redb files in temporary directories.
 
 use super::*;
+use automerge::ReadDoc;
 use failup_journal::{Iteration, IterationId, Outcome, Scale};
 
 fn t(ms: i64) -> Timestamp {
@@ -451,4 +452,76 @@ fn a_document_read_ahead_is_used_only_for_the_same_bytes() {
     d.stash_prepared(Store::prepare_whole(doc, b"garbage".to_vec()));
     assert!(d.receive_whole(doc, b"garbage").is_err());
     assert_eq!(d.len().expect("len"), 0);
+}
+
+#[test]
+fn a_foreign_document_never_takes_over_journal_entries() {
+    // A partner's side of a space, written by a modified client to look like a journal bucket
+    // holding one of this person's entry ids, must not be indexed: otherwise the next edit of
+    // that entry would be written into a document the partner reads.
+    let (da, db) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let (mut mine, mut forger) = (open(&da), open(&db));
+    let real = mine
+        .log(new("my private story"), t(1), day(5))
+        .expect("log");
+    let real_doc = mine.inventory().expect("inv")[0].0;
+    // The forger's bucket holds an entry under the same id.
+    forger
+        .import(
+            vec![Entry {
+                text: "forged".into(),
+                ..real.clone()
+            }],
+            t(2),
+        )
+        .expect("import");
+    let forged_doc = forger.inventory().expect("inv")[0].0;
+    let forged = forger
+        .saved_document(forged_doc)
+        .expect("saved")
+        .expect("held");
+
+    mine.set_foreign([forged_doc]).expect("foreign");
+    assert!(mine.receive_whole(forged_doc, &forged).expect("stored"));
+    let e = mine.get(real.id).expect("get").expect("still there");
+    assert_eq!(e.text, "my private story");
+    let edited = mine
+        .update(
+            real.id,
+            EntryPatch {
+                text: Some("edited in private".into()),
+                ..EntryPatch::default()
+            },
+            t(3),
+        )
+        .expect("edit");
+    assert_eq!(edited.text, "edited in private");
+    let foreign_now = mine.document(forged_doc).expect("doc").expect("held");
+    assert!(
+        !format!("{:?}", foreign_now.clone().hydrate(automerge::ROOT, None))
+            .contains("edited in private"),
+        "the edit went into the foreign document"
+    );
+    assert!(
+        format!(
+            "{:?}",
+            mine.document(real_doc)
+                .expect("doc")
+                .expect("held")
+                .hydrate(automerge::ROOT, None)
+        )
+        .contains("edited in private")
+    );
+
+    // Learned too late: a document indexed before it was known to be foreign loses its rows.
+    let dc = tempfile::tempdir().expect("tmp");
+    let mut late = open(&dc);
+    assert!(late.receive_whole(forged_doc, &forged).expect("stored"));
+    assert_eq!(late.len().expect("len"), 1);
+    late.set_foreign([forged_doc]).expect("foreign");
+    assert_eq!(late.len().expect("len"), 0);
+    assert!(late.get(real.id).expect("get").is_none());
 }
