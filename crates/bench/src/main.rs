@@ -6,6 +6,7 @@
 //! target/release/failup-bench journal [SIZES]   # default 1000,10000,100000
 //! target/release/failup-bench layout            # bucket capacity trade-off
 //! target/release/failup-bench sync [SIZES]      # two daemons on loopback
+//! target/release/failup-bench sim [SEEDS]       # devices and a partner over a bad network
 //! ```
 //!
 //! `journal` times the real `failup` binary (process start to exit) in a fresh home per size.
@@ -349,14 +350,54 @@ fn sizes(arg: Option<&String>) -> Vec<usize> {
     .unwrap_or_else(|| vec![1_000, 10_000, 100_000])
 }
 
+/// The convergence simulation (`failup_sync::sim`) over many seeds, with its figures.
+fn sim(seeds: u64) {
+    let started = Instant::now();
+    let mut total = failup_sync::sim::Report::default();
+    let mut failed = Vec::new();
+    for seed in 0..seeds {
+        let r = failup_sync::sim::run(seed);
+        if r.divergences + r.privacy_violations + r.forgeries_accepted + r.closed > 0 {
+            failed.push(seed);
+        }
+        total.operations += r.operations;
+        total.messages += r.messages;
+        total.divergences += r.divergences;
+        total.privacy_violations += r.privacy_violations;
+        total.forgeries_accepted += r.forgeries_accepted;
+        total.closed += r.closed;
+    }
+    println!(
+        "| seeds | operations | messages | divergences | privacy violations | forgeries accepted | protocol closes | time |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {seeds} | {} | {} | {} | {} | {} | {} | {:.1} s |",
+        total.operations,
+        total.messages,
+        total.divergences,
+        total.privacy_violations,
+        total.forgeries_accepted,
+        total.closed,
+        started.elapsed().as_secs_f64()
+    );
+    if !failed.is_empty() {
+        println!(
+            "failing seeds (replay with FAILUP_SIM_SEED=N cargo test -p failup-sync): {failed:?}"
+        );
+        std::process::exit(1);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("layout") => layout(),
         Some("sync") => sync::bench(&sizes(args.get(1))),
+        Some("sim") => sim(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(2_000)),
         Some("journal") | None => journal(&sizes(args.get(1))),
         Some(other) => {
-            eprintln!("failup-bench: unknown mode {other:?} (journal, sync or layout)");
+            eprintln!("failup-bench: unknown mode {other:?} (journal, sync, sim or layout)");
             std::process::exit(2);
         }
     }

@@ -10,6 +10,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod memory;
+pub mod sim;
 
 use std::collections::{BTreeMap, BTreeSet};
 

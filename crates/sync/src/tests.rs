@@ -619,3 +619,40 @@ fn a_read_only_document_flows_one_way_and_still_settles() {
     );
     assert!(net.closed.is_empty(), "{:?}", net.closed);
 }
+
+#[test]
+fn devices_and_a_partner_converge_under_faults_and_nothing_private_crosses() {
+    // FAILUP_SIM_SEED replays one seed; FAILUP_SIM_SEEDS runs more than the default.
+    let seeds: Vec<u64> = match std::env::var("FAILUP_SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("a seed")],
+        Err(_) => (0..std::env::var("FAILUP_SIM_SEEDS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(60u64))
+            .collect(),
+    };
+    let mut operations = 0;
+    for seed in &seeds {
+        let r = crate::sim::run(*seed);
+        assert_eq!(
+            (
+                r.divergences,
+                r.privacy_violations,
+                r.forgeries_accepted,
+                r.closed
+            ),
+            (0, 0, 0, 0),
+            "seed {seed} failed (replay with FAILUP_SIM_SEED={seed}): {r:?}"
+        );
+        assert!(
+            r.operations > 0 && r.messages > 0,
+            "seed {seed} did nothing: {r:?}"
+        );
+        operations += r.operations;
+    }
+    eprintln!(
+        "simulation: {} seeds, {operations} operations, 0 divergences, 0 privacy violations, \
+         0 forgeries accepted",
+        seeds.len()
+    );
+}
