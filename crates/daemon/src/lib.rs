@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,30 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const STORE_WAIT: Duration = Duration::from_secs(5);
 /// Bytes read from a stream at a time.
 const READ_CHUNK: usize = 64 * 1024;
+/// Bytes of one connection's messages waiting for the engine, at most (one larger message is
+/// let through alone): reading stops until the engine catches up, and QUIC flow control then
+/// stops the peer.
+pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
+/// Unit of the queue budget.
+const QUEUE_UNIT: usize = 1024;
+
+/// What a received message holds in memory, roughly, in queue units.
+fn queue_units(msg: &Message) -> u32 {
+    let bytes = match msg {
+        Message::Doc { data, .. } | Message::Sync { data, .. } | Message::Request { data, .. } => {
+            data.len()
+        }
+        Message::Inventory { items } => items.len() * 64,
+        Message::Summary { .. } | Message::DocUnavailable { .. } => 64,
+    };
+    let units = bytes
+        .div_ceil(QUEUE_UNIT)
+        .clamp(1, MAX_QUEUED_BYTES / QUEUE_UNIT);
+    u32::try_from(units).unwrap_or(u32::MAX)
+}
+/// Bytes waiting to be written to one peer, at most: past this the peer is not reading, and
+/// the connection is closed rather than left to grow.
+pub const MAX_UNWRITTEN_BYTES: usize = 64 * 1024 * 1024;
 /// At most this many queued peer messages share one fsync: enough to amortise it over a first
 /// sync, few enough that the first message's reply is not held back for long.
 const MAX_GROUP: usize = 32;
@@ -169,11 +193,15 @@ enum Event {
         conn: quinn::Connection,
         dialed: bool,
         tx: mpsc::UnboundedSender<Vec<u8>>,
+        queued: Arc<AtomicUsize>,
     },
     Received {
         peer: DeviceId,
         conn_id: usize,
         msg: Message,
+        /// Held until the engine has handled the message: a connection has at most
+        /// `MAX_QUEUED_BYTES` of messages waiting.
+        _permit: tokio::sync::OwnedSemaphorePermit,
     },
     Closed {
         peer: DeviceId,
@@ -197,6 +225,8 @@ struct Conn {
     conn: quinn::Connection,
     dialed: bool,
     tx: mpsc::UnboundedSender<Vec<u8>>,
+    /// Bytes handed to the writer and not yet written.
+    queued: Arc<AtomicUsize>,
     since: Instant,
 }
 
@@ -479,6 +509,7 @@ async fn run_connection(
         return;
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let queued = Arc::new(AtomicUsize::new(0));
     let conn_id = conn.stable_id();
     if events
         .send(Event::Connected {
@@ -486,6 +517,7 @@ async fn run_connection(
             conn: conn.clone(),
             dialed,
             tx,
+            queued: queued.clone(),
         })
         .is_err()
     {
@@ -493,12 +525,15 @@ async fn run_connection(
     }
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
-            if send.write_all(&frame).await.is_err() {
+            let written = send.write_all(&frame).await;
+            queued.fetch_sub(frame.len(), Ordering::SeqCst);
+            if written.is_err() {
                 break;
             }
         }
         let _ = send.finish();
     });
+    let budget = Arc::new(tokio::sync::Semaphore::new(MAX_QUEUED_BYTES / QUEUE_UNIT));
     let mut reader = FrameReader::default();
     let mut buf = vec![0u8; READ_CHUNK];
     let reason = loop {
@@ -509,7 +544,17 @@ async fn run_connection(
                 loop {
                     match reader.next_message() {
                         Ok(Some(msg)) => {
-                            let _ = events.send(Event::Received { peer, conn_id, msg });
+                            let units = queue_units(&msg);
+                            let Ok(permit) = budget.clone().acquire_many_owned(units).await else {
+                                failed = Some("shutting down".to_owned());
+                                break;
+                            };
+                            let _ = events.send(Event::Received {
+                                peer,
+                                conn_id,
+                                msg,
+                                _permit: permit,
+                            });
                         }
                         Ok(None) => break,
                         Err(e) => {
@@ -753,12 +798,23 @@ impl State {
         for effect in effects {
             match effect {
                 Effect::Send(peer, msg) => {
-                    if let Some(c) = self.conns.get(&peer) {
-                        let frame = msg.to_frame();
-                        self.sent.0 += 1;
-                        self.sent.1 += frame.len() as u64;
-                        let _ = c.tx.send(frame);
+                    let Some(c) = self.conns.get(&peer) else {
+                        continue;
+                    };
+                    let frame = msg.to_frame();
+                    let waiting = c.queued.fetch_add(frame.len(), Ordering::SeqCst);
+                    if waiting + frame.len() > MAX_UNWRITTEN_BYTES {
+                        tracing::warn!(peer = %peer.short(), "closing connection: the peer does not read what it asked for");
+                        if let Some(c) = self.conns.remove(&peer) {
+                            c.conn.close(1u32.into(), b"not reading");
+                        }
+                        self.conn_ids.remove(&peer);
+                        self.engine(Input::Disconnected(peer));
+                        continue;
                     }
+                    self.sent.0 += 1;
+                    self.sent.1 += frame.len() as u64;
+                    let _ = c.tx.send(frame);
                 }
                 Effect::Close(peer, reason) => {
                     tracing::warn!(peer = %peer.short(), "closing connection: {reason}");
@@ -838,11 +894,19 @@ impl State {
                 conn,
                 dialed,
                 tx,
-            } => self.connected(peer, conn, dialed, tx),
-            Event::Received { peer, conn_id, msg } => {
+                queued,
+            } => self.connected(peer, conn, dialed, tx, queued),
+            Event::Received {
+                peer,
+                conn_id,
+                msg,
+                _permit: permit,
+            } => {
                 if self.conn_ids.get(&peer) == Some(&conn_id) {
                     self.engine(Input::Received(peer, msg));
                 }
+                // Only now may the connection read another message.
+                drop(permit);
             }
             Event::Closed {
                 peer,
@@ -891,6 +955,7 @@ impl State {
         conn: quinn::Connection,
         dialed: bool,
         tx: mpsc::UnboundedSender<Vec<u8>>,
+        queued: Arc<AtomicUsize>,
     ) {
         if !self.trust.is_trusted(peer) {
             conn.close(1u32.into(), b"unknown device");
@@ -916,6 +981,7 @@ impl State {
                 conn,
                 dialed,
                 tx,
+                queued,
                 since: Instant::now(),
             },
         );
