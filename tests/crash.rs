@@ -12,8 +12,15 @@ use failup_store::Store;
 use failup_tests::Home;
 use rand::{Rng, SeedableRng};
 
-/// Rounds of log-then-kill.
+/// Rounds of log-then-kill in CI; `FAILUP_CRASH_ROUNDS` runs a longer campaign.
 const ROUNDS: usize = 80;
+
+fn rounds(default: usize) -> usize {
+    std::env::var("FAILUP_CRASH_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
 
 fn store_ids(home: &Home) -> HashSet<String> {
     let out = home.cmd().args(["--json", "list"]).output().expect("list");
@@ -44,7 +51,8 @@ fn killed_writers_lose_nothing_they_acknowledged() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_fa11);
     let mut acknowledged = Vec::new();
     let mut killed = 0;
-    for round in 0..ROUNDS {
+    let total = rounds(ROUNDS);
+    for round in 0..total {
         let mut child = home
             .cmd()
             .args(["log", &format!("crash round {round}"), "--tag", "crash"])
@@ -75,7 +83,7 @@ fn killed_writers_lose_nothing_they_acknowledged() {
         .filter(|id| !present.contains(*id))
         .collect();
     eprintln!(
-        "crash: {ROUNDS} rounds, {} acknowledged, {killed} killed while running, {} lost",
+        "crash: {total} rounds, {} acknowledged, {killed} killed while running, {} lost",
         acknowledged.len(),
         lost.len()
     );
@@ -104,7 +112,8 @@ fn killed_edits_lose_no_acknowledged_iteration() {
     let mut acknowledged = Vec::new();
     // Well past the snapshot threshold, so kills also land while a document is re-saved and its
     // change log dropped.
-    for round in 0..90 {
+    let total = rounds(90);
+    for round in 0..total {
         let tried = format!("attempt {round}");
         let mut child = home
             .cmd()
@@ -146,7 +155,7 @@ fn killed_edits_lose_no_acknowledged_iteration() {
         .filter(|t| !present.contains(t.as_str()))
         .collect();
     eprintln!(
-        "crash (edits): 90 rounds, {} acknowledged, {} lost",
+        "crash (edits): {total} rounds, {} acknowledged, {} lost",
         acknowledged.len(),
         lost.len()
     );
