@@ -70,6 +70,8 @@ pub struct Daemon {
     child: Option<std::process::Child>,
     name: String,
     mdns: bool,
+    /// The UDP port it listened on last.
+    port: Option<u16>,
 }
 
 impl Daemon {
@@ -91,15 +93,30 @@ impl Daemon {
             child: None,
             name: name.to_owned(),
             mdns,
+            port: None,
         };
         d.restart();
         d
     }
 
-    /// Starts (again) the daemon of this home and waits until it answers.
+    /// Starts (again) the daemon of this home, on the port it had before (as a daemon on the
+    /// default fixed port comes back), and waits until it answers.
     pub fn restart(&mut self) {
+        let listen = self
+            .port
+            .map_or("127.0.0.1:0".to_owned(), |p| format!("127.0.0.1:{p}"));
+        self.launch(&listen);
+    }
+
+    /// Starts (again) the daemon of this home on a new port, as a device that moved, and waits
+    /// until it answers.
+    pub fn restart_elsewhere(&mut self) {
+        self.launch("127.0.0.1:0");
+    }
+
+    fn launch(&mut self, listen: &str) {
         assert!(self.child.is_none(), "already running");
-        let mut args = vec!["daemon", "--listen", "127.0.0.1:0", "--name", &self.name];
+        let mut args = vec!["daemon", "--listen", listen, "--name", &self.name];
         if !self.mdns {
             args.push("--no-mdns");
         }
@@ -119,6 +136,10 @@ impl Daemon {
             std::time::Duration::from_secs(30),
             || self.status()["running"] == true,
         );
+        self.port = self.status()["listen"][0]
+            .as_str()
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+            .map(|a| a.port());
     }
 
     /// Where the daemon's log goes: a file in its home, so a test can read what it logged.

@@ -318,8 +318,8 @@ fn devices_that_moved_find_each_other_on_the_local_network() {
     // the mDNS announcements can bring them together again.
     a.stop();
     b.stop();
-    a.restart();
-    b.restart();
+    a.restart_elsewhere();
+    b.restart_elsewhere();
     a.ok(&["log", "after the move"]);
     wait_until("the entry logged after the move on B", SOON, || {
         has(&b, "after the move")
