@@ -13,7 +13,7 @@ pub mod circle;
 pub mod control;
 mod discovery;
 mod ops;
-mod pairing;
+pub mod pairing;
 pub mod sharing;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -173,7 +173,11 @@ async fn read_frame<T: for<'de> Deserialize<'de>>(
 }
 
 /// The inviter's side of one pairing connection.
-pub async fn serve(conn: quinn::Connection, peer: DeviceId, events: mpsc::UnboundedSender<Event>) {
+pub(crate) async fn serve(
+    conn: quinn::Connection,
+    peer: DeviceId,
+    events: mpsc::UnboundedSender<Event>,
+) {
     // A joiner opens its stream and says hello at once; anyone slower is not pairing and must
     // not hold a connection.
     let greeted = tokio::time::timeout(HELLO_TIMEOUT, async {
@@ -213,7 +217,7 @@ pub async fn serve(conn: quinn::Connection, peer: DeviceId, events: mpsc::Unboun
 }
 
 /// The joiner's side: connect to the inviter, present the secret, read the verdict.
-pub async fn join(
+pub(crate) async fn join(
     endpoint: &quinn::Endpoint,
     identity: &Identity,
     code: &Code,

@@ -1,0 +1,60 @@
+//! `failup-fuzz [INPUTS]`: every decoder that takes outside bytes, fed random and mutated
+//! inputs; prints what each saw and exits non-zero on a panic or a runaway allocation, after
+//! writing the input to `fuzz-failures/` to replay.
+
+use peak_alloc::PeakAlloc;
+
+#[global_allocator]
+static HEAP: PeakAlloc = PeakAlloc;
+
+/// Heap growth for one input past which it counts as runaway.
+const BOUND: usize = 64 * 1024 * 1024;
+
+fn main() {
+    // A caught panic is counted, not printed.
+    std::panic::set_hook(Box::new(|_| {}));
+    let inputs: usize = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    let started = std::time::Instant::now();
+    let peak = || {
+        let grew = HEAP.peak_usage().saturating_sub(HEAP.current_usage());
+        HEAP.reset_peak_usage();
+        grew
+    };
+    let findings = failup_fuzz::campaign(inputs, 1, BOUND, &peak);
+    println!("| target | inputs | panics | runaway allocations | largest heap growth |");
+    println!("|---|---|---|---|---|");
+    let mut bad = 0;
+    for f in &findings {
+        println!(
+            "| {} | {} | {} | {} | {:.1} MiB |",
+            f.target,
+            f.inputs,
+            f.panics.len(),
+            f.runaway.len(),
+            f.peak as f64 / (1024.0 * 1024.0)
+        );
+        for (kind, list) in [("panic", &f.panics), ("runaway", &f.runaway)] {
+            for (i, input) in list.iter().enumerate().take(5) {
+                let _ = std::fs::create_dir_all("fuzz-failures");
+                let name = format!(
+                    "fuzz-failures/{}-{kind}-{i}.bin",
+                    f.target.replace(' ', "-")
+                );
+                let _ = std::fs::write(&name, input);
+                bad += 1;
+            }
+        }
+    }
+    println!(
+        "{} inputs in {:.1} s",
+        inputs * findings.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if bad > 0 {
+        eprintln!("failup-fuzz: failing inputs written to fuzz-failures/");
+        std::process::exit(1);
+    }
+}
