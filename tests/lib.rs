@@ -157,6 +157,11 @@ impl Daemon {
             .unwrap_or_else(|_| std::process::Stdio::null())
     }
 
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     /// `failup --json status`.
     pub fn status(&self) -> serde_json::Value {
         let out = self

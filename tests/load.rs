@@ -121,3 +121,107 @@ fn daemons_killed_under_load_converge_and_lose_nothing_acknowledged() {
     );
     assert_eq!(lost, 0);
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_flood_of_connections_and_huge_prefixes_stays_within_the_memory_bound() {
+    use std::os::unix::fs::PermissionsExt;
+    let a = Daemon::start("laptop");
+    let mut hostile = Daemon::start("hostile");
+    a.pair(&hostile);
+    wait_until("paired", Duration::from_secs(60), || {
+        a.ok(&["peers"]).contains("hostile")
+    });
+    hostile.stop();
+    // The key, the socket and the store are the owner's alone.
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0)
+    };
+    assert_eq!(mode(&a.home.path().join("device.key")), 0o600);
+    assert_eq!(mode(&a.home.path().join("control.sock")), 0o600);
+    assert_eq!(mode(&a.home.path()), 0o700);
+
+    let pid = a.pid().expect("running");
+    let before = rss_kib(pid);
+    let addr: std::net::SocketAddr = a.status()["listen"][0]
+        .as_str()
+        .expect("listen")
+        .parse()
+        .expect("addr");
+    let a_id: failup_wire::DeviceId = a.device().parse().expect("id");
+    let key = hostile.home.path().join("device.key");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (opened, peak) = rt.block_on(async {
+        #[derive(Debug)]
+        struct Nobody;
+        impl failup_net::Trust for Nobody {
+            fn admits(&self, _: failup_wire::DeviceId) -> bool {
+                false
+            }
+        }
+        let identity = failup_net::Identity::load_or_create(&key).expect("key");
+        let ep = failup_net::endpoint(
+            &identity,
+            std::sync::Arc::new(Nobody),
+            "127.0.0.1:0".parse().expect("addr"),
+            &[],
+        )
+        .expect("endpoint");
+        let mut opened = 0;
+        let mut peak = 0;
+        let mut held = Vec::new();
+        for round in 0..40u32 {
+            let Ok(conn) =
+                failup_net::connect(&ep, &identity, a_id, addr, failup_wire::ALPN_SYNC).await
+            else {
+                continue;
+            };
+            opened += 1;
+            // Many streams on one connection, each announcing a frame near the limit and
+            // sending a part of it, so a naive reader would buffer all of them.
+            // Flow control may hold a writer back: that is the daemon defending itself, so each
+            // step gets a short timeout rather than waiting.
+            let step = Duration::from_millis(200);
+            for _ in 0..8 {
+                if let Ok(Ok((mut send, _recv))) = tokio::time::timeout(step, conn.open_bi()).await
+                {
+                    let mut bytes = (failup_wire::MAX_FRAME_BYTES - 1).to_be_bytes().to_vec();
+                    bytes.extend(vec![0xAB; 256 * 1024]);
+                    let _ = tokio::time::timeout(step, send.write_all(&bytes)).await;
+                    held.push(send);
+                }
+            }
+            held.truncate(64);
+            if round % 8 == 0 {
+                peak = peak.max(rss_kib(pid));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        (opened, peak.max(rss_kib(pid)))
+    });
+    let grew_mib = peak.saturating_sub(before) / 1024;
+    eprintln!(
+        "flood: {opened} connections, 8 streams each, daemon RSS {} MiB before, {} MiB at peak",
+        before / 1024,
+        peak / 1024
+    );
+    assert!(opened > 0, "the paired key should connect");
+    // One connection at a time per device, one stream read per connection, at most 16 MiB of
+    // frame buffered: the growth stays far under a naive 40 x 8 x 256 KiB = 80 MiB.
+    assert!(grew_mib < 64, "the daemon grew by {grew_mib} MiB");
+    // And it still works.
+    a.ok(&["log", "after the flood"]);
+    let check: serde_json::Value = serde_json::from_str(&a.ok(&["--json", "check"])).expect("json");
+    assert_eq!(check["mismatches"], 0);
+}

@@ -327,6 +327,23 @@ fn scale_of(s: ScaleArg) -> Scale {
 /// permissions.
 pub(crate) fn ensure_home(home: &Path) -> Result<()> {
     if home.is_dir() {
+        // A home made by hand (or by an older tool) may be open to others: the journal inside
+        // is private writing, so the directory is made the owner's alone, once, with a note.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(home)
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0o700);
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700))
+                    .with_context(|| format!("cannot make home {} owner-only", home.display()))?;
+                eprintln!(
+                    "note: {} was readable by others; it is now the owner's alone",
+                    home.display()
+                );
+            }
+        }
         return Ok(());
     }
     std::fs::create_dir_all(home)

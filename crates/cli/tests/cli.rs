@@ -543,6 +543,11 @@ fn an_unusable_home_or_store_is_reported_not_clobbered() {
     // A store file that is garbage is refused and left exactly as it was.
     let home = Home::new();
     std::fs::create_dir_all(home.path()).expect("mkdir");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+    }
     let garbage = b"SQLite format 3\0 but not really".repeat(50);
     std::fs::write(home.store(), &garbage).expect("write");
     let err = home.fails(&["list"], 1);
@@ -760,4 +765,21 @@ fn device_commands_without_a_daemon() {
     assert!(err.contains("not a duration"), "{err}");
     let err = home.fails(&["daemon", "--listen", "nowhere"], 1);
     assert!(err.contains("not an address"), "{err}");
+}
+
+#[test]
+fn a_home_open_to_others_is_made_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    std::fs::create_dir_all(home.path()).expect("mkdir");
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = home.cmd().args(["log", "private"]).output().expect("run");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("owner's alone"));
+    let mode = std::fs::metadata(home.path())
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700);
 }
