@@ -73,6 +73,57 @@ fn doc(n: u8) -> DocId {
     DocId([n; 16])
 }
 
+/// Which of the simulated documents an edit touches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// One of the person's private documents (journal buckets).
+    Private,
+    /// The person's side of the space.
+    Mine,
+    /// The partner's side of the space.
+    Theirs,
+}
+
+/// What the simulated people do to their documents: plain map edits by default ([`Plain`]);
+/// the integration tests run the real journal operations through the same network.
+pub trait Workload {
+    /// A new document of `kind`, written by `actor`.
+    fn create(&self, kind: Kind, actor: u8) -> AutoCommit;
+    /// One edit of `doc`, chosen with `pick` (which returns a number below its argument);
+    /// `tag` is unique to this edit and names who made it (it ends with `-n<node>`).
+    fn edit(
+        &self,
+        kind: Kind,
+        doc: &mut AutoCommit,
+        pick: &mut dyn FnMut(usize) -> usize,
+        tag: &str,
+    );
+    /// Whether `doc` (the person's side, as a device of the person holds it) contains an edit
+    /// tagged as made by node `node`.
+    fn made_by(&self, doc: &AutoCommit, node: usize) -> bool;
+}
+
+/// Edits as keys added to one map.
+pub struct Plain;
+
+impl Workload for Plain {
+    fn create(&self, kind: Kind, actor: u8) -> AutoCommit {
+        new_doc(actor, &format!("{kind:?}"))
+    }
+
+    fn edit(&self, _: Kind, doc: &mut AutoCommit, _: &mut dyn FnMut(usize) -> usize, tag: &str) {
+        edit(doc, tag);
+    }
+
+    fn made_by(&self, doc: &AutoCommit, node: usize) -> bool {
+        let forged = format!("-n{node}");
+        match doc.get(ROOT, "entries") {
+            Ok(Some((_, entries))) => doc.keys(&entries).any(|k| k.ends_with(&forged)),
+            _ => false,
+        }
+    }
+}
+
 fn new_doc(actor: u8, what: &str) -> AutoCommit {
     let mut d = AutoCommit::new().with_actor(automerge::ActorId::from([actor; 16]));
     if let Ok(map) = d.put_object(ROOT, "entries", ObjType::Map) {
@@ -191,9 +242,14 @@ impl Sim {
     }
 }
 
-/// Runs one seed: 3 to 5 devices of one person and one device of a partner, a few hundred
-/// edits under faults and partitions, then healing.
+/// Runs one seed of the [`Plain`] workload.
 pub fn run(seed: u64) -> Report {
+    run_with(seed, &Plain)
+}
+
+/// Runs one seed: 3 to 5 devices of one person and one device of a partner, a few hundred
+/// edits of `work` under faults and partitions, then healing.
+pub fn run_with(seed: u64, work: &dyn Workload) -> Report {
     let mut rng = Rng::new(seed);
     let devices = 3 + rng.below(3);
     let partner = devices;
@@ -208,14 +264,14 @@ pub fn run(seed: u64) -> Report {
         let owner = rng.below(devices);
         nodes[owner]
             .docs
-            .insert(doc(p), new_doc(owner as u8 + 1, "private"));
+            .insert(doc(p), work.create(Kind::Private, owner as u8 + 1));
     }
     nodes[rng.below(devices)]
         .docs
-        .insert(doc(MINE), new_doc(50, "shared by me"));
+        .insert(doc(MINE), work.create(Kind::Mine, 50));
     nodes[partner]
         .docs
-        .insert(doc(THEIRS), new_doc(60, "shared by the partner"));
+        .insert(doc(THEIRS), work.create(Kind::Theirs, 60));
     let partner_id = nodes[partner].id;
     let mine: Vec<DeviceId> = nodes[..devices].iter().map(|n| n.id).collect();
     for n in &mut nodes[..devices] {
@@ -265,8 +321,19 @@ pub fn run(seed: u64) -> Report {
             } else {
                 PRIVATE[rng.below(PRIVATE.len())]
             };
+            let kind = match target {
+                MINE => Kind::Mine,
+                THEIRS => Kind::Theirs,
+                _ => Kind::Private,
+            };
+            let mut choices = Rng::new(rng.next());
             if let Some(d) = sim.nodes[node].docs.get_mut(doc(target)) {
-                edit(d, &format!("s{seed}-r{round}-n{node}"));
+                work.edit(
+                    kind,
+                    d,
+                    &mut |n| choices.below(n),
+                    &format!("s{seed}-r{round}-n{node}"),
+                );
                 sim.report.operations += 1;
                 sim.input(node, Input::LocalChange(doc(target)));
             }
@@ -321,13 +388,10 @@ pub fn run(seed: u64) -> Report {
         sim.report.divergences += 1;
     }
     // No edit the partner's client made in the person's side reached any of their devices.
-    let forged = format!("-n{partner}");
     for n in &mut sim.nodes[..devices] {
         if let Some(d) = n.docs.get_mut(doc(MINE)) {
-            if let Ok(Some((_, entries))) = d.get(ROOT, "entries") {
-                if d.keys(&entries).any(|k| k.ends_with(&forged)) {
-                    sim.report.forgeries_accepted += 1;
-                }
+            if work.made_by(d, partner) {
+                sim.report.forgeries_accepted += 1;
             }
         }
     }
