@@ -262,3 +262,33 @@ impl Default for Home {
         Home::new()
     }
 }
+
+/// A client-only QUIC endpoint that acts as the device whose key is at `key` (a test playing a
+/// modified client), admitting no incoming connection. Needs a tokio runtime.
+pub fn client_endpoint(key: &std::path::Path) -> (quinn::Endpoint, failup_net::Identity) {
+    #[derive(Debug)]
+    struct Nobody;
+    impl failup_net::Trust for Nobody {
+        fn admits(&self, _: failup_wire::DeviceId) -> bool {
+            false
+        }
+    }
+    let identity = failup_net::Identity::load_or_create(key).expect("device key");
+    let ep = failup_net::endpoint(
+        &identity,
+        std::sync::Arc::new(Nobody),
+        "127.0.0.1:0".parse().expect("addr"),
+        &[],
+    )
+    .expect("endpoint");
+    (ep, identity)
+}
+
+/// Where a running daemon listens, and its device id.
+pub fn dial_target(d: &Daemon) -> (std::net::SocketAddr, failup_wire::DeviceId) {
+    let addr = d.status()["listen"][0]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("listen address");
+    (addr, d.device().parse().expect("device id"))
+}

@@ -154,30 +154,11 @@ fn a_flood_of_connections_and_huge_prefixes_stays_within_the_memory_bound() {
 
     let pid = a.pid().expect("running");
     let before = rss_kib(pid);
-    let addr: std::net::SocketAddr = a.status()["listen"][0]
-        .as_str()
-        .expect("listen")
-        .parse()
-        .expect("addr");
-    let a_id: failup_wire::DeviceId = a.device().parse().expect("id");
+    let (addr, a_id) = failup_tests::dial_target(&a);
     let key = hostile.home.path().join("device.key");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (opened, peak) = rt.block_on(async {
-        #[derive(Debug)]
-        struct Nobody;
-        impl failup_net::Trust for Nobody {
-            fn admits(&self, _: failup_wire::DeviceId) -> bool {
-                false
-            }
-        }
-        let identity = failup_net::Identity::load_or_create(&key).expect("key");
-        let ep = failup_net::endpoint(
-            &identity,
-            std::sync::Arc::new(Nobody),
-            "127.0.0.1:0".parse().expect("addr"),
-            &[],
-        )
-        .expect("endpoint");
+        let (ep, identity) = failup_tests::client_endpoint(&key);
         let mut opened = 0;
         let mut peak = 0;
         let mut held = Vec::new();

@@ -299,31 +299,12 @@ fn a_modified_partner_client_gets_nothing_private() {
     };
     assert!(docs.len() >= 4, "journal, circle and both sides: {docs:?}");
     alex.restart();
-    let addr: std::net::SocketAddr = alex.status()["listen"][0]
-        .as_str()
-        .expect("listen")
-        .parse()
-        .expect("addr");
-    let alex_id: failup_wire::DeviceId = alex.device().parse().expect("id");
+    let (addr, alex_id) = failup_tests::dial_target(&alex);
     let key = sam.home.path().join("device.key");
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (unavailable, received) = rt.block_on(async {
-        #[derive(Debug)]
-        struct Nobody;
-        impl failup_net::Trust for Nobody {
-            fn admits(&self, _: failup_wire::DeviceId) -> bool {
-                false
-            }
-        }
-        let identity = failup_net::Identity::load_or_create(&key).expect("sam's key");
-        let ep = failup_net::endpoint(
-            &identity,
-            std::sync::Arc::new(Nobody),
-            "127.0.0.1:0".parse().expect("addr"),
-            &[],
-        )
-        .expect("endpoint");
+        let (ep, identity) = failup_tests::client_endpoint(&key);
         let conn = failup_net::connect(&ep, &identity, alex_id, addr, failup_wire::ALPN_SYNC)
             .await
             .expect("sam's device is let in");

@@ -170,14 +170,7 @@ impl Workload for Journal {
 
 #[test]
 fn journal_operations_converge_under_faults_and_nothing_private_crosses() {
-    let seeds: Vec<u64> = match std::env::var("FAILUP_SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("a seed")],
-        Err(_) => (0..std::env::var("FAILUP_SIM_SEEDS")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(20u64))
-            .collect(),
-    };
+    let seeds = failup_sync::sim::seeds(20);
     let mut operations = 0;
     for seed in &seeds {
         let r = run_with(*seed, &Journal);

@@ -221,12 +221,7 @@ fn strangers_and_garbage_are_refused_without_harm() {
         a.ok(&["peers"]).contains("hostile")
     });
     hostile.stop();
-    let addr: std::net::SocketAddr = a.status()["listen"][0]
-        .as_str()
-        .expect("listen")
-        .parse()
-        .expect("addr");
-    let a_id: failup_wire::DeviceId = a.device().parse().expect("id");
+    let (addr, a_id) = failup_tests::dial_target(&a);
     let key = hostile.home.path().join("device.key");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
@@ -268,8 +263,7 @@ fn strangers_and_garbage_are_refused_without_harm() {
 
         // The paired but hostile device: a protocol version nobody speaks, garbage, then a frame
         // over the size limit.
-        let identity = failup_net::Identity::load_or_create(&key).expect("hostile key");
-        let ep = failup_net::endpoint(&identity, trust, any, &[]).expect("endpoint");
+        let (ep, identity) = failup_tests::client_endpoint(&key);
         let future = tokio::time::timeout(
             Duration::from_secs(10),
             failup_net::connect(&ep, &identity, a_id, addr, b"failup/2"),

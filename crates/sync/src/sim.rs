@@ -242,6 +242,22 @@ impl Sim {
     }
 }
 
+/// The seeds a test runs: `FAILUP_SIM_SEED` replays one, `FAILUP_SIM_SEEDS` runs that many,
+/// else `default` many.
+pub fn seeds(default: u64) -> Vec<u64> {
+    if let Some(one) = std::env::var("FAILUP_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        return vec![one];
+    }
+    let n = std::env::var("FAILUP_SIM_SEEDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default);
+    (0..n).collect()
+}
+
 /// Runs one seed of the [`Plain`] workload.
 pub fn run(seed: u64) -> Report {
     run_with(seed, &Plain)

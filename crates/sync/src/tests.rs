@@ -623,14 +623,7 @@ fn a_read_only_document_flows_one_way_and_still_settles() {
 #[test]
 fn devices_and_a_partner_converge_under_faults_and_nothing_private_crosses() {
     // FAILUP_SIM_SEED replays one seed; FAILUP_SIM_SEEDS runs more than the default.
-    let seeds: Vec<u64> = match std::env::var("FAILUP_SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("a seed")],
-        Err(_) => (0..std::env::var("FAILUP_SIM_SEEDS")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(60u64))
-            .collect(),
-    };
+    let seeds = crate::sim::seeds(60);
     let mut operations = 0;
     for seed in &seeds {
         let r = crate::sim::run(*seed);
