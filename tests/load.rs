@@ -60,6 +60,11 @@ fn daemons_killed_under_load_converge_and_lose_nothing_acknowledged() {
                     // Killed daemons make some attempts fail; only a reported success counts.
                     if out.status.success() {
                         let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                        assert!(
+                            !id.is_empty(),
+                            "`failup log` succeeded without printing an id: {}",
+                            String::from_utf8_lossy(&out.stderr)
+                        );
                         acknowledged.lock().expect("lock").insert(id);
                     }
                 }
@@ -92,7 +97,16 @@ fn daemons_killed_under_load_converge_and_lose_nothing_acknowledged() {
     while !daemons.iter().all(|d| ids(d).is_superset(&acknowledged)) {
         if Instant::now() > deadline {
             for d in &daemons {
-                let missing = acknowledged.difference(&ids(d)).count();
+                let gone: Vec<String> = acknowledged.difference(&ids(d)).cloned().collect();
+                for id in gone.iter().take(3) {
+                    let shown = d.run(&["show", id]);
+                    eprintln!(
+                        "missing {id}: show says {} {}",
+                        String::from_utf8_lossy(&shown.stdout),
+                        String::from_utf8_lossy(&shown.stderr)
+                    );
+                }
+                let missing = gone.len();
                 eprintln!("{}: missing {missing}, status {}", d.device(), d.status());
                 let log = std::fs::read_to_string(d.log_path()).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(25).collect();

@@ -105,11 +105,48 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether the command failed only because whoever reads standard output stopped reading
+/// (`failup list | head`), which is not a failure. Any other broken pipe (a daemon that died
+/// in the middle of a request, say) is one: its write may not have happened.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            .and_then(|io| io.get_ref())
+            .is_some_and(|inner| inner.is::<StdoutClosed>())
     })
+}
+
+/// The reader of standard output went away.
+#[derive(Debug)]
+struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Standard output, with its broken pipe told apart from every other one.
+struct Stdout(io::StdoutLock<'static>);
+
+fn mark_closed(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        io::Error::new(io::ErrorKind::BrokenPipe, StdoutClosed)
+    } else {
+        e
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf).map_err(mark_closed)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush().map_err(mark_closed)
+    }
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -129,7 +166,7 @@ fn run(cli: Cli) -> Result<()> {
         tz,
         now,
     };
-    let mut out = io::stdout().lock();
+    let mut out = Stdout(io::stdout().lock());
     match cli.command {
         Command::Init => {
             ctx.open()?;

@@ -783,3 +783,28 @@ fn a_home_open_to_others_is_made_owner_only() {
         & 0o777;
     assert_eq!(mode, 0o700);
 }
+
+#[test]
+fn a_daemon_that_dies_mid_request_is_an_error_not_a_silent_success() {
+    // Found by the load suite: a `failup log` whose daemon was killed while answering exited 0
+    // with nothing printed, because the broken pipe to the daemon passed for a closed stdout.
+    use std::os::unix::net::UnixListener;
+    let home = Home::new();
+    home.ok(&["init"]);
+    let listener = UnixListener::bind(home.path().join("control.sock")).expect("bind");
+    let hangup = std::thread::spawn(move || {
+        for _ in 0..2 {
+            if let Ok((conn, _)) = listener.accept() {
+                drop(conn);
+            }
+        }
+    });
+    let out = home
+        .cmd()
+        .args(["log", "this must not vanish"])
+        .output()
+        .expect("run");
+    assert_ne!(out.status.code(), Some(0), "reported success: {out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty());
+    drop(hangup);
+}
