@@ -141,6 +141,14 @@ pub fn revoke(
     Ok(())
 }
 
+/// The device a map key names, if it is written in the canonical spelling: any other spelling
+/// is ignored, so no two keys can name one device.
+pub fn canonical_device(key: &str) -> Option<DeviceId> {
+    key.parse::<DeviceId>()
+        .ok()
+        .filter(|d| d.to_string() == key)
+}
+
 /// Prefix of the root keys that record partner revocations.
 const PARTNER_REVOKED_PREFIX: &str = "partner-revoked/";
 
@@ -234,11 +242,7 @@ pub fn partners(doc: &AutoCommit) -> Vec<Partner> {
             let mut devices = BTreeMap::new();
             for dmap in find_all(doc, &entry, "devices") {
                 for key in doc.keys(&dmap) {
-                    let Some(device) = key
-                        .parse::<DeviceId>()
-                        .ok()
-                        .filter(|d| d.to_string() == key)
-                    else {
+                    let Some(device) = canonical_device(&key) else {
                         continue;
                     };
                     let addrs: Vec<SocketAddr> = find(doc, &dmap, &key)
@@ -281,12 +285,7 @@ pub fn members(doc: &AutoCommit) -> Vec<Member> {
     let mut out: BTreeMap<DeviceId, Member> = BTreeMap::new();
     for devices in find_all(doc, &ROOT, "devices") {
         for key in doc.keys(&devices) {
-            // Only the canonical spelling names a device; any other is ignored.
-            let Some(device) = key
-                .parse::<DeviceId>()
-                .ok()
-                .filter(|d| d.to_string() == key)
-            else {
+            let Some(device) = canonical_device(&key) else {
                 continue;
             };
             let Some(entry) = find(doc, &devices, &key) else {

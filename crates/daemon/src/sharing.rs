@@ -378,9 +378,7 @@ impl State {
             let mut devices = p.devices.clone();
             if let Ok(Some(side)) = space(&self.store, p.theirs) {
                 for (id, a) in side.devices().unwrap_or_default() {
-                    // Only the canonical spelling names a device.
-                    let Some(d) = id.parse::<DeviceId>().ok().filter(|d| d.to_string() == id)
-                    else {
+                    let Some(d) = circle::canonical_device(&id) else {
                         continue;
                     };
                     let parsed: Vec<SocketAddr> = a.iter().filter_map(|x| x.parse().ok()).collect();
