@@ -364,3 +364,35 @@ fn peer_commands_work_without_a_daemon_and_take_effect_when_it_starts() {
     assert!(!out.status.success(), "a revoked device still syncs");
     assert!(!has(&b, "after the revocation"));
 }
+
+#[test]
+fn a_second_daemon_on_one_home_is_refused_naming_the_first() {
+    let a = Daemon::start("laptop");
+    let pid = a.pid().expect("running");
+    // Spawned with a deadline: a second daemon that did start would otherwise run forever.
+    let mut second = a
+        .home
+        .cmd()
+        .args(["daemon", "--listen", "127.0.0.1:0", "--no-mdns"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut status = None;
+    wait_until("the second daemon to give up", SOON, || {
+        status = second.try_wait().ok().flatten();
+        status.is_some()
+    });
+    assert_eq!(status.and_then(|s| s.code()), Some(1));
+    let mut err = String::new();
+    if let Some(mut e) = second.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(
+        err.contains("already runs") && err.contains(&format!("pid {pid}")),
+        "{err}"
+    );
+    // The first one carries on.
+    a.ok(&["log", "still here"]);
+}

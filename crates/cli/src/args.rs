@@ -121,6 +121,14 @@ pub enum Command {
     },
     /// Whether the daemon runs, where it listens, which devices are connected
     Status,
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell)
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `failup man > failup.1`
+    Man,
     /// Share a space with an accountability partner: invite, join, list, revoke
     #[command(subcommand)]
     Partner(PartnerCommand),

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use failup_journal::export::{self, EntryView, MAX_IMPORT_BYTES};
 use failup_journal::{
     Entry, EntryId, EntryPatch, Filter, Iteration, IterationId, NewEntry, Outcome,
@@ -326,6 +326,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Peers { action } => network::peers(&ctx, action, &mut out)?,
         Command::Sync { timeout } => network::sync(&ctx, &timeout, &mut out)?,
         Command::Status => network::status(&ctx, &mut out)?,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "failup", &mut out);
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut out)?,
         Command::Partner(cmd) => partners::partner(&ctx, cmd, &mut out)?,
         Command::Share { id, with, only } => partners::share(&ctx, &id, &with, only)?,
         Command::Unshare { id, with } => partners::unshare(&ctx, &id, &with)?,

@@ -39,6 +39,9 @@ fn host_name() -> String {
         .unwrap_or_else(|| "failup device".to_owned())
 }
 
+/// File in the home naming the running daemon's process id.
+pub const PID_FILE: &str = "daemon.pid";
+
 /// `failup daemon`: runs until SIGINT or SIGTERM, then closes the store cleanly.
 pub fn daemon(
     home: &Path,
@@ -67,6 +70,19 @@ pub fn daemon(
         )
         .with_writer(std::io::stderr)
         .try_init();
+    let pid_file = home.join(PID_FILE);
+    if let Some(mut c) = Client::connect(home) {
+        if let Ok(Response::Status(_)) = c.call(&Request::Status, Some(Duration::from_secs(5))) {
+            let pid = std::fs::read_to_string(&pid_file)
+                .ok()
+                .map(|p| format!(" (pid {})", p.trim()))
+                .unwrap_or_default();
+            bail!(
+                "a failup daemon already runs on {}{pid}; stop it first",
+                home.display()
+            );
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -85,6 +101,8 @@ pub fn daemon(
             "failup daemon listening on {} as {}",
             handle.local_addr, handle.device
         );
+        // Only to name the running daemon to a second one started by mistake.
+        let _ = std::fs::write(&pid_file, std::process::id().to_string());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot watch for SIGTERM")?;
         tokio::select! {
@@ -92,6 +110,7 @@ pub fn daemon(
             _ = term.recv() => {}
         }
         handle.stop().await;
+        let _ = std::fs::remove_file(&pid_file);
         eprintln!("failup daemon stopped");
         Ok::<_, anyhow::Error>(())
     })

@@ -808,3 +808,24 @@ fn a_daemon_that_dies_mid_request_is_an_error_not_a_silent_success() {
     assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty());
     drop(hangup);
 }
+
+#[test]
+fn completions_and_the_manual_page_are_printed() {
+    let home = Home::new();
+    let bash = home.ok(&["completions", "bash"]);
+    assert!(
+        bash.contains("_failup()") && bash.contains("partner"),
+        "{bash}"
+    );
+    let fish = home.ok(&["completions", "fish"]);
+    assert!(fish.contains("complete -c failup"));
+    let zsh = home.ok(&["completions", "zsh"]);
+    assert!(zsh.contains("#compdef failup"));
+    let man = home.ok(&["man"]);
+    assert!(
+        man.contains(".TH failup") && man.contains("journal"),
+        "{man}"
+    );
+    let err = home.fails(&["completions", "cmd.exe"], 2);
+    assert!(err.contains("invalid value"), "{err}");
+}
