@@ -361,7 +361,11 @@ fn peer_commands_work_without_a_daemon_and_take_effect_when_it_starts() {
     a.restart();
     a.ok(&["log", "after the revocation"]);
     let out = b.run(&["sync", "--timeout", "3s"]);
-    assert!(!out.status.success(), "a revoked device still syncs");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a revoked device still syncs, or the wrong exit code"
+    );
     assert!(!has(&b, "after the revocation"));
 }
 

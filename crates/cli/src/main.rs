@@ -90,7 +90,11 @@ fn main() -> ExitCode {
         Ok(Err(e)) => {
             let msg = format!("{e:#}").replace('\n', " ");
             eprintln!("failup: {msg}");
-            ExitCode::from(1)
+            if e.downcast_ref::<Unreachable>().is_some() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::from(1)
+            }
         }
         Err(payload) => {
             let msg = payload
@@ -115,6 +119,19 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
             .is_some_and(|inner| inner.is::<StdoutClosed>())
     })
 }
+
+/// Some device could not be reached or brought in sync: exit code 3, so a script can tell it
+/// from a mistake (1) or a bad command line (2).
+#[derive(Debug)]
+pub(crate) struct Unreachable(pub(crate) String);
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unreachable {}
 
 /// The reader of standard output went away.
 #[derive(Debug)]

@@ -348,7 +348,10 @@ pub fn sync(ctx: &Ctx, timeout: &str, out: &mut dyn Write) -> Result<()> {
                 }
             }
             if !missing.is_empty() {
-                bail!("not in sync with {}", missing.join(", "));
+                return Err(anyhow::Error::new(crate::Unreachable(format!(
+                    "not in sync with {}",
+                    missing.join(", ")
+                ))));
             }
             if in_sync.is_empty() {
                 eprintln!("no paired devices to sync with");
