@@ -413,6 +413,23 @@ impl State {
             ));
             return;
         }
+        self.spawn_join(code, None, reply, move |mut joined, reply| {
+            if let Some(n) = name {
+                joined.name = n;
+            }
+            Event::Joined(joined, reply)
+        });
+    }
+
+    /// Runs the joiner's side of a pairing in the background; once the inviter accepts, `done`
+    /// makes the event that hands the result to the engine thread. A failure answers `reply`.
+    pub(crate) fn spawn_join(
+        &self,
+        code: Code,
+        space: Option<u128>,
+        reply: oneshot::Sender<Response>,
+        done: impl FnOnce(Joined, oneshot::Sender<Response>) -> Event + Send + 'static,
+    ) {
         let (endpoint, identity, events) = (
             self.endpoint.clone(),
             self.identity.clone(),
@@ -420,12 +437,10 @@ impl State {
         );
         let (my_name, port) = (self.name.clone(), self.listen.port());
         self.runtime.spawn(async move {
-            match pairing::join(&endpoint, &identity, &code, my_name, port, None).await {
-                Ok(mut joined) => {
-                    if let Some(n) = name {
-                        joined.name = n;
-                    }
-                    let _ = events.send(Event::Joined(joined, reply));
+            let space = space.map(u128::to_be_bytes);
+            match pairing::join(&endpoint, &identity, &code, my_name, port, space).await {
+                Ok(joined) => {
+                    let _ = events.send(done(joined, reply));
                 }
                 Err(e) => {
                     let _ = reply.send(Response::Error(e));

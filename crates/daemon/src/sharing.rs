@@ -300,34 +300,12 @@ impl State {
         // Chosen now, so the inviter learns it in the hello; the document is written once the
         // inviter accepts.
         let mine: u128 = rand::random();
-        let (endpoint, identity, events) = (
-            self.endpoint.clone(),
-            self.identity.clone(),
-            self.events.clone(),
-        );
-        let (my_name, port) = (self.name.clone(), self.listen.port());
-        self.runtime.spawn(async move {
-            let joined = crate::pairing::join(
-                &endpoint,
-                &identity,
-                &code,
-                my_name,
-                port,
-                Some(mine.to_be_bytes()),
-            )
-            .await;
-            match joined {
-                Ok(joined) => {
-                    let _ = events.send(Event::PartnerJoined {
-                        joined,
-                        label,
-                        mine,
-                        reply,
-                    });
-                }
-                Err(e) => {
-                    let _ = reply.send(Response::Error(e));
-                }
+        self.spawn_join(code, Some(mine), reply, move |joined, reply| {
+            Event::PartnerJoined {
+                joined,
+                label,
+                mine,
+                reply,
             }
         });
     }

@@ -36,6 +36,14 @@ pub struct Report {
     pub closed: usize,
 }
 
+impl Report {
+    /// Whether the seed found nothing wrong: no divergence, no privacy violation, no accepted
+    /// forgery, no connection closed for a protocol error.
+    pub fn is_clean(&self) -> bool {
+        self.divergences + self.privacy_violations + self.forgeries_accepted + self.closed == 0
+    }
+}
+
 /// A tiny deterministic generator (xorshift64*): the simulation must replay exactly from its
 /// seed, with no dependency on a random crate's version.
 struct Rng(u64);
