@@ -12,9 +12,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "FAILUP_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
 
-    /// Print results as JSON (read commands)
+    /// Print results as JSON (every command that prints a record or a list)
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// Colour: auto (on a terminal unless NO_COLOR is set), always or never [env: FAILUP_COLOR]
+    #[arg(long, global = true, value_enum, value_name = "WHEN")]
+    pub color: Option<crate::config::ColorChoice>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -67,11 +71,16 @@ pub enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
-    /// Your practice in numbers
+    /// Today and this week, open loops oldest first, and "on this day" in earlier months
+    Today,
+    /// Your practice in numbers: figures, a year heatmap, months, top tags and areas
     Stats {
         /// Only count setbacks on or after this day
         #[arg(long, value_name = "DATE")]
         since: Option<String>,
+        /// Also write the charts as a standalone SVG picture to this file
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
     },
     /// Write the whole journal as JSON (importable) or Markdown (a diary)
     Export {
@@ -93,15 +102,20 @@ pub enum Command {
     Check,
     /// Run the sync daemon in the foreground until interrupted
     Daemon {
-        /// Address and UDP port to listen on (default 0.0.0.0:7676; port 0 picks a free one)
+        /// Address and UDP port to listen on (default: the listen setting, 0.0.0.0:7676; port
+        /// 0 picks a free one)
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
-        /// Do not announce or look for devices on the local network
+        /// Do not announce or look for devices on the local network (default: the mdns setting)
         #[arg(long)]
         no_mdns: bool,
-        /// What other devices call this one (default: the host name)
+        /// What other devices call this one (default: the name setting, or the host name)
         #[arg(long)]
         name: Option<String>,
+        /// How log lines look on standard error: pretty for people, json for log collectors.
+        /// Levels come from RUST_LOG (default info)
+        #[arg(long, value_enum, default_value_t = LogFormat::Pretty, value_name = "FORMAT")]
+        log_format: LogFormat,
     },
     /// This device's id and the addresses its daemon listens on
     Id,
@@ -129,6 +143,11 @@ pub enum Command {
     },
     /// Print the manual page (roff), e.g. `failup man > failup.1`
     Man,
+    /// Read and change settings in the home's config.toml
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Look for problems (permissions, store, daemon, devices, clock) and say what to do
+    Doctor,
     /// Share a space with an accountability partner: invite, join, list, revoke
     #[command(subcommand)]
     Partner(PartnerCommand),
@@ -166,6 +185,41 @@ pub enum Command {
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
     },
+}
+
+/// `failup config`.
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Every setting, its value in force and where that value comes from
+    List,
+    /// The value in force for one setting
+    Get {
+        /// The setting, such as color or prompts.lesson
+        key: String,
+    },
+    /// Set a setting in the config file, after checking the value
+    Set {
+        /// The setting, such as color or prompts.lesson
+        key: String,
+        /// The new value
+        value: String,
+    },
+    /// Remove a setting from the config file, so its default applies again
+    Unset {
+        /// The setting
+        key: String,
+    },
+    /// Where the config file is
+    Path,
+}
+
+/// Log line formats of the daemon.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines
+    Pretty,
+    /// One JSON object per line
+    Json,
 }
 
 /// `failup partner`.

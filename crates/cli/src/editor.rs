@@ -13,24 +13,44 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use failup_journal::{Entry, REFRAME_QUESTIONS, ReframeField};
 
+/// The questions and the story's starting text, from the config file or the defaults.
+#[derive(Clone, Debug)]
+pub struct Prompts {
+    /// The three reframe questions, in template order.
+    pub questions: [(ReframeField, String); 3],
+    /// Text a new story starts with.
+    pub story: String,
+}
+
+impl Default for Prompts {
+    fn default() -> Prompts {
+        Prompts {
+            questions: REFRAME_QUESTIONS.map(|(f, q)| (f, q.to_owned())),
+            story: String::new(),
+        }
+    }
+}
+
 /// The sections after the story, in template order, each with the field it fills.
-const SECTIONS: [(Section, &str); 9] = [
-    (
-        Section::Reframe(ReframeField::Lesson),
-        REFRAME_QUESTIONS[0].1,
-    ),
-    (
-        Section::Reframe(ReframeField::Muscle),
-        REFRAME_QUESTIONS[1].1,
-    ),
-    (Section::Reframe(ReframeField::Use), REFRAME_QUESTIONS[2].1),
-    (Section::Next, "Next step"),
-    (Section::Area, "Area"),
-    (Section::Tags, "Tags (separated by spaces)"),
-    (Section::Feeling, "Feeling (1-5)"),
-    (Section::Scale, "Scale (micro or macro)"),
-    (Section::Day, "Day (YYYY-MM-DD)"),
-];
+fn sections(prompts: &Prompts) -> Vec<(Section, String)> {
+    let mut v: Vec<(Section, String)> = prompts
+        .questions
+        .iter()
+        .map(|(f, q)| (Section::Reframe(*f), q.clone()))
+        .collect();
+    v.extend(
+        [
+            (Section::Next, "Next step"),
+            (Section::Area, "Area"),
+            (Section::Tags, "Tags (separated by spaces)"),
+            (Section::Feeling, "Feeling (1-5)"),
+            (Section::Scale, "Scale (micro or macro)"),
+            (Section::Day, "Day (YYYY-MM-DD)"),
+        ]
+        .map(|(s, h)| (s, h.to_owned())),
+    );
+    v
+}
 
 /// A field the template can set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,17 +92,18 @@ impl Form {
 }
 
 /// The template, filled with an existing entry's values when editing.
-pub fn template(entry: Option<&Entry>, today: &str) -> String {
+pub fn template(prompts: &Prompts, entry: Option<&Entry>, today: &str) -> String {
     let mut out = String::from(
         "# Write what happened below. The first line is its title.\n\
          # Lines starting with '# ' are ignored (write \\# to start a line with #);\n\
          # an empty story cancels.\n",
     );
-    if let Some(e) = entry {
-        out.push_str(&escape(&e.text));
+    match entry {
+        Some(e) => out.push_str(&escape(&e.text)),
+        None => out.push_str(&escape(&prompts.story)),
     }
     out.push_str("\n\n");
-    for (section, heading) in SECTIONS {
+    for (section, heading) in sections(prompts) {
         let value = match (entry, section) {
             (Some(e), Section::Reframe(f)) => e.reframe(f).unwrap_or("").to_owned(),
             (Some(e), Section::Next) => e.next.clone().unwrap_or_default(),
@@ -114,8 +135,11 @@ fn escape(text: &str) -> String {
         .join("\n")
 }
 
-/// Reads a filled template back.
-pub fn parse(text: &str) -> Result<Form> {
+/// Reads a filled template back. The built-in questions are understood as headings too, so a
+/// template written before the questions were changed still reads back.
+pub fn parse(prompts: &Prompts, text: &str) -> Result<Form> {
+    let mut known = sections(prompts);
+    known.extend(sections(&Prompts::default()));
     let mut form = Form::default();
     let mut current: Option<Section> = None;
     let mut buf = String::new();
@@ -132,7 +156,7 @@ pub fn parse(text: &str) -> Result<Form> {
             continue;
         }
         if let Some(heading) = line.strip_prefix("## ") {
-            let section = SECTIONS
+            let section = known
                 .iter()
                 .find(|(_, h)| h.eq_ignore_ascii_case(heading.trim()))
                 .map(|(s, _)| *s)
@@ -148,11 +172,8 @@ pub fn parse(text: &str) -> Result<Form> {
     Ok(form)
 }
 
-/// Opens `$VISUAL` or `$EDITOR` (default `vi`) on `initial` and returns what was saved.
-pub fn edit(initial: &str) -> Result<String> {
-    let editor = std::env::var("VISUAL")
-        .or_else(|_| std::env::var("EDITOR"))
-        .unwrap_or_else(|_| "vi".to_owned());
+/// Opens `editor` (the `editor` setting) on `initial` and returns what was saved.
+pub fn edit(editor: &str, initial: &str) -> Result<String> {
     let mut file = tempfile::Builder::new()
         .prefix("failup-")
         .suffix(".md")
@@ -180,8 +201,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn own_questions_and_story_make_the_template_and_read_back() {
+        let mut p = Prompts {
+            story: "What happened:\n# not a comment".into(),
+            ..Prompts::default()
+        };
+        p.questions[0].1 = "Where is the lesson?".into();
+        let t = template(&p, None, "2026-11-23");
+        assert!(t.contains("What happened:\n\\# not a comment\n"), "{t}");
+        assert!(t.contains("## Where is the lesson?\n"), "{t}");
+        let t = t.replacen(
+            "## Where is the lesson?\n",
+            "## Where is the lesson?\nslow down\n",
+            1,
+        );
+        let form = parse(&p, &t).expect("parse");
+        assert_eq!(form.text, "What happened:\n# not a comment");
+        assert_eq!(
+            form.get(Section::Reframe(ReframeField::Lesson)),
+            Some("slow down")
+        );
+        // A template from before the change still reads back.
+        let old = template(&Prompts::default(), None, "2026-11-23");
+        assert!(parse(&p, &old).is_ok());
+    }
+
+    #[test]
     fn empty_template_parses_to_nothing_but_defaults() {
-        let form = parse(&template(None, "2026-11-23")).expect("parse");
+        let form = parse(
+            &Prompts::default(),
+            &template(&Prompts::default(), None, "2026-11-23"),
+        )
+        .expect("parse");
         assert_eq!(form.text, "");
         assert_eq!(form.get(Section::Scale), Some("micro"));
         assert_eq!(form.get(Section::Day), Some("2026-11-23"));
@@ -190,7 +241,7 @@ mod tests {
 
     #[test]
     fn filled_template_reads_back() {
-        let t = template(None, "2026-11-23").replacen(
+        let t = template(&Prompts::default(), None, "2026-11-23").replacen(
             "cancels.\n\n",
             "cancels.\nLost my temper\nin the meeting\n",
             1,
@@ -200,13 +251,13 @@ mod tests {
             "## What did this teach me about my next level?\nPause first\n",
             1,
         );
-        let form = parse(&t).expect("parse");
+        let form = parse(&Prompts::default(), &t).expect("parse");
         assert_eq!(form.text, "Lost my temper\nin the meeting");
         assert_eq!(
             form.get(Section::Reframe(ReframeField::Lesson)),
             Some("Pause first")
         );
-        assert!(parse("story\n## Nonsense\n").is_err());
+        assert!(parse(&Prompts::default(), "story\n## Nonsense\n").is_err());
     }
 
     #[test]
@@ -223,7 +274,8 @@ mod tests {
             jiff::civil::Date::constant(2026, 1, 1),
         )
         .expect("entry");
-        let form = parse(&template(Some(&e), "2026-01-01")).expect("parse");
+        let p = Prompts::default();
+        let form = parse(&p, &template(&p, Some(&e), "2026-01-01")).expect("parse");
         assert_eq!(form.text, e.text);
         assert_eq!(
             form.get(Section::Reframe(ReframeField::Lesson)),

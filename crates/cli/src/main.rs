@@ -5,12 +5,17 @@
 //! thinking about a reframe question does not lock out their other terminals.
 
 mod args;
+mod config;
 mod dates;
+mod doctor;
 mod editor;
 mod journal;
 mod network;
 mod partners;
+mod progress;
 mod render;
+mod style;
+mod svg;
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -21,8 +26,8 @@ use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, Parser};
 use failup_journal::export::{self, EntryView, MAX_IMPORT_BYTES};
 use failup_journal::{
-    Entry, EntryId, EntryPatch, Filter, Iteration, IterationId, NewEntry, Outcome,
-    REFRAME_QUESTIONS, ReframeField, Scale, StatsBuilder, Status,
+    Entry, EntryId, EntryPatch, Filter, Iteration, IterationId, NewEntry, Outcome, ReframeField,
+    Scale, StatsBuilder, Status, Today,
 };
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -30,7 +35,9 @@ use jiff::tz::TimeZone;
 use journal::Journal;
 
 use args::{Cli, Command, EditArgs, ExportFormat, FieldArgs, LogArgs, OutcomeArg, ScaleArg};
-use editor::Section;
+use config::{ColorChoice, Config};
+use editor::{Prompts, Section};
+use style::Style;
 
 /// How long a command waits for another process to release the journal.
 pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(5);
@@ -44,6 +51,8 @@ pub(crate) struct Ctx {
     tz: TimeZone,
     now: Timestamp,
     today: Date,
+    config: Config,
+    style: Style,
 }
 
 impl Ctx {
@@ -54,6 +63,17 @@ impl Ctx {
 
     fn parse_day(&self, text: &str) -> Result<Date> {
         dates::parse_day(text, self.today)
+    }
+
+    fn prompts(&self) -> Result<Prompts> {
+        Ok(Prompts {
+            questions: self.config.questions()?,
+            story: self.config.value("prompts.story")?,
+        })
+    }
+
+    fn editor(&self) -> Result<String> {
+        self.config.value("editor")
     }
 
     pub(crate) fn resolve(&self, prefix: &str) -> Result<Entry> {
@@ -175,13 +195,37 @@ fn run(cli: Cli) -> Result<()> {
             .to_owned(),
     };
     let tz = TimeZone::system();
-    let now = Timestamp::now();
+    // FAILUP_NOW pins the clock, for reproducible output and tests.
+    let now = match std::env::var("FAILUP_NOW") {
+        Ok(t) if !t.is_empty() => t.parse::<Timestamp>().with_context(|| {
+            format!("FAILUP_NOW={t:?} is not a time such as 2026-11-24T09:00:00Z")
+        })?,
+        _ => Timestamp::now(),
+    };
+    let config = Config::load(&home)?;
+    // The config commands must run on a file with a mistake in it: they are how it is fixed.
+    if !matches!(cli.command, Command::Config(_) | Command::Doctor) {
+        config.validate()?;
+    }
+    let choice = match cli.color {
+        Some(c) => c,
+        None => match config.value("color")?.as_str() {
+            "always" => ColorChoice::Always,
+            "never" => ColorChoice::Never,
+            _ => ColorChoice::Auto,
+        },
+    };
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+        || std::env::var("TERM").is_ok_and(|t| t == "dumb");
+    let style = Style::detect(choice, no_color, io::stdout().is_terminal());
     let ctx = Ctx {
         home,
         json: cli.json,
         today: now.to_zoned_datetime(tz.clone()).date(),
         tz,
         now,
+        config,
+        style,
     };
     let mut out = Stdout(io::stdout().lock());
     match cli.command {
@@ -208,7 +252,12 @@ fn run(cli: Cli) -> Result<()> {
                 serde_json::to_writer_pretty(&mut out, &v)?;
                 writeln!(out)?;
             } else {
-                write!(out, "{}", render::entry(&entry, &ctx.tz))?;
+                let questions = ctx.config.questions()?;
+                write!(
+                    out,
+                    "{}",
+                    render::entry(&entry, &ctx.tz, &questions, &ctx.style)
+                )?;
                 if let Some(share) = &share {
                     writeln!(out, "\nShared with {}", share.with.join(", "))?;
                     write!(out, "{}", partners::comments_text(&share.comments, &ctx.tz))?;
@@ -279,18 +328,23 @@ fn run(cli: Cli) -> Result<()> {
             }
             eprintln!("deleted {}: {}", short(entry.id), entry.title());
         }
-        Command::Stats { since } => {
+        Command::Today => today(&ctx, &mut out)?,
+        Command::Stats { since, svg } => {
             let since = since.map(|s| ctx.parse_day(&s)).transpose()?;
             let mut builder = StatsBuilder::new(ctx.tz.clone());
             for e in ctx.open()?.scan(since, None)? {
                 builder.add(&e);
             }
             let stats = builder.finish(ctx.today, since);
+            if let Some(path) = &svg {
+                write_atomically(path, svg::stats(&stats, ctx.today).as_bytes())?;
+                eprintln!("wrote the charts to {}", path.display());
+            }
             if ctx.json {
                 serde_json::to_writer_pretty(&mut out, &stats)?;
                 writeln!(out)?;
             } else {
-                write!(out, "{}", render::stats(&stats))?;
+                write!(out, "{}", render::stats(&stats, &ctx.style))?;
             }
         }
         Command::Export { format, out: path } => export_journal(&ctx, format, path, &mut out)?,
@@ -337,7 +391,22 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             no_mdns,
             name,
-        } => network::daemon(&ctx.home, listen, no_mdns, name)?,
+            log_format,
+        } => {
+            let settings = network::DaemonSettings {
+                listen: match listen {
+                    Some(l) => l,
+                    None => ctx.config.value("listen")?,
+                },
+                name: match name {
+                    Some(n) => n,
+                    None => ctx.config.value("name")?,
+                },
+                mdns: !no_mdns && ctx.config.flag("mdns")?,
+                log_format,
+            };
+            network::daemon(&ctx.home, settings)?
+        }
         Command::Id => network::id(&ctx, &mut out)?,
         Command::Pair(cmd) => network::pair(&ctx, cmd, &mut out)?,
         Command::Peers { action } => network::peers(&ctx, action, &mut out)?,
@@ -347,6 +416,8 @@ fn run(cli: Cli) -> Result<()> {
             clap_complete::generate(shell, &mut Cli::command(), "failup", &mut out);
         }
         Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut out)?,
+        Command::Config(cmd) => config_command(&ctx, cmd, &mut out)?,
+        Command::Doctor => doctor::run(&ctx, &mut out)?,
         Command::Partner(cmd) => partners::partner(&ctx, cmd, &mut out)?,
         Command::Share { id, with, only } => partners::share(&ctx, &id, &with, only)?,
         Command::Unshare { id, with } => partners::unshare(&ctx, &id, &with)?,
@@ -354,6 +425,119 @@ fn run(cli: Cli) -> Result<()> {
         Command::Cheer { id, text } => partners::cheer(&ctx, &id, &text.join(" "))?,
     }
     out.flush()?;
+    Ok(())
+}
+
+/// `failup today`.
+fn today(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
+    let t = Today::build(ctx.open()?.scan(None, None)?, ctx.today);
+    if ctx.json {
+        fn views(v: &[Entry]) -> Vec<EntryView<'_>> {
+            v.iter().map(EntryView::from).collect()
+        }
+        let v = serde_json::json!({
+            "today": ctx.today,
+            "logged_today": views(&t.today),
+            "this_week": views(&t.this_week),
+            "open": views(&t.open),
+            "open_total": t.open_total,
+            "on_this_day": views(&t.on_this_day),
+        });
+        serde_json::to_writer_pretty(&mut *out, &v)?;
+        writeln!(out)?;
+    } else {
+        let question = ctx.config.value("prompts.lesson")?;
+        write!(
+            out,
+            "{}",
+            render::today(&t, ctx.today, &question, &ctx.style)
+        )?;
+    }
+    Ok(())
+}
+
+/// `failup config`.
+fn config_command(ctx: &Ctx, cmd: args::ConfigCommand, out: &mut dyn Write) -> Result<()> {
+    use args::ConfigCommand as C;
+    match cmd {
+        C::List => {
+            let mut rows = Vec::new();
+            for (key, help) in config::keys() {
+                let (value, source) = ctx.config.get(key)?;
+                rows.push((key, value, source, help));
+            }
+            if ctx.json {
+                let v: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|(k, v, s, h)| {
+                        serde_json::json!({"key": k, "value": v, "source": s.to_string(), "help": h})
+                    })
+                    .collect();
+                serde_json::to_writer_pretty(&mut *out, &v)?;
+                writeln!(out)?;
+            } else {
+                for (key, value, source, _) in &rows {
+                    let value = config::display(key, value);
+                    writeln!(out, "{key} = {value}  ({source})")?;
+                }
+            }
+            for k in ctx.config.unknown_keys() {
+                eprintln!(
+                    "warning: {} has an unknown setting {k:?}; remove it with `failup config unset {k}`",
+                    ctx.config.path().display()
+                );
+            }
+        }
+        C::Get { key } => {
+            let (value, source) = ctx.config.get(&key)?;
+            if ctx.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"key": key, "value": value, "source": source.to_string()})
+                )?;
+            } else {
+                writeln!(out, "{value}")?;
+            }
+        }
+        C::Set { key, value } => {
+            ensure_home(&ctx.home)?;
+            let mut config = Config::load(&ctx.home)?;
+            config.set(&key, &value)?;
+            config.save()?;
+            let (now, source) = config.get(&key)?;
+            if let config::Source::Env(var) = source {
+                eprintln!("set {key} in the file, but ${var} overrides it: {now}");
+            } else {
+                eprintln!("set {key} = {now}");
+            }
+        }
+        C::Unset { key } => {
+            let mut config = Config::load(&ctx.home)?;
+            if config.unset(&key)? {
+                config.save()?;
+                eprintln!("removed {key} from {}", config.path().display());
+            } else {
+                eprintln!("{key} was not set in {}", config.path().display());
+            }
+        }
+        C::Path => writeln!(out, "{}", ctx.config.path().display())?,
+    }
+    Ok(())
+}
+
+/// Writes `bytes` beside `path` and renames the result into place, so a failed write never
+/// leaves half a file where an older, complete one stood.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let what = || format!("cannot write {}", path.display());
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).with_context(what)?;
+    tmp.write_all(bytes).with_context(what)?;
+    tmp.as_file().sync_all().with_context(what)?;
+    tmp.persist(path).with_context(what)?;
     Ok(())
 }
 
@@ -446,8 +630,12 @@ fn log(ctx: &Ctx, args: LogArgs, out: &mut dyn Write) -> Result<()> {
         }
         new.text = String::from_utf8(bytes).context("standard input is not UTF-8 text")?;
     } else {
-        let written = editor::edit(&editor::template(None, &ctx.today.to_string()))?;
-        let form = editor::parse(&written)?;
+        let prompts = ctx.prompts()?;
+        let written = editor::edit(
+            &ctx.editor()?,
+            &editor::template(&prompts, None, &ctx.today.to_string()),
+        )?;
+        let form = editor::parse(&prompts, &written)?;
         if form.text.is_empty() {
             bail!("nothing logged: the story was left empty");
         }
@@ -492,7 +680,12 @@ struct FormValues {
 
 fn form_values(ctx: &Ctx, form: &editor::Form) -> Result<FormValues> {
     let text = |s| form.get(s).map(str::to_owned);
-    let reframe = REFRAME_QUESTIONS.map(|(f, _)| (f, text(Section::Reframe(f))));
+    let reframe = [
+        ReframeField::Lesson,
+        ReframeField::Muscle,
+        ReframeField::Use,
+    ]
+    .map(|f| (f, text(Section::Reframe(f))));
     let feeling = form
         .get(Section::Feeling)
         .map(|f| {
@@ -581,7 +774,7 @@ fn list(ctx: &Ctx, a: args::ListArgs, out: &mut dyn Write) -> Result<()> {
         eprintln!("no entries");
     } else {
         for e in &entries {
-            let mut line = render::list_line(e);
+            let mut line = render::list_line(e, &ctx.style);
             if let Some(with) = shared.get(&e.id) {
                 line.push_str(&format!("  [shared with {}]", with.join(", ")));
             }
@@ -602,7 +795,7 @@ fn reflect(ctx: &Ctx, a: args::ReflectArgs) -> Result<()> {
     if patch.is_empty() {
         eprintln!("{}: {}", short(entry.id), entry.title());
         eprintln!("(press Enter to keep an answer as it is)");
-        for (field, question) in REFRAME_QUESTIONS {
+        for (field, question) in ctx.config.questions()? {
             let current = entry
                 .reframe(field)
                 .map(|c| format!(" [{c}]"))
@@ -656,8 +849,12 @@ fn edit(ctx: &Ctx, a: EditArgs) -> Result<()> {
                 "nothing to change: give a field such as --text or --lesson (see failup edit --help)"
             );
         }
-        let written = editor::edit(&editor::template(Some(&entry), &entry.day.to_string()))?;
-        let form = editor::parse(&written)?;
+        let prompts = ctx.prompts()?;
+        let written = editor::edit(
+            &ctx.editor()?,
+            &editor::template(&prompts, Some(&entry), &entry.day.to_string()),
+        )?;
+        let form = editor::parse(&prompts, &written)?;
         if form.text.is_empty() {
             bail!("nothing changed: the story was left empty");
         }
@@ -744,10 +941,16 @@ fn export_journal(
     stdout: &mut dyn Write,
 ) -> Result<()> {
     let entries = ctx.open()?.scan(None, None)?;
+    let bar = if (entries.len() as u64) < progress::MIN_ITEMS {
+        indicatif::ProgressBar::hidden()
+    } else {
+        progress::bytes("exporting")
+    };
     let write = |w: &mut dyn Write| -> io::Result<()> {
+        let mut w = bar.wrap_write(w);
         match format {
-            ExportFormat::Json => export::write_json(w, ctx.now, &entries),
-            ExportFormat::Markdown => export::write_markdown(w, &ctx.tz, &entries),
+            ExportFormat::Json => export::write_json(&mut w, ctx.now, &entries),
+            ExportFormat::Markdown => export::write_markdown(&mut w, &ctx.tz, &entries),
         }
     };
     match path {
@@ -755,6 +958,7 @@ fn export_journal(
             let mut w = io::BufWriter::new(stdout);
             write(&mut w)?;
             w.flush()?;
+            bar.finish_and_clear();
         }
         Some(path) => {
             // Write beside the target and rename, so a failed export never leaves half a file
@@ -776,6 +980,7 @@ fn export_journal(
                 .with_context(|| format!("cannot write {}", path.display()))?;
             tmp.persist(&path)
                 .with_context(|| format!("cannot write {}", path.display()))?;
+            bar.finish_and_clear();
             eprintln!("exported {} entries to {}", entries.len(), path.display());
         }
     }
@@ -798,10 +1003,18 @@ fn import(ctx: &Ctx, file: &Path) -> Result<()> {
         bail!("{what} is larger than the {MAX_IMPORT_BYTES}-byte import limit");
     }
     let entries = export::read_json(&bytes).with_context(|| format!("cannot import {what}"))?;
+    // One commit for the whole file, so a killed import leaves all of it or none (the crash
+    // suite holds us to that); the spinner only says the work goes on.
+    let bar = if (entries.len() as u64) < progress::MIN_ITEMS {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = progress::spinner();
+        bar.set_message(format!("importing {} entries", entries.len()));
+        bar
+    };
     let report = ctx.open()?.import(entries, ctx.now)?;
-    eprintln!(
-        "imported {} entries ({} already present)",
-        report.added, report.skipped
-    );
+    bar.finish_and_clear();
+    let (added, skipped) = (report.added, report.skipped);
+    eprintln!("imported {added} entries ({skipped} already present)");
     Ok(())
 }

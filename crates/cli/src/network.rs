@@ -1,7 +1,7 @@
 //! The commands about devices: running the daemon, this device's id, pairing, peers, sync and
 //! status. Everything but `daemon` and `id` asks the running daemon over the control socket.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use failup_daemon::control::{Client, PeerInfo, Request, Response};
 
 use crate::Ctx;
-use crate::args::{PairCommand, PeersCommand};
+use crate::args::{LogFormat, PairCommand, PeersCommand};
 
 /// The device key's file name in the home.
 pub const KEY_FILE: &str = "device.key";
@@ -30,7 +30,8 @@ pub(crate) fn ask(c: &mut Client, request: Request, timeout: Option<Duration>) -
     }
 }
 
-fn host_name() -> String {
+/// This machine's host name, the default device name.
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -42,20 +43,27 @@ fn host_name() -> String {
 /// File in the home naming the running daemon's process id.
 pub const PID_FILE: &str = "daemon.pid";
 
-/// `failup daemon`: runs until SIGINT or SIGTERM, then closes the store cleanly.
-pub fn daemon(
-    home: &Path,
-    listen: Option<String>,
-    no_mdns: bool,
-    name: Option<String>,
-) -> Result<()> {
+/// What `failup daemon` runs with, each setting already resolved from its flag, the
+/// environment, the config file or its default.
+pub struct DaemonSettings {
+    /// Where to listen.
+    pub listen: String,
+    /// This device's name.
+    pub name: String,
+    /// Whether to use mDNS.
+    pub mdns: bool,
+    /// How log lines look.
+    pub log_format: LogFormat,
+}
+
+/// `failup daemon`: runs until SIGINT or SIGTERM, then closes the store cleanly. Settings are
+/// read once, at start: nothing is reloaded while it runs, so a restart applies a change.
+pub fn daemon(home: &Path, settings: DaemonSettings) -> Result<()> {
     crate::ensure_home(home)?;
-    let listen: SocketAddr = match listen {
-        Some(l) => l.parse().with_context(|| {
-            format!("{l:?} is not an address (use host:port, e.g. 0.0.0.0:7676)")
-        })?,
-        None => SocketAddr::from(([0, 0, 0, 0], failup_daemon::DEFAULT_PORT)),
-    };
+    let l = &settings.listen;
+    let listen: SocketAddr = l
+        .parse()
+        .with_context(|| format!("{l:?} is not an address (use host:port, e.g. 0.0.0.0:7676)"))?;
     // Automerge instruments its loaders with info-level spans whose fields are the whole change
     // graph, formatted with Debug on every load (a third of a first sync's time went there):
     // they stay off unless RUST_LOG names automerge itself.
@@ -63,13 +71,17 @@ pub fn daemon(
     if !filter.contains("automerge") {
         filter.push_str(",automerge=warn");
     }
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&filter)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,automerge=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .map_err(|e| anyhow::anyhow!("RUST_LOG={filter:?} is not a log filter: {e}"))?;
+    // Colour codes only on a terminal: a service's log file or journal must stay plain text.
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let _ = match settings.log_format {
+        LogFormat::Pretty => subscriber.try_init(),
+        LogFormat::Json => subscriber.json().flatten_event(true).try_init(),
+    };
     let pid_file = home.join(PID_FILE);
     if let Some(mut c) = Client::connect(home) {
         if let Ok(Response::Status(_)) = c.call(&Request::Status, Some(Duration::from_secs(5))) {
@@ -88,18 +100,24 @@ pub fn daemon(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let (name, mdns) = (settings.name, settings.mdns);
     runtime.block_on(async {
         let config = failup_daemon::Config {
             home: home.to_owned(),
             listen,
-            name: name.unwrap_or_else(host_name),
-            mdns: !no_mdns,
+            name: name.clone(),
+            mdns,
             network: true,
         };
         let handle = failup_daemon::start(config).await?;
-        eprintln!(
-            "failup daemon listening on {} as {}",
-            handle.local_addr, handle.device
+        tracing::info!(
+            addr = %handle.local_addr,
+            device = %handle.device,
+            name = %name,
+            mdns,
+            "failup daemon {name:?} listening on {} as {}",
+            handle.local_addr,
+            handle.device
         );
         // Only to name the running daemon to a second one started by mistake.
         let _ = std::fs::write(&pid_file, std::process::id().to_string());
@@ -111,7 +129,7 @@ pub fn daemon(
         }
         handle.stop().await;
         let _ = std::fs::remove_file(&pid_file);
-        eprintln!("failup daemon stopped");
+        tracing::info!("failup daemon stopped");
         Ok::<_, anyhow::Error>(())
     })
 }
@@ -334,7 +352,34 @@ pub fn sync(ctx: &Ctx, timeout: &str, out: &mut dyn Write) -> Result<()> {
     let request = Request::Sync {
         timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
     };
-    match ask(&mut c, request, Some(timeout + Duration::from_secs(10)))? {
+    let wait = Some(timeout + Duration::from_secs(10));
+    let answer = if std::io::stderr().is_terminal() {
+        // The sync call blocks; a second connection polls the daemon's counters meanwhile.
+        let worker = std::thread::spawn(move || ask(&mut c, request, wait));
+        let bar = crate::progress::spinner();
+        let mut watch = Client::connect(&ctx.home);
+        while !worker.is_finished() {
+            if let Some(Ok(Response::Status(s))) = watch
+                .as_mut()
+                .map(|w| w.call(&Request::Status, Some(Duration::from_secs(2))))
+            {
+                bar.set_message(format!(
+                    "syncing: {} device(s) to go, {} documents here, {} sent",
+                    s.out_of_sync.len(),
+                    s.documents,
+                    indicatif::HumanBytes(s.bytes_sent)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        bar.finish_and_clear();
+        worker
+            .join()
+            .map_err(|_| anyhow::anyhow!("the sync thread failed"))??
+    } else {
+        ask(&mut c, request, wait)?
+    };
+    match answer {
         Response::Synced { in_sync, missing } => {
             if ctx.json {
                 writeln!(

@@ -3,9 +3,12 @@
 
 use std::fmt::Write;
 
-use failup_journal::{Entry, REFRAME_QUESTIONS, Scale, Stats};
+use failup_journal::{Entry, ReframeField, Scale, Stats, Status, Today};
 use jiff::Timestamp;
+use jiff::civil::Date;
 use jiff::tz::TimeZone;
+
+use crate::style::{Role, Style};
 
 /// Characters of an id shown in listings: the millisecond timestamp plus two random characters.
 pub const SHORT_ID: usize = 12;
@@ -20,50 +23,80 @@ fn local(t: Timestamp, tz: &TimeZone) -> String {
         .to_string()
 }
 
-fn shorten(s: &str, width: usize) -> String {
+fn shorten(s: &str, width: usize, style: &Style) -> String {
     if s.chars().count() <= width {
         s.to_owned()
     } else {
-        let mut out: String = s.chars().take(width - 1).collect();
-        out.push('…');
+        let ellipsis = style.ellipsis();
+        let mut out: String = s.chars().take(width - ellipsis.chars().count()).collect();
+        out.push_str(ellipsis);
         out
     }
 }
 
+fn status(e: &Entry, style: &Style) -> String {
+    let s = e.status();
+    let text = format!("{:9}", s.as_str());
+    match s {
+        Status::Open => style.paint(Role::Open, &text),
+        Status::Closed => style.paint(Role::Closed, &text),
+        Status::Iterating => text,
+    }
+}
+
 /// One line per entry for `failup list`.
-pub fn list_line(e: &Entry) -> String {
+pub fn list_line(e: &Entry, style: &Style) -> String {
     let id = e.id.to_string();
+    let scale = format!("{:5}", e.scale.as_str());
     let mut line = format!(
-        "{}  {}  {:5}  {:9}  {}",
-        &id[..SHORT_ID],
+        "{}  {}  {}  {}  {}",
+        style.paint(Role::Id, &id[..SHORT_ID]),
         e.day,
-        e.scale.as_str(),
-        e.status().as_str(),
-        shorten(e.title(), TITLE_WIDTH)
+        if e.scale == Scale::Macro {
+            style.paint(Role::Macro, &scale)
+        } else {
+            scale
+        },
+        status(e, style),
+        shorten(e.title(), TITLE_WIDTH, style)
     );
     for tag in &e.tags {
-        line.push_str(&format!("  #{tag}"));
+        line.push_str(&format!("  {}", style.paint(Role::Tag, &format!("#{tag}"))));
     }
     line
 }
 
-/// The full entry for `failup show`.
-pub fn entry(e: &Entry, tz: &TimeZone) -> String {
+/// The full entry for `failup show`, with the reframe questions in force.
+pub fn entry(
+    e: &Entry,
+    tz: &TimeZone,
+    questions: &[(ReframeField, String); 3],
+    style: &Style,
+) -> String {
     let mut out = String::new();
     let mut facts = vec![e.status().as_str().to_owned()];
     if e.scale == Scale::Macro {
-        facts.push("macro".into());
+        facts.push(style.paint(Role::Macro, "macro"));
     }
     if let Some(f) = e.feeling {
         facts.push(format!("felt {f}/5"));
     }
-    let _ = writeln!(out, "{}  ({})", e.id, facts.join(", "));
+    let _ = writeln!(
+        out,
+        "{}  ({})",
+        style.paint(Role::Id, &e.id.to_string()),
+        facts.join(", ")
+    );
     let _ = writeln!(out, "day:      {} ({})", e.day, e.day.strftime("%A"));
     if let Some(area) = &e.area {
         let _ = writeln!(out, "area:     {area}");
     }
     if !e.tags.is_empty() {
-        let tags: Vec<String> = e.tags.iter().map(|t| format!("#{t}")).collect();
+        let tags: Vec<String> = e
+            .tags
+            .iter()
+            .map(|t| style.paint(Role::Tag, &format!("#{t}")))
+            .collect();
         let _ = writeln!(out, "tags:     {}", tags.join(" "));
     }
     let _ = writeln!(out, "logged:   {}", local(e.created, tz));
@@ -71,17 +104,18 @@ pub fn entry(e: &Entry, tz: &TimeZone) -> String {
         let _ = writeln!(out, "updated:  {}", local(e.updated, tz));
     }
     let _ = writeln!(out, "\n{}\n", e.text);
-    for (field, question) in REFRAME_QUESTIONS {
-        let answer = e.reframe(field).unwrap_or("(not answered yet)");
-        let _ = writeln!(out, "{question}\n  {answer}");
+    for (field, question) in questions {
+        let answer = e.reframe(*field).unwrap_or("(not answered yet)");
+        let _ = writeln!(out, "{}\n  {answer}", style.paint(Role::Heading, question));
     }
     let _ = writeln!(
         out,
-        "\nnext step: {}",
+        "\n{} {}",
+        style.paint(Role::Heading, "next step:"),
         e.next.as_deref().unwrap_or("(none yet)")
     );
     if !e.iterations.is_empty() {
-        let _ = writeln!(out, "\niterations:");
+        let _ = writeln!(out, "\n{}", style.paint(Role::Heading, "iterations:"));
         for (n, it) in e.iterations.iter().enumerate() {
             let outcome = it
                 .outcome
@@ -97,7 +131,11 @@ pub fn entry(e: &Entry, tz: &TimeZone) -> String {
         }
     }
     if let Some(closed) = e.closed_at {
-        let _ = writeln!(out, "\nloop closed {}", local(closed, tz));
+        let _ = writeln!(
+            out,
+            "\n{}",
+            style.paint(Role::Closed, &format!("loop closed {}", local(closed, tz)))
+        );
     }
     out
 }
@@ -106,9 +144,67 @@ fn percent(stats: &Stats, count: usize) -> String {
     format!("{count} ({:.0}%)", stats.share(count) * 100.0)
 }
 
-/// The figures and the weekly bar chart for `failup stats`.
-pub fn stats(s: &Stats) -> String {
+fn days(d: Option<f64>, none: &str) -> String {
+    d.map(|d| format!("{d} days"))
+        .unwrap_or_else(|| none.into())
+}
+
+/// A heatmap level from 0 (nothing) to 4 (the busiest day).
+pub fn level(count: usize, max: usize) -> u8 {
+    if count == 0 || max == 0 {
+        0
+    } else {
+        u8::try_from((count * 4).div_ceil(max).clamp(1, 4)).unwrap_or(4)
+    }
+}
+
+/// The year heatmap: one column per week, one row per weekday, month names above.
+pub fn heatmap(s: &Stats, style: &Style) -> String {
     let mut out = String::new();
+    let Some(first) = s.days.first().map(|d| d.day) else {
+        return out;
+    };
+    let weeks = s.days.len().div_ceil(7);
+    let max = s.days.iter().map(|d| d.count).max().unwrap_or(0);
+    // Month names where a month's first Monday-started column begins.
+    let mut labels = vec![' '; weeks + 4];
+    let mut w = 0;
+    while w < weeks {
+        let day = s.days.get(w * 7).map(|d| d.day).unwrap_or(first);
+        if day.day() <= 7 {
+            let name = day.strftime("%b").to_string();
+            if w + name.len() <= labels.len() && labels[w..w + name.len()].iter().all(|c| *c == ' ')
+            {
+                for (i, c) in name.chars().enumerate() {
+                    labels[w + i] = c;
+                }
+                w += name.len();
+                continue;
+            }
+        }
+        w += 1;
+    }
+    let label_line: String = labels.into_iter().collect();
+    let _ = writeln!(out, "    {}", label_line.trim_end());
+    for (row, name) in ["Mon", "", "Wed", "", "Fri", "", "Sun"].iter().enumerate() {
+        let mut line = format!("{name:3} ");
+        for week in 0..weeks {
+            match s.days.get(week * 7 + row) {
+                Some(d) => line.push_str(&style.cell(level(d.count, max))),
+                None => line.push(' '),
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    let legend: Vec<String> = (0..=4).map(|l| style.cell(l)).collect();
+    let _ = writeln!(out, "    less {} more", legend.join(" "));
+    out
+}
+
+/// The figures and charts for `failup stats`.
+pub fn stats(s: &Stats, style: &Style) -> String {
+    let mut out = String::new();
+    let h = |t: &str| style.paint(Role::Heading, t);
     let _ = writeln!(
         out,
         "reps:       {} ({} micro, {} macro)",
@@ -117,22 +213,155 @@ pub fn stats(s: &Stats) -> String {
     let _ = writeln!(out, "reflected:  {}", percent(s, s.reflected));
     let _ = writeln!(out, "iterated:   {}", percent(s, s.iterated));
     let _ = writeln!(out, "closed:     {}", percent(s, s.closed));
-    let median = s
-        .median_days_to_first_iteration
-        .map(|d| format!("{d} days"))
-        .unwrap_or_else(|| "no iterations yet".into());
-    let _ = writeln!(out, "median time from setback to first iteration: {median}");
+    let _ = writeln!(
+        out,
+        "median time from setback to first iteration: {}",
+        days(s.median_days_to_first_iteration, "no iterations yet")
+    );
+    let _ = writeln!(
+        out,
+        "median time from setback to closed loop:     {}",
+        days(s.median_days_to_closed, "no closed loops yet")
+    );
     let weeks = if s.streak_weeks == 1 { "week" } else { "weeks" };
     let _ = writeln!(
         out,
         "streak:     {} {weeks} in a row with at least one entry",
         s.streak_weeks
     );
-    let _ = writeln!(out, "\nentries per week (week starting)");
+
+    let _ = writeln!(out, "\n{}", h("reps by day, last year"));
+    out.push_str(&heatmap(s, style));
+
+    let _ = writeln!(out, "\n{}", h("entries per week (week starting)"));
     let max = s.weeks.iter().map(|w| w.count).max().unwrap_or(0).max(1);
     for w in &s.weeks {
         let len = (w.count * BAR_WIDTH).div_ceil(max);
-        let _ = writeln!(out, "{} │{} {}", w.week, "█".repeat(len), w.count);
+        let _ = writeln!(
+            out,
+            "{} {}{} {}",
+            w.week,
+            style.rule(),
+            style.bar(len),
+            w.count
+        );
+    }
+
+    let _ = writeln!(out, "\n{}", h("micro / macro per month"));
+    for m in &s.months {
+        let total = m.micro + m.macro_;
+        let ratio = if total == 0 {
+            String::new()
+        } else {
+            format!("  ({:.0}% macro)", m.macro_ as f64 * 100.0 / total as f64)
+        };
+        let _ = writeln!(
+            out,
+            "{}  {:4} micro  {:4} macro{ratio}",
+            m.month, m.micro, m.macro_
+        );
+    }
+
+    for (title, list) in [("top tags", &s.top_tags), ("top areas", &s.top_areas)] {
+        let _ = writeln!(out, "\n{}", h(title));
+        if list.is_empty() {
+            let _ = writeln!(out, "  (none yet)");
+        }
+        for n in list {
+            let name = if title == "top tags" {
+                style.paint(Role::Tag, &format!("#{}", n.name))
+            } else {
+                n.name.clone()
+            };
+            let _ = writeln!(out, "  {:4}  {name}", n.count);
+        }
+    }
+    out
+}
+
+fn short_line(e: &Entry, style: &Style) -> String {
+    format!(
+        "  {}  {}  {}",
+        style.paint(Role::Id, &e.id.to_string()[..SHORT_ID]),
+        e.day,
+        shorten(e.title(), TITLE_WIDTH, style)
+    )
+}
+
+/// `failup today`: the day, the week, open loops and "on this day".
+pub fn today(t: &Today, today: Date, lesson_question: &str, style: &Style) -> String {
+    let mut out = String::new();
+    let h = |t: &str| style.paint(Role::Heading, t);
+    let _ = writeln!(
+        out,
+        "{}",
+        h(&format!("today, {}", today.strftime("%A %Y-%m-%d")))
+    );
+    if t.today.is_empty() {
+        let _ = writeln!(out, "  nothing logged yet: failup log \"what happened\"");
+    }
+    for e in &t.today {
+        let _ = writeln!(out, "{}", short_line(e, style));
+    }
+    let _ = writeln!(out, "\n{}", h("earlier this week"));
+    if t.this_week.is_empty() {
+        let _ = writeln!(out, "  (nothing)");
+    }
+    for e in &t.this_week {
+        let _ = writeln!(out, "{}", short_line(e, style));
+    }
+    let _ = writeln!(
+        out,
+        "\n{}",
+        h(&format!("open loops, oldest first ({})", t.open_total))
+    );
+    if t.open.is_empty() {
+        let _ = writeln!(out, "  (none: every loop has a lesson and a try)");
+    }
+    for e in &t.open {
+        let missing = match (e.lesson.is_some(), e.iterations.is_empty()) {
+            (false, true) => "needs a lesson and a try",
+            (false, false) => "needs a lesson",
+            _ => "needs a try",
+        };
+        let _ = writeln!(
+            out,
+            "{}  {}",
+            short_line(e, style),
+            style.paint(Role::Open, &format!("[{missing}]"))
+        );
+    }
+    if t.open_total > t.open.len() {
+        let _ = writeln!(
+            out,
+            "  ... and {} more: failup list --open",
+            t.open_total - t.open.len()
+        );
+    }
+    if !t.on_this_day.is_empty() {
+        let _ = writeln!(out, "\n{}", h("on this day"));
+        for e in &t.on_this_day {
+            let _ = writeln!(out, "{}", short_line(e, style));
+            match &e.lesson {
+                Some(lesson) => {
+                    let _ = writeln!(out, "      {lesson_question} {lesson}");
+                    let _ = writeln!(
+                        out,
+                        "      {} failup iterate {} \"...\" --outcome better|same|worse",
+                        style.paint(Role::Dim, "did the lesson hold?"),
+                        &e.id.to_string()[..SHORT_ID]
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "      {} failup reflect {}",
+                        style.paint(Role::Dim, "no lesson yet:"),
+                        &e.id.to_string()[..SHORT_ID]
+                    );
+                }
+            }
+        }
     }
     out
 }
@@ -141,7 +370,6 @@ pub fn stats(s: &Stats) -> String {
 mod tests {
     use super::*;
     use failup_journal::{EntryId, NewEntry, StatsBuilder};
-    use jiff::civil::Date;
 
     #[test]
     fn list_line_shows_short_id_day_scale_status_title_and_tags() {
@@ -157,7 +385,7 @@ mod tests {
             Date::constant(2026, 11, 23),
         )
         .expect("entry");
-        let line = list_line(&e);
+        let line = list_line(&e, &Style::PLAIN);
         assert_eq!(
             line,
             format!(
@@ -183,9 +411,15 @@ mod tests {
             .expect("entry");
             b.add(&e);
         }
-        let text = stats(&b.finish(Date::constant(2026, 11, 24), None));
+        let s = b.finish(Date::constant(2026, 11, 24), None);
+        let text = stats(&s, &Style::PLAIN);
         assert!(text.contains("reps:       4 (4 micro, 0 macro)"));
-        assert!(text.contains(&format!("2026-11-23 │{} 4", "█".repeat(BAR_WIDTH))));
-        assert!(text.contains("2026-11-16 │ 0"));
+        assert!(text.contains(&format!("2026-11-23 |{} 4", "#".repeat(BAR_WIDTH))));
+        assert!(text.contains("2026-11-16 | 0"));
+        let unicode = Style {
+            color: false,
+            unicode: true,
+        };
+        assert!(stats(&s, &unicode).contains(&format!("2026-11-23 │{} 4", "█".repeat(BAR_WIDTH))));
     }
 }

@@ -410,7 +410,7 @@ fn stats_count_the_practice() {
     let text = home.ok(&["stats"]);
     assert!(text.contains("reps:       4 (3 micro, 1 macro)"), "{text}");
     assert!(text.contains("streak:     3 weeks in a row"), "{text}");
-    assert!(text.contains('█'), "{text}");
+    assert!(text.contains("|####"), "a pipe gets ASCII bars: {text}");
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub mod query;
 mod serde_compact;
 pub mod space;
 pub mod stats;
+pub mod today;
 
 pub use entry::{
     Entry, EntryId, EntryPatch, Iteration, IterationId, NewEntry, Outcome, REFRAME_QUESTIONS,
@@ -24,6 +25,7 @@ pub use export::EntryView;
 pub use layout::Bucket;
 pub use query::Filter;
 pub use stats::{Stats, StatsBuilder};
+pub use today::Today;
 
 /// Everything that can go wrong inside the journal domain.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 //! Built by streaming entries through [`StatsBuilder`], so 100,000 entries never need to be held
 //! at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use jiff::ToSpan;
 use jiff::civil::Date;
@@ -27,6 +27,45 @@ pub struct WeekCount {
     pub count: usize,
 }
 
+/// Entries logged on one day, for the year heatmap.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DayCount {
+    /// The day.
+    pub day: Date,
+    /// Entries whose day it is.
+    pub count: usize,
+}
+
+/// A tag or an area and how many entries carry it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NameCount {
+    /// The tag or area.
+    pub name: String,
+    /// Entries that carry it.
+    pub count: usize,
+}
+
+/// Micro and macro setbacks in one calendar month.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MonthCount {
+    /// The month as `YYYY-MM`.
+    pub month: String,
+    /// Micro entries.
+    pub micro: usize,
+    /// Macro entries.
+    #[serde(rename = "macro")]
+    pub macro_: usize,
+}
+
+/// Weeks in the year heatmap: a full year, like a contribution graph.
+pub const HEATMAP_WEEKS: i64 = 53;
+/// Months in the micro/macro table when no start day is given.
+pub const DEFAULT_MONTHS: i32 = 12;
+/// Most months in the micro/macro table.
+pub const MAX_MONTHS: i32 = 36;
+/// Tags and areas listed.
+pub const TOP: usize = 5;
+
 /// What `failup stats` reports.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Stats {
@@ -46,11 +85,23 @@ pub struct Stats {
     /// Median whole days from the day of a setback to its first iteration, over entries that
     /// have one.
     pub median_days_to_first_iteration: Option<f64>,
+    /// Median whole days from the day of a setback to the day its loop was closed, over closed
+    /// entries.
+    pub median_days_to_closed: Option<f64>,
     /// Weeks in a row, ending with this week (or last week, while this one is still empty),
     /// with at least one entry.
     pub streak_weeks: u32,
     /// Entries per week for the chart, oldest first.
     pub weeks: Vec<WeekCount>,
+    /// Entries per day for the year heatmap: every day from the Monday [`HEATMAP_WEEKS`] weeks
+    /// back to today, oldest first.
+    pub days: Vec<DayCount>,
+    /// The most used tags, most first (ties by name).
+    pub top_tags: Vec<NameCount>,
+    /// The most used areas, most first (ties by name).
+    pub top_areas: Vec<NameCount>,
+    /// Micro and macro entries per month, oldest first, ending with this month.
+    pub months: Vec<MonthCount>,
 }
 
 impl Stats {
@@ -69,7 +120,32 @@ pub struct StatsBuilder {
     tz: TimeZone,
     stats: Stats,
     days_to_iteration: Vec<i64>,
+    days_to_closed: Vec<i64>,
     per_week: BTreeMap<Date, usize>,
+    per_day: BTreeMap<Date, usize>,
+    per_month: BTreeMap<(i16, i8), (usize, usize)>,
+    tags: HashMap<String, usize>,
+    areas: HashMap<String, usize>,
+}
+
+fn median(mut v: Vec<i64>) -> Option<f64> {
+    v.sort_unstable();
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2] as f64),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) as f64 / 2.0),
+    }
+}
+
+fn top(counts: HashMap<String, usize>) -> Vec<NameCount> {
+    let mut v: Vec<NameCount> = counts
+        .into_iter()
+        .map(|(name, count)| NameCount { name, count })
+        .collect();
+    v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+    v.truncate(TOP);
+    v
 }
 
 /// The Monday on or before `day`.
@@ -91,11 +167,21 @@ impl StatsBuilder {
                 iterated: 0,
                 closed: 0,
                 median_days_to_first_iteration: None,
+                median_days_to_closed: None,
                 streak_weeks: 0,
                 weeks: Vec::new(),
+                days: Vec::new(),
+                top_tags: Vec::new(),
+                top_areas: Vec::new(),
+                months: Vec::new(),
             },
             days_to_iteration: Vec::new(),
+            days_to_closed: Vec::new(),
             per_week: BTreeMap::new(),
+            per_day: BTreeMap::new(),
+            per_month: BTreeMap::new(),
+            tags: HashMap::new(),
+            areas: HashMap::new(),
         }
     }
 
@@ -115,21 +201,39 @@ impl StatsBuilder {
             let days = i64::from((first_day - e.day).get_days()).max(0);
             self.days_to_iteration.push(days);
         }
+        if let Some(closed) = e.closed_at {
+            let closed_day = closed.to_zoned_datetime(self.tz.clone()).date();
+            let days = i64::from((closed_day - e.day).get_days()).max(0);
+            self.days_to_closed.push(days);
+        }
         *self.per_week.entry(week_start(e.day)).or_default() += 1;
+        *self.per_day.entry(e.day).or_default() += 1;
+        let month = self
+            .per_month
+            .entry((e.day.year(), e.day.month()))
+            .or_default();
+        match e.scale {
+            Scale::Micro => month.0 += 1,
+            Scale::Macro => month.1 += 1,
+        }
+        for tag in &e.tags {
+            *self.tags.entry(tag.clone()).or_default() += 1;
+        }
+        if let Some(area) = &e.area {
+            *self.areas.entry(area.clone()).or_default() += 1;
+        }
     }
 
     /// Finishes the figures as of `today`; the chart starts at `since` (capped) or covers the last
     /// [`DEFAULT_CHART_WEEKS`].
     pub fn finish(mut self, today: Date, since: Option<Date>) -> Stats {
-        self.days_to_iteration.sort_unstable();
-        let n = self.days_to_iteration.len();
-        self.stats.median_days_to_first_iteration = match n {
-            0 => None,
-            _ if n % 2 == 1 => Some(self.days_to_iteration[n / 2] as f64),
-            _ => Some(
-                (self.days_to_iteration[n / 2 - 1] + self.days_to_iteration[n / 2]) as f64 / 2.0,
-            ),
-        };
+        self.stats.median_days_to_first_iteration =
+            median(std::mem::take(&mut self.days_to_iteration));
+        self.stats.median_days_to_closed = median(std::mem::take(&mut self.days_to_closed));
+        self.stats.top_tags = top(std::mem::take(&mut self.tags));
+        self.stats.top_areas = top(std::mem::take(&mut self.areas));
+        self.fill_days(today);
+        self.fill_months(today, since);
 
         let this_week = week_start(today);
         let mut week = this_week;
@@ -167,6 +271,47 @@ impl StatsBuilder {
             }
         }
         self.stats
+    }
+
+    fn fill_days(&mut self, today: Date) {
+        let Ok(mut day) = week_start(today).checked_sub((7 * (HEATMAP_WEEKS - 1)).days()) else {
+            return;
+        };
+        while day <= today {
+            self.stats.days.push(DayCount {
+                day,
+                count: self.per_day.get(&day).copied().unwrap_or(0),
+            });
+            match day.tomorrow() {
+                Ok(d) => day = d,
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn fill_months(&mut self, today: Date, since: Option<Date>) {
+        let index = |d: Date| i32::from(d.year()) * 12 + i32::from(d.month()) - 1;
+        let last = index(today);
+        let first = match since {
+            Some(d) => index(d).max(last - MAX_MONTHS + 1),
+            None => last - DEFAULT_MONTHS + 1,
+        };
+        for i in first..=last {
+            let (year, month) = (i.div_euclid(12), i.rem_euclid(12) + 1);
+            let (Ok(year), Ok(month)) = (i16::try_from(year), i8::try_from(month)) else {
+                continue;
+            };
+            let (micro, macro_) = self
+                .per_month
+                .get(&(year, month))
+                .copied()
+                .unwrap_or((0, 0));
+            self.stats.months.push(MonthCount {
+                month: format!("{year:04}-{month:02}"),
+                micro,
+                macro_,
+            });
+        }
     }
 }
 
@@ -230,6 +375,49 @@ mod tests {
         assert_eq!(s.median_days_to_first_iteration, Some(3.0));
         assert_eq!(s.iterated, 3);
         assert!((s.share(s.iterated) - 0.75).abs() < 1e-9);
+    }
+
+    #[test]
+    fn heatmap_months_tops_and_time_to_close() {
+        let today = Date::constant(2026, 11, 25);
+        let mut b = StatsBuilder::new(TimeZone::UTC);
+        let mut e = entry(1, Date::constant(2026, 11, 20));
+        e.tags = ["work".to_string(), "sleep".to_string()]
+            .into_iter()
+            .collect();
+        e.area = Some("work".into());
+        e.closed_at = Some("2026-11-24T08:00:00Z".parse().expect("ts"));
+        b.add(&e);
+        let mut e = entry(2, Date::constant(2026, 11, 20));
+        e.tags = ["work".to_string()].into_iter().collect();
+        e.scale = Scale::Macro;
+        b.add(&e);
+        b.add(&entry(3, Date::constant(2026, 1, 2)));
+        b.add(&entry(4, Date::constant(2024, 1, 2)));
+        let s = b.finish(today, None);
+        assert_eq!(s.median_days_to_closed, Some(4.0));
+        assert_eq!(
+            s.top_tags[0],
+            NameCount {
+                name: "work".into(),
+                count: 2
+            }
+        );
+        assert_eq!(s.top_tags[1].name, "sleep");
+        assert_eq!(s.top_areas.len(), 1);
+        assert_eq!(s.days.last().map(|d| d.day), Some(today));
+        assert_eq!(
+            s.days.first().map(|d| d.day.weekday()),
+            Some(jiff::civil::Weekday::Monday)
+        );
+        assert_eq!(s.days.iter().map(|d| d.count).sum::<usize>(), 3);
+        assert_eq!(s.months.len(), 12);
+        let nov = s.months.last().expect("month");
+        assert_eq!(
+            (nov.month.as_str(), nov.micro, nov.macro_),
+            ("2026-11", 1, 1)
+        );
+        assert_eq!(s.months[0].month, "2025-12");
     }
 
     #[test]

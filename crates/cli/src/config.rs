@@ -1,0 +1,463 @@
+//! The config file, `config.toml` in the home, and where each setting's value comes from.
+//!
+//! A setting is looked up in this order, and the first place that has it wins: the command line
+//! (where the setting has a flag), then the environment (`FAILUP_*`), then the file, then the
+//! default. `failup config set` edits the file with `toml_edit`, so comments and the order a
+//! person gave their file survive.
+//!
+//! Unknown keys and values of the wrong type are errors, not silently ignored: a typo such as
+//! `colour = "never"` would otherwise look like a setting that does nothing. The `config`
+//! commands themselves still run on such a file, so `failup config unset colour` can fix it.
+
+use std::fmt;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use failup_journal::{REFRAME_QUESTIONS, ReframeField};
+use toml_edit::{DocumentMut, Item, Table, Value};
+
+/// The config file's name in the home.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// Longest reframe question, in characters.
+const MAX_QUESTION: usize = 200;
+/// Longest story template, in bytes.
+const MAX_STORY_TEMPLATE: usize = 4000;
+/// Longest device name, in characters.
+const MAX_NAME: usize = 64;
+
+/// How a setting's text is checked and stored.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A device name: one line of at most [`MAX_NAME`] characters.
+    Name,
+    /// `host:port`.
+    Addr,
+    /// `true` or `false`.
+    Bool,
+    /// A shell command.
+    Command,
+    /// `auto`, `always` or `never`.
+    Color,
+    /// One line of at most [`MAX_QUESTION`] characters.
+    Question,
+    /// Free text of at most [`MAX_STORY_TEMPLATE`] bytes.
+    Story,
+}
+
+/// One setting.
+struct Key {
+    name: &'static str,
+    kind: Kind,
+    env: Option<&'static str>,
+    help: &'static str,
+}
+
+/// Every setting, in the order `config list` shows them.
+const KEYS: [Key; 9] = [
+    Key {
+        name: "name",
+        kind: Kind::Name,
+        env: Some("FAILUP_NAME"),
+        help: "what other devices call this one (default: the host name)",
+    },
+    Key {
+        name: "listen",
+        kind: Kind::Addr,
+        env: Some("FAILUP_LISTEN"),
+        help: "address and UDP port the daemon listens on",
+    },
+    Key {
+        name: "mdns",
+        kind: Kind::Bool,
+        env: Some("FAILUP_MDNS"),
+        help: "announce and look for devices on the local network",
+    },
+    Key {
+        name: "editor",
+        kind: Kind::Command,
+        env: Some("FAILUP_EDITOR"),
+        help: "editor for log and edit (default: $VISUAL, then $EDITOR, then vi)",
+    },
+    Key {
+        name: "color",
+        kind: Kind::Color,
+        env: Some("FAILUP_COLOR"),
+        help: "auto (on a terminal, unless NO_COLOR is set), always or never",
+    },
+    Key {
+        name: "prompts.lesson",
+        kind: Kind::Question,
+        env: None,
+        help: "the first reframe question",
+    },
+    Key {
+        name: "prompts.muscle",
+        kind: Kind::Question,
+        env: None,
+        help: "the second reframe question",
+    },
+    Key {
+        name: "prompts.use",
+        kind: Kind::Question,
+        env: None,
+        help: "the third reframe question",
+    },
+    Key {
+        name: "prompts.story",
+        kind: Kind::Story,
+        env: None,
+        help: "text the editor starts a new story with (default: empty)",
+    },
+];
+
+/// Where a setting's value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Nobody set it.
+    Default,
+    /// The config file.
+    File,
+    /// An environment variable.
+    Env(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File => f.write_str("file"),
+            Source::Env(var) => write!(f, "env {var}"),
+        }
+    }
+}
+
+/// When to colour output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set.
+    Auto,
+    /// Always, even into a pipe (for `less -R`).
+    Always,
+    /// Never.
+    Never,
+}
+
+fn key(name: &str) -> Result<&'static Key> {
+    KEYS.iter().find(|k| k.name == name).with_context(|| {
+        let known: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+        format!("unknown setting {name:?} (known: {})", known.join(", "))
+    })
+}
+
+fn default_of(k: &Key) -> String {
+    match k.name {
+        "listen" => SocketAddr::from(([0, 0, 0, 0], failup_daemon::DEFAULT_PORT)).to_string(),
+        "mdns" => "true".into(),
+        "color" => "auto".into(),
+        "name" => crate::network::host_name(),
+        "editor" => std::env::var("VISUAL")
+            .or_else(|_| std::env::var("EDITOR"))
+            .ok()
+            .filter(|e| !e.trim().is_empty())
+            .unwrap_or_else(|| "vi".into()),
+        "prompts.lesson" => question_of(ReframeField::Lesson).into(),
+        "prompts.muscle" => question_of(ReframeField::Muscle).into(),
+        "prompts.use" => question_of(ReframeField::Use).into(),
+        _ => String::new(),
+    }
+}
+
+fn question_of(field: ReframeField) -> &'static str {
+    REFRAME_QUESTIONS
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map(|(_, q)| *q)
+        .unwrap_or("")
+}
+
+/// Checks `text` as a value of `k` and returns it in the form the file stores.
+fn parse_value(k: &Key, text: &str) -> Result<Value> {
+    let one_line = |max: usize, what: &str| -> Result<Value> {
+        let t = text.trim();
+        if t.is_empty() {
+            bail!("{} cannot be empty", k.name);
+        }
+        if t.chars().any(char::is_control) {
+            bail!(
+                "{} must be one line of text without control characters",
+                k.name
+            );
+        }
+        if t.chars().count() > max {
+            bail!("{} is longer than {max} characters ({what})", k.name);
+        }
+        Ok(Value::from(t))
+    };
+    match k.kind {
+        Kind::Name => one_line(MAX_NAME, "a device name"),
+        Kind::Question => one_line(MAX_QUESTION, "a question"),
+        Kind::Command => one_line(1000, "a command"),
+        Kind::Addr => {
+            let t = text.trim();
+            t.parse::<SocketAddr>().with_context(|| {
+                format!(
+                    "{t:?} is not an address for {} (use host:port, e.g. 0.0.0.0:7676)",
+                    k.name
+                )
+            })?;
+            Ok(Value::from(t))
+        }
+        Kind::Bool => match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "on" | "yes" | "1" => Ok(Value::from(true)),
+            "false" | "off" | "no" | "0" => Ok(Value::from(false)),
+            _ => bail!("{} must be true or false, not {text:?}", k.name),
+        },
+        Kind::Color => match text.trim() {
+            "auto" | "always" | "never" => Ok(Value::from(text.trim())),
+            _ => bail!("{} must be auto, always or never, not {text:?}", k.name),
+        },
+        Kind::Story => {
+            if text.len() > MAX_STORY_TEMPLATE {
+                bail!("{} is longer than {MAX_STORY_TEMPLATE} bytes", k.name);
+            }
+            Ok(Value::from(text))
+        }
+    }
+}
+
+/// A stored value as text, checked against its key.
+fn value_text(k: &Key, item: &Item) -> Result<String> {
+    let text = match (k.kind, item.as_value()) {
+        (Kind::Bool, Some(Value::Boolean(b))) => b.value().to_string(),
+        (Kind::Bool, _) => bail!("{} must be true or false", k.name),
+        (_, Some(Value::String(s))) => s.value().clone(),
+        _ => bail!("{} must be a string", k.name),
+    };
+    parse_value(k, &text)?;
+    Ok(text)
+}
+
+/// The config file as read, with edits not yet saved.
+pub struct Config {
+    path: PathBuf,
+    doc: DocumentMut,
+}
+
+impl Config {
+    /// Reads the home's config file; a missing file is an empty one. Only TOML syntax is
+    /// checked here; [`Config::validate`] checks keys and values.
+    pub fn load(home: &Path) -> Result<Config> {
+        let path = home.join(CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            // A home not made yet has no settings; whether it can be made is for the command
+            // that needs it to find out and report.
+            Err(_) if !home.is_dir() => String::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let doc = text.parse::<DocumentMut>().map_err(|e| {
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or("invalid TOML").to_owned();
+            anyhow::anyhow!("{} is not valid TOML: {first}", path.display())
+        })?;
+        Ok(Config { path, doc })
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn item(&self, name: &str) -> Option<&Item> {
+        match name.split_once('.') {
+            Some((table, key)) => self.doc.get(table)?.get(key),
+            None => self.doc.get(name),
+        }
+    }
+
+    /// Every key in the file, dotted.
+    fn file_keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        for (k, item) in self.doc.iter() {
+            match item.as_table_like() {
+                Some(t) => {
+                    for (sub, _) in t.iter() {
+                        keys.push(format!("{k}.{sub}"));
+                    }
+                }
+                _ => keys.push(k.to_owned()),
+            }
+        }
+        keys
+    }
+
+    /// Fails on the first unknown key or bad value in the file, naming the file.
+    pub fn validate(&self) -> Result<()> {
+        for name in self.file_keys() {
+            let k = key(&name).with_context(|| format!("in {}", self.path.display()))?;
+            if let Some(item) = self.item(&name) {
+                value_text(k, item).with_context(|| format!("in {}", self.path.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The value in force for `name` and where it came from.
+    pub fn get(&self, name: &str) -> Result<(String, Source)> {
+        let k = key(name)?;
+        if let Some(var) = k.env {
+            if let Some(text) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
+                let v = parse_value(k, &text).with_context(|| format!("in ${var}"))?;
+                let text = match v {
+                    Value::Boolean(b) => b.value().to_string(),
+                    Value::String(s) => s.value().clone(),
+                    other => other.to_string(),
+                };
+                return Ok((text, Source::Env(var)));
+            }
+        }
+        match self.item(name) {
+            Some(item) => Ok((
+                value_text(k, item).with_context(|| format!("in {}", self.path.display()))?,
+                Source::File,
+            )),
+            None => Ok((default_of(k), Source::Default)),
+        }
+    }
+
+    /// The value in force for `name`, without its source.
+    pub fn value(&self, name: &str) -> Result<String> {
+        Ok(self.get(name)?.0)
+    }
+
+    /// A boolean setting.
+    pub fn flag(&self, name: &str) -> Result<bool> {
+        Ok(self.value(name)? == "true")
+    }
+
+    /// Sets `name` in the file (not yet saved), after checking the value.
+    pub fn set(&mut self, name: &str, text: &str) -> Result<()> {
+        let k = key(name)?;
+        let value = parse_value(k, text)?;
+        match name.split_once('.') {
+            Some((table, sub)) => {
+                let t = self
+                    .doc
+                    .entry(table)
+                    .or_insert_with(|| Item::Table(Table::new()));
+                let Some(t) = t.as_table_like_mut() else {
+                    bail!("{table} in {} is not a table", self.path.display());
+                };
+                t.insert(sub, Item::Value(value));
+            }
+            None => {
+                self.doc.insert(name, Item::Value(value));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `name` from the file (not yet saved), so its default applies again. Unknown keys
+    /// can be removed too: that is how a typo is fixed.
+    pub fn unset(&mut self, name: &str) -> Result<bool> {
+        let removed = match name.split_once('.') {
+            Some((table, sub)) => self
+                .doc
+                .get_mut(table)
+                .and_then(Item::as_table_like_mut)
+                .and_then(|t| t.remove(sub))
+                .is_some(),
+            None => self.doc.remove(name).is_some(),
+        };
+        if !removed {
+            key(name)?;
+        }
+        Ok(removed)
+    }
+
+    /// Writes the file beside itself and renames it into place, readable by the owner alone.
+    pub fn save(&self) -> Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let what = || format!("cannot write {}", self.path.display());
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(what)?;
+        tmp.write_all(self.doc.to_string().as_bytes())
+            .with_context(what)?;
+        tmp.as_file().sync_all().with_context(what)?;
+        tmp.persist(&self.path).with_context(what)?;
+        Ok(())
+    }
+
+    /// The file's keys that are not settings, for `config list` to point out.
+    pub fn unknown_keys(&self) -> Vec<String> {
+        self.file_keys()
+            .into_iter()
+            .filter(|k| key(k).is_err())
+            .collect()
+    }
+
+    /// The three reframe questions in force, in template order.
+    pub fn questions(&self) -> Result<[(ReframeField, String); 3]> {
+        Ok([
+            (ReframeField::Lesson, self.value("prompts.lesson")?),
+            (ReframeField::Muscle, self.value("prompts.muscle")?),
+            (ReframeField::Use, self.value("prompts.use")?),
+        ])
+    }
+}
+
+/// A value as `config list` shows it: TOML's spelling, so it can be pasted into the file.
+pub fn display(name: &str, value: &str) -> String {
+    match key(name) {
+        Ok(k) if k.kind == Kind::Bool => value.to_owned(),
+        _ => Value::from(value).to_string(),
+    }
+}
+
+/// Every setting's name and help, in order.
+pub fn keys() -> impl Iterator<Item = (&'static str, &'static str)> {
+    KEYS.iter().map(|k| (k.name, k.help))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join(CONFIG_FILE), text).expect("write");
+        Config::load(dir.path()).expect("load")
+    }
+
+    #[test]
+    fn set_keeps_comments_and_order() {
+        let mut c = config("# mine\ncolor = \"never\" # quiet\n\n[prompts]\nuse = \"How?\"\n");
+        c.set("mdns", "off").expect("set");
+        c.set("prompts.lesson", "What now?").expect("set");
+        let text = c.doc.to_string();
+        assert!(
+            text.starts_with("# mine\ncolor = \"never\" # quiet\n"),
+            "{text}"
+        );
+        assert!(text.contains("mdns = false"), "{text}");
+        assert!(text.contains("lesson = \"What now?\""), "{text}");
+        assert_eq!(c.value("prompts.use").expect("use"), "How?");
+    }
+
+    #[test]
+    fn bad_files_and_values_are_named() {
+        let c = config("colour = \"never\"\n");
+        assert!(format!("{:#}", c.validate().unwrap_err()).contains("unknown setting \"colour\""));
+        let c = config("mdns = \"maybe\"\n");
+        assert!(c.validate().is_err());
+        let c = config("listen = \"nowhere\"\n");
+        assert!(c.validate().is_err());
+        let mut c = config("");
+        assert!(c.set("color", "sometimes").is_err());
+        assert!(c.set("prompts.lesson", "two\nlines").is_err());
+        assert!(c.set("nope", "x").is_err());
+    }
+}
