@@ -260,3 +260,37 @@ fn doctor_reports_each_paired_device_in_sync_or_not_reachable() {
     assert!(text.contains("is not reachable now"), "{text}");
     assert!(text.contains("failup peers addr"), "{text}");
 }
+
+#[test]
+fn sync_shows_progress_on_a_terminal_and_only_the_result_in_a_pipe() {
+    let a = Daemon::start("alpha");
+    let b = Daemon::start("beta");
+    a.pair(&b);
+    for n in 0..50 {
+        a.ok(&["log", &format!("setback {n}")]);
+    }
+    let piped = a.run(&["sync", "--timeout", "20s"]);
+    assert!(piped.status.success(), "{piped:?}");
+    assert!(String::from_utf8_lossy(&piped.stdout).starts_with("in sync: "));
+    assert!(
+        piped.stderr.is_empty(),
+        "no progress in a pipe: {:?}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+
+    // On a pseudo-terminal (util-linux `script`), the spinner draws on stderr.
+    let line = format!(
+        "'{}' sync --timeout 20s",
+        failup_bin().display().to_string().replace('\'', r"'\''")
+    );
+    let tty = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("FAILUP_HOME", a.home.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    let drawn = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{drawn}");
+    assert!(drawn.contains("syncing: "), "{drawn:?}");
+    assert!(drawn.contains("in sync: "), "{drawn:?}");
+}

@@ -355,8 +355,9 @@ pub fn sync(ctx: &Ctx, timeout: &str, out: &mut dyn Write) -> Result<()> {
     let wait = Some(timeout + Duration::from_secs(10));
     let answer = if std::io::stderr().is_terminal() {
         // The sync call blocks; a second connection polls the daemon's counters meanwhile.
-        let worker = std::thread::spawn(move || ask(&mut c, request, wait));
         let bar = crate::progress::spinner();
+        bar.set_message("syncing: asking each device what it lacks");
+        let worker = std::thread::spawn(move || ask(&mut c, request, wait));
         let mut watch = Client::connect(&ctx.home);
         while !worker.is_finished() {
             if let Some(Ok(Response::Status(s))) = watch
