@@ -46,6 +46,18 @@ impl Home {
     pub fn cmd(&self) -> Command {
         let mut cmd = Command::new(failup_bin());
         cmd.env("FAILUP_HOME", self.path()).env("TZ", "UTC");
+        // Settings from the developer's or CI's environment would change what failup does.
+        for var in [
+            "NO_COLOR",
+            "FAILUP_COLOR",
+            "FAILUP_EDITOR",
+            "FAILUP_NOW",
+            "FAILUP_MDNS",
+            "FAILUP_NAME",
+            "FAILUP_LISTEN",
+        ] {
+            cmd.env_remove(var);
+        }
         cmd
     }
 }

@@ -134,6 +134,11 @@ fn the_service_files_start_a_daemon_that_logs_json_and_stops_on_sigterm() {
         .output()
         .expect("log");
     assert!(id.status.success());
+    wait_until(
+        "the daemon to log its start",
+        Duration::from_secs(30),
+        || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("listening on")),
+    );
     assert!(daemon.terminate().success(), "a clean stop exits 0");
 
     let text = std::fs::read_to_string(&log).expect("log");
@@ -189,9 +194,12 @@ fn the_daemon_takes_its_settings_from_the_config_file_and_flags_beat_it() {
             .spawn()
             .expect("spawn");
         let r = Running(Some(child));
-        wait_until("the daemon to answer", Duration::from_secs(30), || {
-            status(&home)["running"] == true
-        });
+        // The first log line comes just after the control socket opens.
+        wait_until(
+            "the daemon to log its start",
+            Duration::from_secs(30),
+            || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("listening on")),
+        );
         r
     };
     // The daemon names itself, and says whether mDNS is on, in its first log line.

@@ -303,6 +303,31 @@ impl Config {
                 value_text(k, item).with_context(|| format!("in {}", self.path.display()))?;
             }
         }
+        self.distinct_questions()
+            .with_context(|| format!("in {}", self.path.display()))
+    }
+
+    /// The editor template tells sections apart by their headings: two questions alike, or a
+    /// question spelled like a fixed heading, would make one answer overwrite another.
+    fn distinct_questions(&self) -> Result<()> {
+        let questions = self.questions()?;
+        let mut seen: Vec<String> = crate::editor::fixed_headings()
+            .map(str::to_lowercase)
+            .collect();
+        for (field, q) in &questions {
+            let q = q.trim().to_lowercase();
+            if seen.contains(&q) {
+                let key = match field {
+                    ReframeField::Lesson => "prompts.lesson",
+                    ReframeField::Muscle => "prompts.muscle",
+                    ReframeField::Use => "prompts.use",
+                };
+                bail!(
+                    "{key} {q:?} is the same as another heading of the editor template; give it its own words"
+                );
+            }
+            seen.push(q);
+        }
         Ok(())
     }
 
@@ -358,7 +383,7 @@ impl Config {
                 self.doc.insert(name, Item::Value(value));
             }
         }
-        Ok(())
+        self.distinct_questions()
     }
 
     /// Removes `name` from the file (not yet saved), so its default applies again. Unknown keys
@@ -459,5 +484,13 @@ mod tests {
         assert!(c.set("color", "sometimes").is_err());
         assert!(c.set("prompts.lesson", "two\nlines").is_err());
         assert!(c.set("nope", "x").is_err());
+        let err = c
+            .set(
+                "prompts.lesson",
+                "What muscle is this moment building in me?",
+            )
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("the same as another heading"));
+        assert!(c.set("prompts.use", "next step").is_err());
     }
 }

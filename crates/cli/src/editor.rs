@@ -38,18 +38,23 @@ fn sections(prompts: &Prompts) -> Vec<(Section, String)> {
         .iter()
         .map(|(f, q)| (Section::Reframe(*f), q.clone()))
         .collect();
-    v.extend(
-        [
-            (Section::Next, "Next step"),
-            (Section::Area, "Area"),
-            (Section::Tags, "Tags (separated by spaces)"),
-            (Section::Feeling, "Feeling (1-5)"),
-            (Section::Scale, "Scale (micro or macro)"),
-            (Section::Day, "Day (YYYY-MM-DD)"),
-        ]
-        .map(|(s, h)| (s, h.to_owned())),
-    );
+    v.extend(FIXED.map(|(s, h)| (s, h.to_owned())));
     v
+}
+
+/// The sections whose headings are not questions a person can change.
+const FIXED: [(Section, &str); 6] = [
+    (Section::Next, "Next step"),
+    (Section::Area, "Area"),
+    (Section::Tags, "Tags (separated by spaces)"),
+    (Section::Feeling, "Feeling (1-5)"),
+    (Section::Scale, "Scale (micro or macro)"),
+    (Section::Day, "Day (YYYY-MM-DD)"),
+];
+
+/// Headings a reframe question must not take: the template could not tell the sections apart.
+pub fn fixed_headings() -> impl Iterator<Item = &'static str> {
+    FIXED.iter().map(|(_, h)| *h)
 }
 
 /// A field the template can set.
@@ -81,6 +86,11 @@ pub struct Form {
 }
 
 impl Form {
+    /// Whether the section's heading was in the text at all.
+    pub fn has(&self, section: Section) -> bool {
+        self.sections.iter().any(|(s, _)| *s == section)
+    }
+
     /// The trimmed text of a section, `None` when empty.
     pub fn get(&self, section: Section) -> Option<&str> {
         self.sections
@@ -162,6 +172,12 @@ pub fn parse(prompts: &Prompts, text: &str) -> Result<Form> {
                 .map(|(s, _)| *s)
                 .with_context(|| format!("unknown section {:?} in the template", heading.trim()))?;
             flush(&mut form, current, &mut buf);
+            if form.has(section) || current == Some(section) {
+                bail!(
+                    "the section {:?} appears twice in the template",
+                    heading.trim()
+                );
+            }
             current = Some(section);
             continue;
         }

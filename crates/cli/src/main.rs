@@ -207,9 +207,16 @@ fn run(cli: Cli) -> Result<()> {
     if !matches!(cli.command, Command::Config(_) | Command::Doctor) {
         config.validate()?;
     }
+    let fixing = matches!(cli.command, Command::Config(_) | Command::Doctor);
+    let color = match config.value("color") {
+        Ok(c) => c,
+        // A bad colour setting must not stop the commands that report or fix it.
+        Err(_) if fixing => "auto".to_owned(),
+        Err(e) => return Err(e),
+    };
     let choice = match cli.color {
         Some(c) => c,
-        None => match config.value("color")?.as_str() {
+        None => match color.as_str() {
             "always" => ColorChoice::Always,
             "never" => ColorChoice::Never,
             _ => ColorChoice::Auto,
@@ -338,6 +345,13 @@ fn run(cli: Cli) -> Result<()> {
             let stats = builder.finish(ctx.today, since);
             if let Some(path) = &svg {
                 write_atomically(path, svg::stats(&stats, ctx.today).as_bytes())?;
+                // A picture made to be shared: readable by others, like any file a person saves.
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+                        .with_context(|| format!("cannot set permissions of {}", path.display()))?;
+                }
                 eprintln!("wrote the charts to {}", path.display());
             }
             if ctx.json {
@@ -463,14 +477,18 @@ fn config_command(ctx: &Ctx, cmd: args::ConfigCommand, out: &mut dyn Write) -> R
         C::List => {
             let mut rows = Vec::new();
             for (key, help) in config::keys() {
-                let (value, source) = ctx.config.get(key)?;
+                // A bad value is listed with its error, so the list shows what to fix.
+                let (value, source) = match ctx.config.get(key) {
+                    Ok((v, s)) => (v, s.to_string()),
+                    Err(e) => (String::new(), format!("error: {e:#}")),
+                };
                 rows.push((key, value, source, help));
             }
             if ctx.json {
                 let v: Vec<serde_json::Value> = rows
                     .iter()
                     .map(|(k, v, s, h)| {
-                        serde_json::json!({"key": k, "value": v, "source": s.to_string(), "help": h})
+                        serde_json::json!({"key": k, "value": v, "source": s, "help": h})
                     })
                     .collect();
                 serde_json::to_writer_pretty(&mut *out, &v)?;
@@ -636,7 +654,8 @@ fn log(ctx: &Ctx, args: LogArgs, out: &mut dyn Write) -> Result<()> {
             &editor::template(&prompts, None, &ctx.today.to_string()),
         )?;
         let form = editor::parse(&prompts, &written)?;
-        if form.text.is_empty() {
+        // The story template left as it was is no story either.
+        if form.text.is_empty() || form.text.trim() == prompts.story.trim() {
             bail!("nothing logged: the story was left empty");
         }
         new.text = form.text.clone();
@@ -872,18 +891,22 @@ fn edit(ctx: &Ctx, a: EditArgs) -> Result<()> {
 /// The difference between an entry and what the person left in the editor.
 fn patch_from_form(ctx: &Ctx, e: &Entry, form: &editor::Form) -> Result<EntryPatch> {
     let v = form_values(ctx, form)?;
-    let changed = |old: Option<&str>, new: Option<String>| (old != new.as_deref()).then_some(new);
+    // A section whose heading was deleted leaves its field as it was: only text written (or
+    // emptied) under a heading changes anything.
+    let changed = |section: Section, old: Option<&str>, new: Option<String>| {
+        (form.has(section) && old != new.as_deref()).then_some(new)
+    };
     let mut patch = EntryPatch {
         text: (form.text != e.text).then(|| form.text.clone()),
         scale: v.scale.filter(|s| *s != e.scale),
         day: v.day.filter(|d| *d != e.day),
-        area: changed(e.area.as_deref(), v.area),
-        next: changed(e.next.as_deref(), v.next),
-        feeling: (v.feeling != e.feeling).then_some(v.feeling),
+        area: changed(Section::Area, e.area.as_deref(), v.area),
+        next: changed(Section::Next, e.next.as_deref(), v.next),
+        feeling: (form.has(Section::Feeling) && v.feeling != e.feeling).then_some(v.feeling),
         ..EntryPatch::default()
     };
     for (field, value) in v.reframe {
-        let c = changed(e.reframe(field), value);
+        let c = changed(Section::Reframe(field), e.reframe(field), value);
         match field {
             ReframeField::Lesson => patch.lesson = c,
             ReframeField::Muscle => patch.muscle = c,
@@ -895,6 +918,9 @@ fn patch_from_form(ctx: &Ctx, e: &Entry, form: &editor::Form) -> Result<EntryPat
         .iter()
         .map(|t| failup_journal::entry::normalize_tag(t))
         .collect::<Result<_, _>>()?;
+    if !form.has(Section::Tags) {
+        return Ok(patch);
+    }
     patch.add_tags = wanted
         .iter()
         .filter(|t| !e.tags.contains(*t))

@@ -21,6 +21,8 @@ pub fn bytes(what: &str) -> ProgressBar {
     {
         bar.set_style(style);
     }
+    // Drawn once now: a short job may end before the ticker thread first runs.
+    bar.tick();
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
 }

@@ -71,10 +71,11 @@ pub fn stats(s: &Stats, today: Date) -> String {
             pct(s.closed)
         ),
         format!(
-            "median to first iteration {}   median to closed {}   streak {} weeks",
+            "median to first iteration {}   median to closed {}   streak {} week{}",
             days(s.median_days_to_first_iteration),
             days(s.median_days_to_closed),
-            s.streak_weeks
+            s.streak_weeks,
+            if s.streak_weeks == 1 { "" } else { "s" }
         ),
     ] {
         text(&mut body, LEFT, y, 12, &line);
