@@ -10,7 +10,6 @@
 //! commands themselves still run on such a file, so `failup config unset colour` can fix it.
 
 use std::fmt;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -406,14 +405,8 @@ impl Config {
 
     /// Writes the file beside itself and renames it into place, readable by the owner alone.
     pub fn save(&self) -> Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let what = || format!("cannot write {}", self.path.display());
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(what)?;
-        tmp.write_all(self.doc.to_string().as_bytes())
-            .with_context(what)?;
-        tmp.as_file().sync_all().with_context(what)?;
-        tmp.persist(&self.path).with_context(what)?;
-        Ok(())
+        let text = self.doc.to_string();
+        crate::write_atomically(&self.path, |w| w.write_all(text.as_bytes()))
     }
 
     /// The file's keys that are not settings, for `config list` to point out.

@@ -344,7 +344,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             let stats = builder.finish(ctx.today, since);
             if let Some(path) = &svg {
-                write_atomically(path, svg::stats(&stats, ctx.today).as_bytes())?;
+                let picture = svg::stats(&stats, ctx.today);
+                write_atomically(path, |w| w.write_all(picture.as_bytes()))?;
                 // A picture made to be shared: readable by others, like any file a person saves.
                 #[cfg(unix)]
                 {
@@ -544,16 +545,23 @@ fn config_command(ctx: &Ctx, cmd: args::ConfigCommand, out: &mut dyn Write) -> R
     Ok(())
 }
 
-/// Writes `bytes` beside `path` and renames the result into place, so a failed write never
-/// leaves half a file where an older, complete one stood.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes a file beside `path` with `write` and renames it into place once it is whole and on
+/// disk, so a failed write never leaves half a file where an older, complete one stood.
+pub(crate) fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
     let what = || format!("cannot write {}", path.display());
     let mut tmp = tempfile::NamedTempFile::new_in(&dir).with_context(what)?;
-    tmp.write_all(bytes).with_context(what)?;
+    {
+        let mut w = io::BufWriter::new(tmp.as_file_mut());
+        write(&mut w).with_context(what)?;
+        w.flush().with_context(what)?;
+    }
     tmp.as_file().sync_all().with_context(what)?;
     tmp.persist(path).with_context(what)?;
     Ok(())
@@ -987,25 +995,7 @@ fn export_journal(
             bar.finish_and_clear();
         }
         Some(path) => {
-            // Write beside the target and rename, so a failed export never leaves half a file
-            // where an older, complete one stood.
-            let dir = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-                _ => PathBuf::from("."),
-            };
-            let mut tmp = tempfile::NamedTempFile::new_in(&dir)
-                .with_context(|| format!("cannot write in {}", dir.display()))?;
-            {
-                let mut w = io::BufWriter::new(tmp.as_file_mut());
-                write(&mut w).with_context(|| format!("cannot write {}", path.display()))?;
-                w.flush()
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-            }
-            tmp.as_file()
-                .sync_all()
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            tmp.persist(&path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            write_atomically(&path, write)?;
             bar.finish_and_clear();
             eprintln!("exported {} entries to {}", entries.len(), path.display());
         }
