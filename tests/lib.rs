@@ -18,6 +18,27 @@ pub fn failup_bin() -> PathBuf {
     path
 }
 
+/// Variables from the developer's or CI's environment that would change what failup does:
+/// settings, the editor, colour, the pinned clock.
+pub const OUTSIDE_SETTINGS: [&str; 9] = [
+    "EDITOR",
+    "VISUAL",
+    "NO_COLOR",
+    "FAILUP_COLOR",
+    "FAILUP_EDITOR",
+    "FAILUP_NOW",
+    "FAILUP_MDNS",
+    "FAILUP_NAME",
+    "FAILUP_LISTEN",
+];
+
+/// Removes [`OUTSIDE_SETTINGS`] from `cmd`'s environment, so a test sees only what it sets.
+pub fn isolate(cmd: &mut Command) {
+    for var in OUTSIDE_SETTINGS {
+        cmd.env_remove(var);
+    }
+}
+
 /// A temporary home for one test.
 pub struct Home {
     /// Removed when the test ends.
@@ -46,18 +67,7 @@ impl Home {
     pub fn cmd(&self) -> Command {
         let mut cmd = Command::new(failup_bin());
         cmd.env("FAILUP_HOME", self.path()).env("TZ", "UTC");
-        // Settings from the developer's or CI's environment would change what failup does.
-        for var in [
-            "NO_COLOR",
-            "FAILUP_COLOR",
-            "FAILUP_EDITOR",
-            "FAILUP_NOW",
-            "FAILUP_MDNS",
-            "FAILUP_NAME",
-            "FAILUP_LISTEN",
-        ] {
-            cmd.env_remove(var);
-        }
+        isolate(&mut cmd);
         cmd
     }
 }

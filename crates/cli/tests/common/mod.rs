@@ -8,20 +8,6 @@ use std::process::Output;
 
 use assert_cmd::Command;
 
-/// Variables from the developer's or CI's environment that would change what failup does.
-const CLEARED: [&str; 10] = [
-    "EDITOR",
-    "VISUAL",
-    "NO_COLOR",
-    "FAILUP_COLOR",
-    "FAILUP_EDITOR",
-    "FAILUP_NOW",
-    "FAILUP_MDNS",
-    "FAILUP_NAME",
-    "FAILUP_LISTEN",
-    "RUST_LOG",
-];
-
 /// A throwaway home for one test.
 pub struct Home {
     pub dir: tempfile::TempDir,
@@ -45,10 +31,10 @@ impl Home {
     /// `failup` with this home, UTC, and no editor from the environment.
     pub fn std_cmd(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("failup"));
-        cmd.env("FAILUP_HOME", self.path()).env("TZ", "UTC");
-        for var in CLEARED {
-            cmd.env_remove(var);
-        }
+        cmd.env("FAILUP_HOME", self.path())
+            .env("TZ", "UTC")
+            .env_remove("RUST_LOG");
+        failup_tests::isolate(&mut cmd);
         cmd
     }
 
@@ -106,10 +92,9 @@ impl Home {
             .args(["-qec", &line, "/dev/null"])
             .env("FAILUP_HOME", self.path())
             .env("TZ", "UTC")
-            .env("TERM", "xterm-256color");
-        for var in CLEARED {
-            std_cmd.env_remove(var);
-        }
+            .env("TERM", "xterm-256color")
+            .env_remove("RUST_LOG");
+        failup_tests::isolate(&mut std_cmd);
         for (k, v) in env {
             std_cmd.env(k, v);
         }
