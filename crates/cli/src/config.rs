@@ -203,7 +203,7 @@ fn parse_value(k: &Key, text: &str) -> Result<Value> {
             let t = text.trim();
             t.parse::<SocketAddr>().with_context(|| {
                 format!(
-                    "{t:?} is not an address for {} (use host:port, e.g. 0.0.0.0:7676)",
+                    "{t:?} is not an address for {} (use IP:port, e.g. 0.0.0.0:7676)",
                     k.name
                 )
             })?;
@@ -425,6 +425,15 @@ impl Config {
             (ReframeField::Use, self.value("prompts.use")?),
         ])
     }
+}
+
+/// Checks a value given for `name` on the command line by the rules of the file, and returns it
+/// as it will be used (trimmed).
+pub fn check(name: &str, text: &str) -> Result<String> {
+    Ok(match parse_value(key(name)?, text)? {
+        Value::String(s) => s.value().clone(),
+        other => other.to_string(),
+    })
 }
 
 /// A value as `config list` shows it: TOML's spelling, so it can be pasted into the file.

@@ -305,7 +305,17 @@ pub fn run(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     let mut findings = home(ctx);
     findings.push(config(ctx));
     let home_ok = ctx.home.is_dir();
-    let newest = if home_ok {
+    // Looking must not create: a home with no journal yet is reported, not given one.
+    let has_store = ctx.home.join(crate::STORE_FILE).is_file();
+    if home_ok && !has_store {
+        findings.push(finding(
+            "store",
+            Level::Warn,
+            "no journal here yet".into(),
+            Some("log a first entry, or `failup init`".into()),
+        ));
+    }
+    let newest = if has_store {
         let (f, newest) = store(ctx);
         findings.push(f);
         newest

@@ -410,11 +410,11 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let settings = network::DaemonSettings {
                 listen: match listen {
-                    Some(l) => l,
+                    Some(l) => config::check("listen", &l).context("--listen")?,
                     None => ctx.config.value("listen")?,
                 },
                 name: match name {
-                    Some(n) => n,
+                    Some(n) => config::check("name", &n).context("--name")?,
                     None => ctx.config.value("name")?,
                 },
                 mdns: !no_mdns && ctx.config.flag("mdns")?,
@@ -546,16 +546,22 @@ fn config_command(ctx: &Ctx, cmd: args::ConfigCommand, out: &mut dyn Write) -> R
 }
 
 /// Writes a file beside `path` with `write` and renames it into place once it is whole and on
-/// disk, so a failed write never leaves half a file where an older, complete one stood.
+/// disk, so a failed write never leaves half a file where an older, complete one stood. A
+/// symlink (a config file kept with a person's dotfiles) stays a symlink: its target is
+/// replaced. The directory is synced too, so the rename itself survives a power cut.
 pub(crate) fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<()> {
-    let dir = match path.parent() {
+    let what = || format!("cannot write {}", path.display());
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).with_context(what)?,
+        _ => path.to_owned(),
+    };
+    let dir = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    let what = || format!("cannot write {}", path.display());
     let mut tmp = tempfile::NamedTempFile::new_in(&dir).with_context(what)?;
     {
         let mut w = io::BufWriter::new(tmp.as_file_mut());
@@ -563,7 +569,11 @@ pub(crate) fn write_atomically(
         w.flush().with_context(what)?;
     }
     tmp.as_file().sync_all().with_context(what)?;
-    tmp.persist(path).with_context(what)?;
+    tmp.persist(&target).with_context(what)?;
+    #[cfg(unix)]
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .with_context(what)?;
     Ok(())
 }
 

@@ -508,3 +508,55 @@ fn doctor_says_what_is_wrong_and_what_to_do() {
     assert_eq!(v["problems"], 2);
     assert!(v["checks"].as_array().expect("checks").len() >= 6);
 }
+
+#[test]
+fn config_kept_as_a_symlink_stays_one_and_daemon_flags_follow_the_same_rules() {
+    let home = Home::new();
+    home.ok(&["init"]);
+    // Dotfiles: config.toml is a link into another directory.
+    let dotfiles = home.dir.path().join("dotfiles");
+    std::fs::create_dir_all(&dotfiles).expect("mkdir");
+    let real = dotfiles.join("failup.toml");
+    std::fs::write(&real, "# mine\ncolor = \"never\"\n").expect("write");
+    let link = home.path().join("config.toml");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    home.ok(&["config", "set", "mdns", "false"]);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .expect("meta")
+            .file_type()
+            .is_symlink()
+    );
+    let text = std::fs::read_to_string(&real).expect("read");
+    assert!(text.starts_with("# mine\ncolor = \"never\"\n"), "{text}");
+    assert!(text.contains("mdns = false"), "{text}");
+
+    // A name the config file would refuse is refused on the command line too.
+    let long = "x".repeat(65);
+    let err = home.fails(
+        &[
+            "daemon",
+            "--name",
+            &long,
+            "--listen",
+            "127.0.0.1:0",
+            "--no-mdns",
+        ],
+        1,
+    );
+    assert!(err.contains("--name"), "{err}");
+}
+
+#[test]
+fn doctor_only_looks() {
+    let home = Home::new();
+    std::fs::create_dir_all(home.path()).expect("mkdir");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let out = home.ok(&["doctor"]);
+    assert!(
+        out.contains("warn    store    no journal here yet"),
+        "{out}"
+    );
+    assert!(!home.store().exists(), "doctor created a journal");
+}
