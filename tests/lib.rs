@@ -63,6 +63,16 @@ impl Home {
         self.path().join("journal.redb")
     }
 
+    /// `failup --json status` in this home; `Null` when it does not answer with JSON.
+    pub fn status(&self) -> serde_json::Value {
+        let out = self
+            .cmd()
+            .args(["--json", "status"])
+            .output()
+            .expect("status");
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
     /// `failup` set up to use this home.
     pub fn cmd(&self) -> Command {
         let mut cmd = Command::new(failup_bin());
@@ -186,13 +196,7 @@ impl Daemon {
 
     /// `failup --json status`.
     pub fn status(&self) -> serde_json::Value {
-        let out = self
-            .home
-            .cmd()
-            .args(["--json", "status"])
-            .output()
-            .expect("status");
-        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+        self.home.status()
     }
 
     /// Runs `failup ARGS` against this home and returns the output.

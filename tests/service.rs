@@ -78,15 +78,6 @@ fn plist_args() -> Vec<String> {
     strings[1..].to_vec()
 }
 
-fn status(home: &Home) -> serde_json::Value {
-    let out = home
-        .cmd()
-        .args(["--json", "status"])
-        .output()
-        .expect("status");
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-}
-
 /// Starts `failup ARGS` as the service would, with settings from the environment only.
 fn start_as_service(home: &Home, args: &[String], log: &Path) -> Running {
     let child = std::process::Command::new(failup_bin())
@@ -104,7 +95,7 @@ fn start_as_service(home: &Home, args: &[String], log: &Path) -> Running {
     wait_until(
         "the service's daemon to answer",
         Duration::from_secs(30),
-        || status(home)["running"] == true,
+        || home.status()["running"] == true,
     );
     running
 }
@@ -119,7 +110,7 @@ fn the_service_files_start_a_daemon_that_logs_json_and_stops_on_sigterm() {
     let home = Home::new();
     let log = home.path().with_extension("log");
     let mut daemon = start_as_service(&home, &unit_args(), &log);
-    let listen = status(&home)["listen"][0]
+    let listen = home.status()["listen"][0]
         .as_str()
         .expect("listen")
         .to_owned();
@@ -206,7 +197,7 @@ fn the_daemon_takes_its_settings_from_the_config_file_and_flags_beat_it() {
     let started = || std::fs::read_to_string(&log).expect("log");
     let mut d = spawn(&[]);
     assert!(
-        status(&home)["listen"][0]
+        home.status()["listen"][0]
             .as_str()
             .is_some_and(|l| l.starts_with("127.0.0.1:"))
     );

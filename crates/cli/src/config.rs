@@ -162,19 +162,21 @@ fn default_of(k: &Key) -> String {
             .ok()
             .filter(|e| !e.trim().is_empty())
             .unwrap_or_else(|| "vi".into()),
-        "prompts.lesson" => question_of(ReframeField::Lesson).into(),
-        "prompts.muscle" => question_of(ReframeField::Muscle).into(),
-        "prompts.use" => question_of(ReframeField::Use).into(),
-        _ => String::new(),
+        name => REFRAME_QUESTIONS
+            .iter()
+            .find(|(f, _)| prompt_key(*f) == name)
+            .map(|(_, q)| (*q).to_owned())
+            .unwrap_or_default(),
     }
 }
 
-fn question_of(field: ReframeField) -> &'static str {
-    REFRAME_QUESTIONS
-        .iter()
-        .find(|(f, _)| *f == field)
-        .map(|(_, q)| *q)
-        .unwrap_or("")
+/// The setting that holds a reframe question.
+fn prompt_key(field: ReframeField) -> &'static str {
+    match field {
+        ReframeField::Lesson => "prompts.lesson",
+        ReframeField::Muscle => "prompts.muscle",
+        ReframeField::Use => "prompts.use",
+    }
 }
 
 /// Checks `text` as a value of `k` and returns it in the form the file stores.
@@ -316,11 +318,7 @@ impl Config {
         for (field, q) in &questions {
             let q = q.trim().to_lowercase();
             if seen.contains(&q) {
-                let key = match field {
-                    ReframeField::Lesson => "prompts.lesson",
-                    ReframeField::Muscle => "prompts.muscle",
-                    ReframeField::Use => "prompts.use",
-                };
+                let key = prompt_key(*field);
                 bail!(
                     "{key} {q:?} is the same as another heading of the editor template; give it its own words"
                 );
@@ -419,10 +417,11 @@ impl Config {
 
     /// The three reframe questions in force, in template order.
     pub fn questions(&self) -> Result<[(ReframeField, String); 3]> {
+        let [a, b, c] = REFRAME_QUESTIONS.map(|(f, _)| f);
         Ok([
-            (ReframeField::Lesson, self.value("prompts.lesson")?),
-            (ReframeField::Muscle, self.value("prompts.muscle")?),
-            (ReframeField::Use, self.value("prompts.use")?),
+            (a, self.value(prompt_key(a))?),
+            (b, self.value(prompt_key(b))?),
+            (c, self.value(prompt_key(c))?),
         ])
     }
 }

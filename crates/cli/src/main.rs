@@ -23,11 +23,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, Parser, ValueEnum};
 use failup_journal::export::{self, EntryView, MAX_IMPORT_BYTES};
 use failup_journal::{
-    Entry, EntryId, EntryPatch, Filter, Iteration, IterationId, NewEntry, Outcome, ReframeField,
-    Scale, StatsBuilder, Status, Today,
+    Entry, EntryPatch, Filter, Iteration, IterationId, NewEntry, Outcome, REFRAME_QUESTIONS,
+    ReframeField, Scale, StatsBuilder, Status, Today,
 };
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -37,6 +37,7 @@ use journal::Journal;
 use args::{Cli, Command, EditArgs, ExportFormat, FieldArgs, LogArgs, OutcomeArg, ScaleArg};
 use config::{ColorChoice, Config};
 use editor::{Prompts, Section};
+use render::short;
 use style::Style;
 
 /// How long a command waits for another process to release the journal.
@@ -77,12 +78,16 @@ impl Ctx {
     }
 
     pub(crate) fn resolve(&self, prefix: &str) -> Result<Entry> {
-        let mut journal = self.open()?;
-        let id = journal.resolve(prefix)?;
-        journal
-            .get(id)?
-            .with_context(|| format!("entry {id} vanished while reading it"))
+        fetch(&mut self.open()?, prefix)
     }
+}
+
+/// The entry an id prefix names.
+fn fetch(journal: &mut Journal, prefix: &str) -> Result<Entry> {
+    let id = journal.resolve(prefix)?;
+    journal
+        .get(id)?
+        .with_context(|| format!("entry {id} vanished while reading it"))
 }
 
 fn main() -> ExitCode {
@@ -204,24 +209,19 @@ fn run(cli: Cli) -> Result<()> {
     };
     let config = Config::load(&home)?;
     // The config commands must run on a file with a mistake in it: they are how it is fixed.
-    if !matches!(cli.command, Command::Config(_) | Command::Doctor) {
+    let fixing = matches!(cli.command, Command::Config(_) | Command::Doctor);
+    if !fixing {
         config.validate()?;
     }
-    let fixing = matches!(cli.command, Command::Config(_) | Command::Doctor);
     let color = match config.value("color") {
         Ok(c) => c,
         // A bad colour setting must not stop the commands that report or fix it.
         Err(_) if fixing => "auto".to_owned(),
         Err(e) => return Err(e),
     };
-    let choice = match cli.color {
-        Some(c) => c,
-        None => match color.as_str() {
-            "always" => ColorChoice::Always,
-            "never" => ColorChoice::Never,
-            _ => ColorChoice::Auto,
-        },
-    };
+    let choice = cli
+        .color
+        .unwrap_or_else(|| ColorChoice::from_str(&color, false).unwrap_or(ColorChoice::Auto));
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
         || std::env::var("TERM").is_ok_and(|t| t == "dumb");
     let style = Style::detect(choice, no_color, io::stdout().is_terminal());
@@ -245,10 +245,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::List(args) => list(&ctx, args, &mut out)?,
         Command::Show { id } => {
             let mut journal = ctx.open()?;
-            let id = journal.resolve(&id)?;
-            let entry = journal
-                .get(id)?
-                .with_context(|| format!("entry {id} vanished while reading it"))?;
+            let entry = fetch(&mut journal, &id)?;
             let share = journal.shares()?.into_iter().find(|s| s.id == entry.id);
             if ctx.json {
                 let mut v = serde_json::to_value(EntryView::from(&entry))?;
@@ -311,27 +308,22 @@ fn run(cli: Cli) -> Result<()> {
                     return Ok(());
                 }
             }
+            // The daemon takes a deleted entry out of every space as it deletes it: a shared
+            // entry with no daemon running goes through one started with its network off.
             let mut journal = ctx.open()?;
-            let shared_with: Vec<String> = journal
-                .shares()?
-                .into_iter()
-                .find(|s| s.id == entry.id)
-                .map(|s| s.with)
-                .unwrap_or_default();
-            let local = matches!(journal, Journal::Local(_));
-            journal.delete(entry.id, ctx.now)?;
-            drop(journal);
-            // A daemon takes a deleted entry out of every space itself; without one, the
-            // network-off daemon does.
-            if local {
-                for with in &shared_with {
-                    let request = failup_daemon::control::Request::Unshare {
+            let shared = matches!(journal, Journal::Local(_))
+                && journal.shares()?.iter().any(|s| s.id == entry.id);
+            if shared {
+                drop(journal);
+                network::call(
+                    &ctx,
+                    failup_daemon::control::Request::Delete {
                         id: entry.id,
-                        with: with.clone(),
-                    };
-                    network::call(&ctx, request)
-                        .with_context(|| format!("deleted, but still shared with {with}"))?;
-                }
+                        now_ms: ctx.now.as_millisecond(),
+                    },
+                )?;
+            } else {
+                journal.delete(entry.id, ctx.now)?;
             }
             eprintln!("deleted {}: {}", short(entry.id), entry.title());
         }
@@ -581,10 +573,6 @@ fn file_size(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
-fn short(id: EntryId) -> String {
-    id.to_string()[..render::SHORT_ID].to_owned()
-}
-
 fn outcome_of(o: OutcomeArg) -> Outcome {
     match o {
         OutcomeArg::Better => Outcome::Better,
@@ -683,7 +671,7 @@ fn log(ctx: &Ctx, args: LogArgs, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "{}", entry.id)?;
     if let Some(with) = &args.share {
         // Logged already: a failed share is reported, and the entry stays, private.
-        partners::share(ctx, &entry.id.to_string(), with, None)
+        partners::share_id(ctx, entry.id, with, None)
             .with_context(|| format!("logged {}, but not shared", entry.id))?;
     }
     Ok(())
@@ -717,12 +705,7 @@ struct FormValues {
 
 fn form_values(ctx: &Ctx, form: &editor::Form) -> Result<FormValues> {
     let text = |s| form.get(s).map(str::to_owned);
-    let reframe = [
-        ReframeField::Lesson,
-        ReframeField::Muscle,
-        ReframeField::Use,
-    ]
-    .map(|f| (f, text(Section::Reframe(f))));
+    let reframe = REFRAME_QUESTIONS.map(|(f, _)| (f, text(Section::Reframe(f))));
     let feeling = form
         .get(Section::Feeling)
         .map(|f| {
@@ -985,11 +968,7 @@ fn export_journal(
     stdout: &mut dyn Write,
 ) -> Result<()> {
     let entries = ctx.open()?.scan(None, None)?;
-    let bar = if (entries.len() as u64) < progress::MIN_ITEMS {
-        indicatif::ProgressBar::hidden()
-    } else {
-        progress::bytes("exporting")
-    };
+    let bar = progress::unless_small(entries.len(), || progress::bytes("exporting"));
     let write = |w: &mut dyn Write| -> io::Result<()> {
         let mut w = bar.wrap_write(w);
         match format {
@@ -1031,13 +1010,11 @@ fn import(ctx: &Ctx, file: &Path) -> Result<()> {
     let entries = export::read_json(&bytes).with_context(|| format!("cannot import {what}"))?;
     // One commit for the whole file, so a killed import leaves all of it or none (the crash
     // suite holds us to that); the spinner only says the work goes on.
-    let bar = if (entries.len() as u64) < progress::MIN_ITEMS {
-        indicatif::ProgressBar::hidden()
-    } else {
+    let bar = progress::unless_small(entries.len(), || {
         let bar = progress::spinner();
         bar.set_message(format!("importing {} entries", entries.len()));
         bar
-    };
+    });
     let report = ctx.open()?.import(entries, ctx.now)?;
     bar.finish_and_clear();
     let (added, skipped) = (report.added, report.skipped);

@@ -228,20 +228,17 @@ fn peer_line(p: &PeerInfo) -> String {
 
 /// `failup peers [addr|remove]`.
 pub fn peers(ctx: &Ctx, action: Option<PeersCommand>, out: &mut dyn Write) -> Result<()> {
-    if action.is_none() && Client::connect(&ctx.home).is_none() {
-        // No daemon: read the circle from the store.
-        crate::ensure_home(&ctx.home)?;
-        let store = failup_store::Store::open(&ctx.home.join(crate::STORE_FILE), crate::LOCK_WAIT)?;
-        let me = failup_net::Identity::load_or_create(&ctx.home.join(KEY_FILE))?.device();
-        return print_peers(ctx, &failup_daemon::offline_peers(&store, me), out);
-    }
-    if let Some(action) = action
-        .as_ref()
-        .filter(|_| Client::connect(&ctx.home).is_none())
-    {
+    crate::ensure_home(&ctx.home)?;
+    let Some(mut c) = Client::connect(&ctx.home) else {
+        let Some(action) = &action else {
+            // No daemon: read the circle from the store.
+            let store =
+                failup_store::Store::open(&ctx.home.join(crate::STORE_FILE), crate::LOCK_WAIT)?;
+            let me = failup_net::Identity::load_or_create(&ctx.home.join(KEY_FILE))?.device();
+            return print_peers(ctx, &failup_daemon::offline_peers(&store, me), out);
+        };
         return peers_offline(ctx, action);
-    }
-    let mut c = client(ctx, "this")?;
+    };
     match action {
         None => match ask(&mut c, Request::Peers, Some(Duration::from_secs(10)))? {
             Response::Peers(list) => print_peers(ctx, &list, out)?,
@@ -265,6 +262,14 @@ pub fn peers(ctx: &Ctx, action: Option<PeersCommand>, out: &mut dyn Write) -> Re
         }
     }
     Ok(())
+}
+
+/// Insists the daemon answered a change with `Done`.
+pub(crate) fn done(r: Response) -> Result<()> {
+    match r {
+        Response::Done => Ok(()),
+        r => bail!("the daemon answered unexpectedly: {r:?}"),
+    }
 }
 
 /// Sends `request` to the running daemon, or with none running, to a daemon started here with
@@ -307,10 +312,7 @@ fn peers_offline(ctx: &Ctx, action: &PeersCommand) -> Result<()> {
         },
         PeersCommand::Remove { id } => Request::PeerRemove { device: id.clone() },
     };
-    match call(ctx, request)? {
-        Response::Done => {}
-        r => bail!("unexpected answer: {r:?}"),
-    }
+    done(call(ctx, request)?)?;
     match action {
         PeersCommand::Addr { .. } => eprintln!("address remembered"),
         PeersCommand::Remove { .. } => eprintln!(

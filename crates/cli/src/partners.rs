@@ -7,18 +7,13 @@ use std::io::Write;
 
 use anyhow::{Result, bail};
 use failup_daemon::control::{CommentInfo, FeedItem, Request, Response};
+use failup_journal::EntryId;
 use failup_journal::space::SharedEntry;
 
 use crate::Ctx;
 use crate::args::PartnerCommand;
-use crate::network;
-
-fn done(r: Response) -> Result<()> {
-    match r {
-        Response::Done => Ok(()),
-        r => bail!("the daemon answered unexpectedly: {r:?}"),
-    }
-}
+use crate::network::{self, done};
+use crate::render;
 
 /// `failup partner ...`.
 pub fn partner(ctx: &Ctx, cmd: PartnerCommand, out: &mut dyn Write) -> Result<()> {
@@ -124,7 +119,12 @@ fn list_json(list: &[failup_daemon::control::PartnerInfo]) -> serde_json::Value 
 
 /// `failup share`.
 pub fn share(ctx: &Ctx, id: &str, with: &str, only: Option<String>) -> Result<()> {
-    let id = ctx.resolve(id)?.id;
+    let id = ctx.open()?.resolve(id)?;
+    share_id(ctx, id, with, only)
+}
+
+/// Shares the entry `id` (already resolved, as `log --share` has it) with `with`.
+pub fn share_id(ctx: &Ctx, id: EntryId, with: &str, only: Option<String>) -> Result<()> {
     done(network::call(
         ctx,
         Request::Share {
@@ -140,7 +140,7 @@ pub fn share(ctx: &Ctx, id: &str, with: &str, only: Option<String>) -> Result<()
 
 /// `failup unshare`.
 pub fn unshare(ctx: &Ctx, id: &str, with: &str) -> Result<()> {
-    let id = ctx.resolve(id)?.id;
+    let id = ctx.open()?.resolve(id)?;
     done(network::call(
         ctx,
         Request::Unshare {
@@ -190,11 +190,7 @@ pub fn comments_json(comments: &[CommentInfo]) -> serde_json::Value {
 pub fn comments_text(comments: &[CommentInfo], tz: &jiff::tz::TimeZone) -> String {
     let mut s = String::new();
     for c in comments {
-        let when = c
-            .comment
-            .at
-            .to_zoned_datetime(tz.clone())
-            .strftime("%Y-%m-%d %H:%M");
+        let when = render::local(c.comment.at, tz);
         s.push_str(&format!(
             "  {} ({when}): {}\n",
             c.by.as_deref().unwrap_or("me"),
@@ -244,7 +240,7 @@ fn feed_text(i: &FeedItem, tz: &jiff::tz::TimeZone) -> String {
     let mut s = format!(
         "{}{}  {}  from {}\n",
         if i.new { "* " } else { "" },
-        &e.id.to_string()[..crate::render::SHORT_ID],
+        render::short(e.id),
         e.day,
         i.partner
     );

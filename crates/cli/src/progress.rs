@@ -6,7 +6,16 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Work smaller than this finishes before a bar would be worth drawing.
-pub const MIN_ITEMS: u64 = 200;
+pub const MIN_ITEMS: usize = 200;
+
+/// The bar `make` draws for work on `items` items, or a hidden one for small jobs.
+pub fn unless_small(items: usize, make: impl FnOnce() -> ProgressBar) -> ProgressBar {
+    if items < MIN_ITEMS {
+        ProgressBar::hidden()
+    } else {
+        make()
+    }
+}
 
 fn target() -> ProgressDrawTarget {
     // indicatif hides the stderr target by itself when stderr is not a terminal.

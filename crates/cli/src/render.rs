@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use failup_journal::{Entry, ReframeField, Scale, Stats, Status, Today};
+use failup_journal::{Entry, EntryId, ReframeField, Scale, Stats, Status, Today};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -17,10 +17,16 @@ const BAR_WIDTH: usize = 40;
 /// Longest title shown in a listing line, in characters.
 const TITLE_WIDTH: usize = 60;
 
-fn local(t: Timestamp, tz: &TimeZone) -> String {
+/// A time as a local `YYYY-MM-DD HH:MM`.
+pub fn local(t: Timestamp, tz: &TimeZone) -> String {
     t.to_zoned_datetime(tz.clone())
         .strftime("%Y-%m-%d %H:%M")
         .to_string()
+}
+
+/// The short form of an id shown in listings.
+pub fn short(id: EntryId) -> String {
+    id.to_string()[..SHORT_ID].to_owned()
 }
 
 fn shorten(s: &str, width: usize, style: &Style) -> String {
@@ -46,11 +52,10 @@ fn status(e: &Entry, style: &Style) -> String {
 
 /// One line per entry for `failup list`.
 pub fn list_line(e: &Entry, style: &Style) -> String {
-    let id = e.id.to_string();
     let scale = format!("{:5}", e.scale.as_str());
     let mut line = format!(
         "{}  {}  {}  {}  {}",
-        style.paint(Role::Id, &id[..SHORT_ID]),
+        style.paint(Role::Id, &short(e.id)),
         e.day,
         if e.scale == Scale::Macro {
             style.paint(Role::Macro, &scale)
@@ -140,11 +145,13 @@ pub fn entry(
     out
 }
 
-fn percent(stats: &Stats, count: usize) -> String {
+/// A count with its share of reps: `3 (60%)`.
+pub fn percent(stats: &Stats, count: usize) -> String {
     format!("{count} ({:.0}%)", stats.share(count) * 100.0)
 }
 
-fn days(d: Option<f64>, none: &str) -> String {
+/// A number of days, or `none` when there is nothing to measure.
+pub fn days(d: Option<f64>, none: &str) -> String {
     d.map(|d| format!("{d} days"))
         .unwrap_or_else(|| none.into())
 }
@@ -282,7 +289,7 @@ pub fn stats(s: &Stats, style: &Style) -> String {
 fn short_line(e: &Entry, style: &Style) -> String {
     format!(
         "  {}  {}  {}",
-        style.paint(Role::Id, &e.id.to_string()[..SHORT_ID]),
+        style.paint(Role::Id, &short(e.id)),
         e.day,
         shorten(e.title(), TITLE_WIDTH, style)
     )
@@ -349,7 +356,7 @@ pub fn today(t: &Today, today: Date, lesson_question: &str, style: &Style) -> St
                         out,
                         "      {} failup iterate {} \"...\" --outcome better|same|worse",
                         style.paint(Role::Dim, "did the lesson hold?"),
-                        &e.id.to_string()[..SHORT_ID]
+                        short(e.id)
                     );
                 }
                 None => {
@@ -357,7 +364,7 @@ pub fn today(t: &Today, today: Date, lesson_question: &str, style: &Style) -> St
                         out,
                         "      {} failup reflect {}",
                         style.paint(Role::Dim, "no lesson yet:"),
-                        &e.id.to_string()[..SHORT_ID]
+                        short(e.id)
                     );
                 }
             }
@@ -390,7 +397,7 @@ mod tests {
             line,
             format!(
                 "{}  2026-11-23  macro  open       Missed the deadline  #work",
-                &e.id.to_string()[..SHORT_ID]
+                short(e.id)
             )
         );
     }

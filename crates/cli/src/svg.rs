@@ -9,7 +9,7 @@ use std::fmt::Write;
 use failup_journal::Stats;
 use jiff::civil::Date;
 
-use crate::render::level;
+use crate::render::{self, level};
 
 /// The contribution-graph greens, from an empty day to the busiest.
 const GREENS: [&str; 5] = ["#ebedf0", "#9be9a8", "#40c463", "#30a14e", "#216e39"];
@@ -45,10 +45,6 @@ fn text(out: &mut String, x: usize, y: usize, size: u8, body: &str) {
     );
 }
 
-fn days(d: Option<f64>) -> String {
-    d.map(|d| format!("{d} days")).unwrap_or_else(|| "-".into())
-}
-
 /// The whole picture for `stats` as of `today`.
 pub fn stats(s: &Stats, today: Date) -> String {
     let mut body = String::new();
@@ -61,7 +57,7 @@ pub fn stats(s: &Stats, today: Date) -> String {
         &format!("failup: the practice as of {today}"),
     );
     y += 26;
-    let pct = |n: usize| format!("{n} ({:.0}%)", s.share(n) * 100.0);
+    let pct = |n: usize| render::percent(s, n);
     for line in [
         format!("reps {} ({} micro, {} macro)", s.reps, s.micro, s.macro_),
         format!(
@@ -72,8 +68,8 @@ pub fn stats(s: &Stats, today: Date) -> String {
         ),
         format!(
             "median to first iteration {}   median to closed {}   streak {} week{}",
-            days(s.median_days_to_first_iteration),
-            days(s.median_days_to_closed),
+            render::days(s.median_days_to_first_iteration, "-"),
+            render::days(s.median_days_to_closed, "-"),
             s.streak_weeks,
             if s.streak_weeks == 1 { "" } else { "s" }
         ),

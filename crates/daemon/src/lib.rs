@@ -137,16 +137,30 @@ impl Trust for TrustState {
     }
 }
 
-/// The circle as the store holds it, for `failup peers` when no daemon runs: nothing is
-/// connected, and last-seen times are known only to a running daemon.
-pub fn offline_peers(store: &Store, me: DeviceId) -> Vec<PeerInfo> {
-    let circle = store
-        .setting("circle")
+/// A document id kept as a setting (`circle`, `joined-circle`).
+pub(crate) fn setting_u128(store: &Store, key: &str) -> Option<u128> {
+    store
+        .setting(key)
         .ok()
         .flatten()
         .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
-        .map(u128::from_be_bytes);
-    let mut members = circle
+        .map(u128::from_be_bytes)
+}
+
+/// The devices this one refuses whatever the circle says (the `revoked` setting).
+fn revoked_setting(store: &Store) -> Vec<[u8; 32]> {
+    store
+        .setting("revoked")
+        .ok()
+        .flatten()
+        .and_then(|b| postcard::from_bytes(&b).ok())
+        .unwrap_or_default()
+}
+
+/// The circle as the store holds it, for `failup peers` when no daemon runs: nothing is
+/// connected, and last-seen times are known only to a running daemon.
+pub fn offline_peers(store: &Store, me: DeviceId) -> Vec<PeerInfo> {
+    let mut members = setting_u128(store, "circle")
         .and_then(|doc| store.document(doc).ok().flatten())
         .map(|d| circle::members(&d))
         .unwrap_or_default();
@@ -164,12 +178,7 @@ pub fn offline_peers(store: &Store, me: DeviceId) -> Vec<PeerInfo> {
             }
         }
     }
-    let local_revoked: Vec<[u8; 32]> = store
-        .setting("revoked")
-        .ok()
-        .flatten()
-        .and_then(|b| postcard::from_bytes(&b).ok())
-        .unwrap_or_default();
+    let local_revoked = revoked_setting(store);
     members
         .into_iter()
         .map(|m| PeerInfo {
@@ -864,12 +873,7 @@ impl State {
     }
 
     fn pending_circle(&self) -> Option<u128> {
-        self.store
-            .setting("joined-circle")
-            .ok()
-            .flatten()
-            .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
-            .map(u128::from_be_bytes)
+        setting_u128(&self.store, "joined-circle")
     }
 
     fn local_changes(&mut self) {
@@ -1030,13 +1034,7 @@ impl State {
     }
 
     fn load_circle(&mut self) {
-        self.circle = self
-            .store
-            .setting("circle")
-            .ok()
-            .flatten()
-            .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
-            .map(u128::from_be_bytes);
+        self.circle = setting_u128(&self.store, "circle");
         // A circle that arrived just before the daemon was stopped is adopted now.
         if self.circle.is_none() {
             if let Some(doc) = self.pending_circle().filter(|d| self.is_circle_doc(*d)) {
@@ -1044,11 +1042,10 @@ impl State {
                 let _ = self.store.set_setting("circle", &doc.to_be_bytes());
             }
         }
-        if let Ok(Some(bytes)) = self.store.setting("revoked") {
-            if let Ok(list) = postcard::from_bytes::<Vec<[u8; 32]>>(&bytes) {
-                self.revoked = list.into_iter().map(DeviceId).collect();
-            }
-        }
+        self.revoked = revoked_setting(&self.store)
+            .into_iter()
+            .map(DeviceId)
+            .collect();
         if let Ok(Some(bytes)) = self.store.setting("bootstrap") {
             if let Ok(list) = postcard::from_bytes::<Vec<([u8; 32], String, Vec<String>)>>(&bytes) {
                 for (d, name, addrs) in list {
@@ -1073,11 +1070,8 @@ impl State {
     /// Recomputes which devices are trusted from the circle, dials new ones, drops revoked ones.
     fn refresh_trust(&mut self) {
         // Sides of spaces are never journal buckets, whatever a partner writes into them.
-        let sides: Vec<u128> = self
-            .partners()
-            .iter()
-            .flat_map(|p| [p.mine, p.theirs])
-            .collect();
+        let partners = self.partners();
+        let sides: Vec<u128> = partners.iter().flat_map(|p| [p.mine, p.theirs]).collect();
         if let Err(e) = self.store.set_foreign(sides) {
             tracing::error!("cannot keep shared spaces out of the journal index: {e}");
         }
@@ -1110,7 +1104,7 @@ impl State {
             access: partner_access,
             addrs: partner_addrs,
             revoked: partners_revoked,
-        } = self.partner_devices();
+        } = self.partner_devices(&members, &partners);
         if !partners_revoked.is_subset(&self.revoked) {
             self.revoked.extend(partners_revoked);
             let list: Vec<[u8; 32]> = self.revoked.iter().map(|d| d.0).collect();
@@ -1171,7 +1165,7 @@ impl State {
             }
         }
         // Partners' devices trust a device of this person's once this side lists it.
-        self.vouch();
+        self.vouch(&members, &partners);
     }
 
     fn addrs_of(&self, device: DeviceId) -> Vec<SocketAddr> {

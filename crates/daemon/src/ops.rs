@@ -44,7 +44,9 @@ impl State {
             }
             Request::Delete { id, now_ms } => {
                 let gone = s.delete(id, ts(now_ms)?).map_err(e)?;
-                self.unshare_all(id);
+                // Deleted either way; a space it could not leave is the person's to know of.
+                self.unshare_all(id)
+                    .map_err(|why| format!("deleted {id}, but {why}"))?;
                 Response::Entry(gone)
             }
             Request::Get { id } => Response::MaybeEntry(s.get(id).map_err(e)?),

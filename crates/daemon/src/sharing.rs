@@ -68,18 +68,9 @@ impl Access {
     }
 }
 
-fn circle_doc(store: &Store) -> Option<u128> {
-    store
-        .setting("circle")
-        .ok()
-        .flatten()
-        .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
-        .map(u128::from_be_bytes)
-}
-
 /// Every partner recorded in the circle of the store's owner.
 pub fn partners_of(store: &Store) -> Vec<Partner> {
-    circle_doc(store)
+    crate::setting_u128(store, "circle")
         .and_then(|doc| store.document(doc).ok().flatten())
         .map(|d| circle::partners(&d))
         .unwrap_or_default()
@@ -347,12 +338,16 @@ impl State {
     /// Every partner's devices with the two sides of the space each may sync: those met at
     /// pairing and those the partner vouches for in their side. Devices of revoked partners
     /// come back separately, to be refused for good.
-    pub(crate) fn partner_devices(&self) -> PartnerDevices {
+    pub(crate) fn partner_devices(
+        &self,
+        members: &[circle::Member],
+        partners: &[Partner],
+    ) -> PartnerDevices {
         let mut access: HashMap<DeviceId, Vec<(u128, u128)>> = HashMap::new();
         let mut addrs: BTreeMap<DeviceId, Vec<SocketAddr>> = BTreeMap::new();
         let mut revoked = BTreeSet::new();
-        let own: BTreeSet<DeviceId> = self.members().iter().map(|m| m.device).collect();
-        for p in self.partners() {
+        let own: BTreeSet<DeviceId> = members.iter().map(|m| m.device).collect();
+        for p in partners {
             let mut devices = p.devices.clone();
             if let Ok(Some(side)) = space(&self.store, p.theirs) {
                 for (id, a) in side.devices().unwrap_or_default() {
@@ -391,9 +386,9 @@ impl State {
 
     /// Keeps this person's side of every space listing this person's devices, so partners'
     /// devices trust a device paired later without anyone asking them.
-    pub(crate) fn vouch(&mut self) {
+    pub(crate) fn vouch(&mut self, members: &[circle::Member], partners: &[Partner]) {
         let mut devices: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for m in self.members().into_iter().filter(|m| !m.revoked) {
+        for m in members.iter().filter(|m| !m.revoked) {
             devices.insert(
                 m.device.to_string(),
                 m.addrs.iter().map(|a| a.to_string()).collect(),
@@ -402,7 +397,7 @@ impl State {
         if devices.is_empty() {
             devices.insert(self.identity.device().to_string(), self.invite_addrs());
         }
-        for p in self.partners().into_iter().filter(|p| !p.revoked) {
+        for p in partners.iter().filter(|p| !p.revoked) {
             let result = self.edit_space(p.mine, |s| {
                 s.set_devices(&devices).map_err(|e| e.to_string())
             });
@@ -480,7 +475,8 @@ impl State {
     }
 
     /// Takes a deleted entry out of every space it was shared in.
-    pub(crate) fn unshare_all(&mut self, id: EntryId) {
+    pub(crate) fn unshare_all(&mut self, id: EntryId) -> Result<(), String> {
+        let mut failed = Vec::new();
         for p in self.partners().into_iter().filter(|p| !p.revoked) {
             if let Err(e) =
                 self.edit_space(p.mine, |side| side.remove(id).map_err(|e| e.to_string()))
@@ -489,7 +485,12 @@ impl State {
                     "cannot take a deleted entry out of what {} sees: {e}",
                     p.label
                 );
+                failed.push(format!("{} ({e})", p.label));
             }
+        }
+        match failed.is_empty() {
+            true => Ok(()),
+            false => Err(format!("still shared with {}", failed.join(", "))),
         }
     }
 
@@ -559,8 +560,9 @@ impl State {
 
     /// `failup partner list`.
     pub(crate) fn partner_list(&self) -> Vec<PartnerInfo> {
-        let addrs = self.partner_devices().addrs;
-        self.partners()
+        let partners = self.partners();
+        let addrs = self.partner_devices(&self.members(), &partners).addrs;
+        partners
             .into_iter()
             .map(|p| {
                 let count = |doc| {
