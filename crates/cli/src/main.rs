@@ -970,17 +970,17 @@ fn export_journal(
     let entries = ctx.open()?.scan(None, None)?;
     let bar = progress::unless_small(entries.len(), || progress::bytes("exporting"));
     let write = |w: &mut dyn Write| -> io::Result<()> {
-        let mut w = bar.wrap_write(w);
+        // Buffered above the bar, so it counts 8 KiB chunks rather than every small write.
+        let mut w = io::BufWriter::new(bar.wrap_write(w));
         match format {
-            ExportFormat::Json => export::write_json(&mut w, ctx.now, &entries),
-            ExportFormat::Markdown => export::write_markdown(&mut w, &ctx.tz, &entries),
+            ExportFormat::Json => export::write_json(&mut w, ctx.now, &entries)?,
+            ExportFormat::Markdown => export::write_markdown(&mut w, &ctx.tz, &entries)?,
         }
+        w.flush()
     };
     match path {
         None => {
-            let mut w = io::BufWriter::new(stdout);
-            write(&mut w)?;
-            w.flush()?;
+            write(stdout)?;
             bar.finish_and_clear();
         }
         Some(path) => {
