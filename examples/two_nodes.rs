@@ -22,7 +22,6 @@ async fn node(home: &std::path::Path, name: &str) -> Handle {
         name: name.to_owned(),
         // Both nodes are in this process and know each other's address from the invite.
         mdns: false,
-        network: true,
     };
     failup_daemon::start(config).await.expect("daemon starts")
 }

@@ -308,23 +308,8 @@ fn run(cli: Cli) -> Result<()> {
                     return Ok(());
                 }
             }
-            // The daemon takes a deleted entry out of every space as it deletes it: a shared
-            // entry with no daemon running goes through one started with its network off.
-            let mut journal = ctx.open()?;
-            let shared = matches!(journal, Journal::Local(_))
-                && journal.shares()?.iter().any(|s| s.id == entry.id);
-            if shared {
-                drop(journal);
-                network::call(
-                    &ctx,
-                    failup_daemon::control::Request::Delete {
-                        id: entry.id,
-                        now_ms: ctx.now.as_millisecond(),
-                    },
-                )?;
-            } else {
-                journal.delete(entry.id, ctx.now)?;
-            }
+            // The node takes a deleted entry out of every space as it deletes it.
+            ctx.open()?.delete(entry.id, ctx.now)?;
             eprintln!("deleted {}: {}", short(entry.id), entry.title());
         }
         Command::Today => today(&ctx, &mut out)?,

@@ -1,5 +1,6 @@
 //! The commands about devices: running the daemon, this device's id, pairing, peers, sync and
-//! status. Everything but `daemon` and `id` asks the running daemon over the control socket.
+//! status. Pairing, sync and status need the running daemon; `peers` works without one, on the
+//! node opened here.
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use failup_daemon::control::{Client, PeerInfo, Request, Response};
 
 use crate::Ctx;
 use crate::args::{LogFormat, PairCommand, PeersCommand};
+use crate::journal::Journal;
 
 /// The device key's file name in the home.
 pub const KEY_FILE: &str = "device.key";
@@ -25,7 +27,7 @@ pub(crate) fn client(ctx: &Ctx, what: &str) -> Result<Client> {
 
 pub(crate) fn ask(c: &mut Client, request: Request, timeout: Option<Duration>) -> Result<Response> {
     match c.call(&request, timeout).context("talking to the daemon")? {
-        Response::Error(e) => bail!(e),
+        Response::Error(f) => Err(crate::journal::failure(f)),
         r => Ok(r),
     }
 }
@@ -107,7 +109,6 @@ pub fn daemon(home: &Path, settings: DaemonSettings) -> Result<()> {
             listen,
             name: name.clone(),
             mdns,
-            network: true,
         };
         let handle = failup_daemon::start(config).await?;
         tracing::info!(
@@ -226,39 +227,32 @@ fn peer_line(p: &PeerInfo) -> String {
     )
 }
 
-/// `failup peers [addr|remove]`.
+/// `failup peers [addr|remove]`: through the daemon, or with none running, the node opened
+/// here (which knows the circle but not who is connected).
 pub fn peers(ctx: &Ctx, action: Option<PeersCommand>, out: &mut dyn Write) -> Result<()> {
-    crate::ensure_home(&ctx.home)?;
-    let Some(mut c) = Client::connect(&ctx.home) else {
-        let Some(action) = &action else {
-            // No daemon: read the circle from the store.
-            let store =
-                failup_store::Store::open(&ctx.home.join(crate::STORE_FILE), crate::LOCK_WAIT)?;
-            let me = failup_net::Identity::load_or_create(&ctx.home.join(KEY_FILE))?.device();
-            return print_peers(ctx, &failup_daemon::offline_peers(&store, me), out);
-        };
-        return peers_offline(ctx, action);
-    };
+    let mut journal = ctx.open()?;
+    let running = matches!(journal, Journal::Daemon(_));
+    let wait = Some(Duration::from_secs(10));
     match action {
-        None => match ask(&mut c, Request::Peers, Some(Duration::from_secs(10)))? {
+        None => match journal.call_within(Request::Peers, ctx.now, wait)? {
             Response::Peers(list) => print_peers(ctx, &list, out)?,
             r => bail!("the daemon answered unexpectedly: {r:?}"),
         },
         Some(PeersCommand::Addr { id, addr }) => {
-            ask(
-                &mut c,
-                Request::PeerAddr { device: id, addr },
-                Some(Duration::from_secs(10)),
-            )?;
+            let request = Request::PeerAddr { device: id, addr };
+            done(journal.call_within(request, ctx.now, wait)?)?;
             eprintln!("address remembered");
         }
         Some(PeersCommand::Remove { id }) => {
-            ask(
-                &mut c,
-                Request::PeerRemove { device: id },
-                Some(Duration::from_secs(10)),
-            )?;
-            eprintln!("revoked: the device is disconnected and will be refused from now on");
+            let request = Request::PeerRemove { device: id };
+            done(journal.call_within(request, ctx.now, wait)?)?;
+            if running {
+                eprintln!("revoked: the device is disconnected and will be refused from now on");
+            } else {
+                eprintln!(
+                    "revoked: the device will be refused from now on; the other devices learn of it at the next sync"
+                );
+            }
         }
     }
     Ok(())
@@ -272,54 +266,11 @@ pub(crate) fn done(r: Response) -> Result<()> {
     }
 }
 
-/// Sends `request` to the running daemon, or with none running, to a daemon started here with
-/// its network off: it carries the request out on the store exactly as a running daemon would,
-/// and what changed reaches other devices when this one next syncs.
+/// Carries out `request` through the running daemon, or with none running, on the node opened
+/// here: what it changes reaches other devices when this one next syncs.
 pub fn call(ctx: &Ctx, request: Request) -> Result<Response> {
-    crate::ensure_home(&ctx.home)?;
-    if let Some(mut c) = Client::connect(&ctx.home) {
-        return ask(&mut c, request, Some(Duration::from_secs(30)));
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let response = runtime.block_on(async {
-        let config = failup_daemon::Config {
-            home: ctx.home.clone(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            name: host_name(),
-            mdns: false,
-            network: false,
-        };
-        let handle = failup_daemon::start(config).await?;
-        let response = handle.call(request).await;
-        handle.stop().await;
-        Ok::<_, failup_daemon::DaemonError>(response)
-    })?;
-    match response {
-        Response::Error(e) => bail!("{e}"),
-        r => Ok(r),
-    }
-}
-
-/// `peers addr|remove` with no daemon running.
-fn peers_offline(ctx: &Ctx, action: &PeersCommand) -> Result<()> {
-    let request = match action {
-        PeersCommand::Addr { id, addr } => Request::PeerAddr {
-            device: id.clone(),
-            addr: addr.clone(),
-        },
-        PeersCommand::Remove { id } => Request::PeerRemove { device: id.clone() },
-    };
-    done(call(ctx, request)?)?;
-    match action {
-        PeersCommand::Addr { .. } => eprintln!("address remembered"),
-        PeersCommand::Remove { .. } => eprintln!(
-            "revoked: the device will be refused from now on; the other devices learn of it at the next sync"
-        ),
-    }
-    Ok(())
+    ctx.open()?
+        .call_within(request, ctx.now, Some(Duration::from_secs(30)))
 }
 
 fn print_peers(ctx: &Ctx, list: &[PeerInfo], out: &mut dyn Write) -> Result<()> {

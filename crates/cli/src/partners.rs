@@ -1,7 +1,7 @@
 //! `failup partner`, `share`, `unshare`, `feed`, `cheer`: the accountability partner commands.
-//! Each is one control request, answered by the running daemon or, with none running, by one
-//! started here with its network off (`network::call`), so every command works either way
-//! except those that must reach the other person (`partner invite`, `partner join`).
+//! Each is one request, answered by the running daemon or, with none running, by the node
+//! opened here (`network::call`), so every command works either way except those that must
+//! reach the other person (`partner invite`, `partner join`).
 
 use std::io::Write;
 

@@ -29,8 +29,8 @@ pub const FRAME_HEADER_BYTES: usize = 4;
 /// Everything that can be wrong with bytes from a peer.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WireError {
-    /// A frame announced a payload over [`MAX_FRAME_BYTES`].
-    #[error("frame of {0} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")]
+    /// A frame announced a payload over its limit ([`MAX_FRAME_BYTES`] for sync).
+    #[error("frame of {0} bytes exceeds the limit")]
     FrameTooLarge(u32),
     /// The payload is not a message of this protocol version.
     #[error("malformed message: {0}")]
@@ -224,21 +224,37 @@ impl Message {
 
     /// The message framed: a 4-byte big-endian length, then the payload.
     pub fn to_frame(&self) -> Vec<u8> {
-        let payload = self.encode();
-        let mut out = Vec::with_capacity(FRAME_HEADER_BYTES + payload.len());
-        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        out.extend_from_slice(&payload);
-        out
+        frame(&self.encode())
     }
 }
 
-/// Reads a frame header and checks the announced length before anything is allocated.
-pub fn frame_len(header: [u8; FRAME_HEADER_BYTES]) -> Result<usize, WireError> {
+/// A payload framed as every failup stream frames it (sync, pairing and control alike): a
+/// 4-byte big-endian length, then the payload. A payload longer than `u32::MAX` bytes cannot be
+/// framed; callers bound their payloads far below that.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FRAME_HEADER_BYTES + payload.len());
+    out.extend_from_slice(
+        &u32::try_from(payload.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Reads a frame header and checks the announced length against `max` before anything is
+/// allocated for it.
+pub fn frame_len_within(header: [u8; FRAME_HEADER_BYTES], max: u32) -> Result<usize, WireError> {
     let len = u32::from_be_bytes(header);
-    if len > MAX_FRAME_BYTES {
+    if len > max {
         return Err(WireError::FrameTooLarge(len));
     }
     Ok(len as usize)
+}
+
+/// Reads a sync frame header and checks the announced length before anything is allocated.
+pub fn frame_len(header: [u8; FRAME_HEADER_BYTES]) -> Result<usize, WireError> {
+    frame_len_within(header, MAX_FRAME_BYTES)
 }
 
 /// Splits complete frames off the front of a byte buffer, for transports that deliver bytes in

@@ -22,9 +22,9 @@ use failup_wire::DeviceId;
 use jiff::Timestamp;
 
 use crate::circle::{self, Partner};
-use crate::control::{CommentInfo, FeedItem, PartnerInfo, PeerInfo, Response, ShareInfo};
 use crate::pairing::{Code, Joined};
-use crate::{Event, State};
+use crate::request::{CommentInfo, FeedItem, PartnerInfo, PeerInfo, ShareInfo};
+use crate::{Node, NodeError};
 
 /// Longest partner label, in bytes.
 pub const MAX_LABEL_BYTES: usize = 64;
@@ -68,18 +68,10 @@ impl Access {
     }
 }
 
-/// Every partner recorded in the circle of the store's owner.
-pub fn partners_of(store: &Store) -> Vec<Partner> {
-    crate::setting_u128(store, "circle")
-        .and_then(|doc| store.document(doc).ok().flatten())
-        .map(|d| circle::partners(&d))
-        .unwrap_or_default()
-}
-
 /// One side of a space, if held (the partner's side arrives by sync after pairing).
-fn space(store: &Store, doc: u128) -> Result<Option<Space>, String> {
-    match store.document(doc).map_err(|e| e.to_string())? {
-        Some(am) => Space::from_doc(am).map(Some).map_err(|e| e.to_string()),
+fn space(store: &Store, doc: u128) -> Result<Option<Space>, NodeError> {
+    match store.document(doc)? {
+        Some(am) => Ok(Some(Space::from_doc(am)?)),
         None => Ok(None),
     }
 }
@@ -107,57 +99,66 @@ fn comments_for(
     out
 }
 
-/// This person's shared entries: with whom, and the comments under them. Reads the store
-/// alone, so the `failup` command uses it without a daemon.
-pub fn shares(store: &Store) -> Result<Vec<ShareInfo>, String> {
-    let mut out: BTreeMap<EntryId, ShareInfo> = BTreeMap::new();
-    for p in partners_of(store).into_iter().filter(|p| !p.revoked) {
-        // A side that does not read (damaged, or written by a modified client) is left out
-        // rather than making every listing fail.
-        let mine = space(store, p.mine).ok().flatten();
-        let theirs = space(store, p.theirs).ok().flatten();
-        let Some(m) = &mine else { continue };
-        for e in m.entries().unwrap_or_default() {
-            let info = out.entry(e.id).or_insert_with(|| ShareInfo {
-                id: e.id,
-                with: Vec::new(),
-                comments: Vec::new(),
-            });
-            info.with.push(p.label.clone());
-            info.comments
-                .extend(comments_for(&mine, &theirs, &p.label, e.id));
+impl Node {
+    /// This person's shared entries: with whom, and the comments under them.
+    pub(crate) fn shares(&self) -> Result<Vec<ShareInfo>, NodeError> {
+        let store = &self.store;
+        let mut out: BTreeMap<EntryId, ShareInfo> = BTreeMap::new();
+        for p in self.partners().into_iter().filter(|p| !p.revoked) {
+            // A side that does not read (damaged, or written by a modified client) is left out
+            // rather than making every listing fail.
+            let mine = space(store, p.mine).ok().flatten();
+            let theirs = space(store, p.theirs).ok().flatten();
+            let Some(m) = &mine else { continue };
+            for e in m.entries().unwrap_or_default() {
+                let info = out.entry(e.id).or_insert_with(|| ShareInfo {
+                    id: e.id,
+                    with: Vec::new(),
+                    comments: Vec::new(),
+                });
+                info.with.push(p.label.clone());
+                info.comments
+                    .extend(comments_for(&mine, &theirs, &p.label, e.id));
+            }
         }
+        Ok(out.into_values().collect())
     }
-    Ok(out.into_values().collect())
-}
 
-impl State {
     /// The partner records, from the circle.
     pub(crate) fn partners(&self) -> Vec<Partner> {
-        partners_of(&self.store)
+        self.circle
+            .and_then(|doc| self.store.document(doc).ok().flatten())
+            .map(|d| circle::partners(&d))
+            .unwrap_or_default()
     }
 
-    fn partner(&self, label: &str) -> Result<Partner, String> {
+    fn partner(&self, label: &str) -> Result<Partner, NodeError> {
         self.partners()
             .into_iter()
             .find(|p| p.label == label && !p.revoked)
-            .ok_or_else(|| format!("no partner called {label:?} (see `failup partner list`)"))
+            .ok_or_else(|| {
+                NodeError::NotFound(format!(
+                    "no partner called {label:?} (see `failup partner list`)"
+                ))
+            })
     }
 
     /// A label for a new partner must be free and sensible.
-    pub(crate) fn check_new_label(&self, label: &str) -> Result<(), String> {
+    pub(crate) fn check_new_label(&self, label: &str) -> Result<(), NodeError> {
         if label.trim().is_empty()
             || label.len() > MAX_LABEL_BYTES
             || label.contains('/')
             || label.chars().any(char::is_control)
         {
-            return Err(format!(
+            return Err(NodeError::Invalid(format!(
                 "{label:?} cannot name a partner: use 1 to {MAX_LABEL_BYTES} bytes, no '/' or \
                  control characters"
-            ));
+            )));
         }
         if self.partners().iter().any(|p| p.label == label) {
-            return Err(format!("there is already a partner called {label:?}"));
+            return Err(NodeError::Invalid(format!(
+                "there is already a partner called {label:?}"
+            )));
         }
         Ok(())
     }
@@ -165,8 +166,8 @@ impl State {
     /// The other person's side of a new space must be a document nobody here knows: an id
     /// that names the circle, a journal bucket or another space would hand that document to
     /// the partner.
-    fn check_new_space(&self, theirs: u128) -> Result<(), String> {
-        let known = self.store.holds(theirs).map_err(|e| e.to_string())?
+    fn check_new_space(&self, theirs: u128) -> Result<(), NodeError> {
+        let known = self.store.holds(theirs)?
             || Some(theirs) == self.circle
             || self.pending_circle() == Some(theirs)
             || self
@@ -175,55 +176,19 @@ impl State {
                 .any(|p| p.mine == theirs || p.theirs == theirs);
         if known {
             tracing::warn!("a partner offered a space id this device already uses: refused");
-            return Err("the partner's space id is already in use here: refused".into());
+            return Err(NodeError::Refused(
+                "the partner's space id is already in use here: refused".into(),
+            ));
         }
         Ok(())
     }
 
-    /// The circle document, created (holding this device alone) if there is none yet: partner
-    /// records live there even for a person with one device.
-    fn ensure_circle(&mut self) -> Result<u128, String> {
-        if let Some(doc) = self.circle {
-            return Ok(doc);
-        }
-        if self.pending_circle().is_some() {
-            return Err(
-                "this device joined a circle whose list of devices has not arrived yet; \
-                 connect to the inviting device once first"
-                    .into(),
-            );
-        }
-        let mut am = self.store.new_document();
-        let addrs: Vec<SocketAddr> = self
-            .invite_addrs()
-            .iter()
-            .filter_map(|a| a.parse().ok())
-            .collect();
-        circle::create(&mut am, self.identity.device(), &self.name, &addrs)
-            .map_err(|e| e.to_string())?;
-        am.commit();
-        let doc: u128 = rand::random();
-        self.store
-            .write_document(doc, &mut am, &[])
-            .map_err(|e| e.to_string())?;
-        self.store
-            .set_setting("circle", &doc.to_be_bytes())
-            .map_err(|e| e.to_string())?;
-        self.circle = Some(doc);
-        Ok(doc)
-    }
-
     /// Starts this person's side of a new space.
-    fn new_space(&mut self) -> Result<u128, String> {
-        let doc: u128 = rand::random();
+    fn new_space(&mut self, doc: u128) -> Result<(), NodeError> {
         let actor = self.store.new_document().get_actor().to_bytes().to_vec();
-        let mut am = Space::create(&actor, doc.to_be_bytes())
-            .map_err(|e| e.to_string())?
-            .into_doc();
-        self.store
-            .write_document(doc, &mut am, &[])
-            .map_err(|e| e.to_string())?;
-        Ok(doc)
+        let mut am = Space::create(&actor, doc.to_be_bytes())?.into_doc();
+        self.store.write_document(doc, &mut am, &[])?;
+        Ok(())
     }
 
     /// The inviter's side of a partner pairing: records the partner and starts this side of
@@ -234,103 +199,79 @@ impl State {
         label: &str,
         theirs: u128,
         addr: SocketAddr,
-    ) -> Result<u128, String> {
+    ) -> Result<u128, NodeError> {
         self.check_new_label(label)?;
         self.check_new_space(theirs)?;
         self.ensure_circle()?;
-        let mine = self.new_space()?;
+        let mine: u128 = rand::random();
+        self.new_space(mine)?;
         self.edit_circle(|am| {
             circle::add_partner(am, label, mine, theirs, device, &[addr]).map(|()| true)
         })?;
-        self.refresh_trust();
+        self.refresh_trust()?;
         tracing::info!(peer = %device.short(), "partnered with {label}");
         Ok(mine)
     }
 
-    /// `failup partner join`: connects to the inviter and, once accepted, records the partner.
-    pub(crate) fn partner_join(
-        &mut self,
-        code: String,
-        label: String,
-        reply: tokio::sync::oneshot::Sender<Response>,
-    ) {
-        let fail = |reply: tokio::sync::oneshot::Sender<Response>, e: String| {
-            let _ = reply.send(Response::Error(e));
-        };
-        let code = match Code::decode(&code) {
-            Ok((c, true)) => c,
-            Ok((_, false)) => {
-                return fail(
-                    reply,
+    /// Checks a partner invite before the daemon connects to the inviter.
+    pub fn check_partner_join(
+        &self,
+        code: &str,
+        label: &str,
+        now: Timestamp,
+    ) -> Result<Code, NodeError> {
+        let code = match Code::decode(code).map_err(NodeError::Invalid)? {
+            (c, true) => c,
+            (_, false) => {
+                return Err(NodeError::Invalid(
                     "this invite is for another device of the inviting person: join it with \
                      `failup pair join`"
                         .into(),
-                );
+                ));
             }
-            Err(e) => return fail(reply, e),
         };
-        if let Err(e) = self.check_new_label(&label) {
-            return fail(reply, e);
-        }
-        if code.expires_ms < Timestamp::now().as_millisecond() {
-            return fail(reply, "this invite has expired".into());
-        }
-        if code.device == self.identity.device().0 {
-            return fail(reply, "this invite was made by this device".into());
-        }
+        self.check_new_label(label)?;
+        self.check_code(&code, now)?;
         if self
             .members()
             .iter()
             .any(|m| m.device.0 == code.device && !m.revoked)
         {
-            return fail(
-                reply,
+            return Err(NodeError::Invalid(
                 "this invite was made by another device of this person, not a partner".into(),
-            );
+            ));
         }
-        // Chosen now, so the inviter learns it in the hello; the document is written once the
-        // inviter accepts.
-        let mine: u128 = rand::random();
-        self.spawn_join(code, Some(mine), reply, move |joined, reply| {
-            Event::PartnerJoined {
-                joined,
-                label,
-                mine,
-                reply,
-            }
-        });
+        Ok(code)
     }
 
     /// Records the partner just joined.
-    pub(crate) fn partner_joined(
+    /// Records the partner just joined; `mine` is the id of this person's side of the space,
+    /// chosen before the join so the inviter learned it in the hello.
+    pub fn partner_joined(
         &mut self,
         joined: Joined,
         label: String,
         mine: u128,
-    ) -> Result<(), String> {
+    ) -> Result<(), NodeError> {
         let Some(theirs) = joined.space else {
-            return Err(
+            return Err(NodeError::Refused(
                 "the inviting device answered as a device of this person, not a partner".into(),
-            );
+            ));
         };
         self.check_new_label(&label)?;
         self.check_new_space(theirs)?;
         if theirs == mine {
-            return Err("the partner's space id is already in use here: refused".into());
+            return Err(NodeError::Refused(
+                "the partner's space id is already in use here: refused".into(),
+            ));
         }
         self.ensure_circle()?;
-        let actor = self.store.new_document().get_actor().to_bytes().to_vec();
-        let mut am = Space::create(&actor, mine.to_be_bytes())
-            .map_err(|e| e.to_string())?
-            .into_doc();
-        self.store
-            .write_document(mine, &mut am, &[])
-            .map_err(|e| e.to_string())?;
+        self.new_space(mine)?;
         self.edit_circle(|am| {
             circle::add_partner(am, &label, mine, theirs, joined.inviter, &joined.addrs)
                 .map(|()| true)
         })?;
-        self.refresh_trust();
+        self.refresh_trust()?;
         tracing::info!(peer = %joined.inviter.short(), "partnered with {label}");
         Ok(())
     }
@@ -360,7 +301,7 @@ impl State {
             }
             for (d, a) in devices {
                 // A partner cannot make one of this person's devices theirs.
-                if own.contains(&d) || d == self.identity.device() {
+                if own.contains(&d) || d == self.device() {
                     continue;
                 }
                 if p.revoked {
@@ -395,12 +336,10 @@ impl State {
             );
         }
         if devices.is_empty() {
-            devices.insert(self.identity.device().to_string(), self.invite_addrs());
+            devices.insert(self.device().to_string(), self.advertised());
         }
         for p in partners.iter().filter(|p| !p.revoked) {
-            let result = self.edit_space(p.mine, |s| {
-                s.set_devices(&devices).map_err(|e| e.to_string())
-            });
+            let result = self.edit_space(p.mine, |s| Ok(s.set_devices(&devices)?));
             if let Err(e) = result {
                 tracing::warn!("cannot list this person's devices for {}: {e}", p.label);
             }
@@ -408,29 +347,25 @@ impl State {
     }
 
     /// Changes this person's side of a space with `edit` (which says whether it changed
-    /// anything), makes it durable and offers it to peers.
+    /// anything) and makes it durable; the daemon offers it to peers from
+    /// [`Node::take_changes`].
     fn edit_space(
         &mut self,
         doc: u128,
-        edit: impl FnOnce(&mut Space) -> Result<bool, String>,
-    ) -> Result<(), String> {
-        let Some(am) = self.store.document(doc).map_err(|e| e.to_string())? else {
+        edit: impl FnOnce(&mut Space) -> Result<bool, NodeError>,
+    ) -> Result<(), NodeError> {
+        let Some(am) = self.store.document(doc)? else {
             // The side arrives from this person's other device by sync; nothing to do yet.
             return Ok(());
         };
         let mut am = am;
         let before = am.get_heads();
-        let mut side = Space::from_doc(am).map_err(|e| e.to_string())?;
+        let mut side = Space::from_doc(am)?;
         if !edit(&mut side)? {
             return Ok(());
         }
         let mut am = side.into_doc();
-        self.store
-            .write_document(doc, &mut am, &before)
-            .map_err(|e| e.to_string())?;
-        self.engine(failup_sync::Input::LocalChange(
-            failup_wire::DocId::from_u128(doc),
-        ));
+        self.store.write_document(doc, &mut am, &before)?;
         Ok(())
     }
 
@@ -462,7 +397,7 @@ impl State {
                     fresh.updated = shared.updated;
                     if fresh != shared {
                         fresh.updated = entry.updated;
-                        side.put(&fresh).map_err(|e| e.to_string())?;
+                        side.put(&fresh)?;
                         changed = true;
                     }
                 }
@@ -478,9 +413,7 @@ impl State {
     pub(crate) fn unshare_all(&mut self, id: EntryId) -> Result<(), String> {
         let mut failed = Vec::new();
         for p in self.partners().into_iter().filter(|p| !p.revoked) {
-            if let Err(e) =
-                self.edit_space(p.mine, |side| side.remove(id).map_err(|e| e.to_string()))
-            {
+            if let Err(e) = self.edit_space(p.mine, |side| Ok(side.remove(id)?)) {
                 tracing::warn!(
                     "cannot take a deleted entry out of what {} sees: {e}",
                     p.label
@@ -501,68 +434,61 @@ impl State {
         with: &str,
         only: Option<&str>,
         now: Timestamp,
-    ) -> Result<(), String> {
+    ) -> Result<(), NodeError> {
         let p = self.partner(with)?;
         let entry = self
             .store
-            .get(id)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no entry {id}"))?;
+            .get(id)?
+            .ok_or_else(|| NodeError::NotFound(format!("no entry {id}")))?;
         let fields: BTreeSet<Field> = match only {
-            Some(list) => parse_fields(list).map_err(|e| e.to_string())?,
+            Some(list) => parse_fields(list)?,
             None => Field::ALL.into_iter().collect(),
         };
-        if self
-            .store
-            .document(p.mine)
-            .map_err(|e| e.to_string())?
-            .is_none()
-        {
-            return Err(format!(
+        if self.store.document(p.mine)?.is_none() {
+            return Err(NodeError::Unavailable(format!(
                 "the space shared with {with} has not reached this device yet; sync with your \
                  other devices first"
-            ));
+            )));
         }
         self.edit_space(p.mine, |side| {
-            let shared_at = side
-                .entry(id)
-                .map_err(|e| e.to_string())?
-                .map_or(now, |e| e.shared_at);
-            side.put(&SharedEntry::project(&entry, &fields, shared_at))
-                .map_err(|e| e.to_string())?;
+            let shared_at = side.entry(id)?.map_or(now, |e| e.shared_at);
+            side.put(&SharedEntry::project(&entry, &fields, shared_at))?;
             Ok(true)
         })
     }
 
     /// `failup unshare`.
-    pub(crate) fn unshare(&mut self, id: EntryId, with: &str) -> Result<(), String> {
+    pub(crate) fn unshare(&mut self, id: EntryId, with: &str) -> Result<(), NodeError> {
         let p = self.partner(with)?;
         let mut found = false;
         self.edit_space(p.mine, |side| {
-            found = side.remove(id).map_err(|e| e.to_string())?;
+            found = side.remove(id)?;
             Ok(found)
         })?;
         if !found {
-            return Err(format!("entry {id} is not shared with {with}"));
+            return Err(NodeError::NotFound(format!(
+                "entry {id} is not shared with {with}"
+            )));
         }
         Ok(())
     }
 
     /// `failup partner revoke`: on every device of the circle, for good.
-    pub(crate) fn partner_revoke(&mut self, label: &str) -> Result<(), String> {
+    pub(crate) fn partner_revoke(&mut self, label: &str, now: Timestamp) -> Result<(), NodeError> {
         let p = self.partner(label)?;
-        let now = Timestamp::now().as_millisecond();
-        self.edit_circle(|am| circle::revoke_partner(am, &p.label, now).map(|()| true))?;
-        self.refresh_trust();
+        let ms = now.as_millisecond();
+        self.edit_circle(|am| circle::revoke_partner(am, &p.label, ms).map(|()| true))?;
+        self.refresh_trust()?;
         tracing::warn!("partner {label} revoked");
         Ok(())
     }
 
-    /// `failup partner list`.
-    pub(crate) fn partner_list(&self) -> Vec<PartnerInfo> {
+    /// The partners as this node knows them: nothing is connected, and last-seen times are
+    /// known only to a running daemon (which fills them in).
+    pub fn partner_list(&self) -> Result<Vec<PartnerInfo>, NodeError> {
         let partners = self.partners();
         let addrs = self.partner_devices(&self.members(), &partners).addrs;
-        partners
+        Ok(partners
             .into_iter()
             .map(|p| {
                 let count = |doc| {
@@ -594,9 +520,9 @@ impl State {
                                 .get(&d)
                                 .map(|a| a.iter().map(|a| a.to_string()).collect())
                                 .unwrap_or_default(),
-                            connected: self.conns.contains_key(&d),
-                            last_seen: self.seen.get(&d).map(|t| t.to_string()),
-                            last_sync: self.synced.get(&d).map(|t| t.to_string()),
+                            connected: false,
+                            last_seen: None,
+                            last_sync: None,
                             revoked: p.revoked,
                         })
                         .collect(),
@@ -604,7 +530,7 @@ impl State {
                     shared_with_me: count(p.theirs),
                 }
             })
-            .collect()
+            .collect())
     }
 
     /// `failup feed`: what partners shared, newest first; what is newer than the last read is
@@ -613,7 +539,7 @@ impl State {
         &mut self,
         only: Option<&str>,
         now: Timestamp,
-    ) -> Result<Vec<FeedItem>, String> {
+    ) -> Result<Vec<FeedItem>, NodeError> {
         if let Some(label) = only {
             self.partner(label)?;
         }
@@ -656,8 +582,7 @@ impl State {
                 }
             }
             self.store
-                .set_setting(&key, &now.as_millisecond().to_be_bytes())
-                .map_err(|e| e.to_string())?;
+                .set_setting(&key, &now.as_millisecond().to_be_bytes())?;
         }
         out.sort_by(|a, b| {
             b.entry
@@ -669,10 +594,15 @@ impl State {
     }
 
     /// `failup cheer`: a comment, in this person's side of the space the entry is shared in.
-    pub(crate) fn cheer(&mut self, prefix: &str, text: &str, now: Timestamp) -> Result<(), String> {
+    pub(crate) fn cheer(
+        &mut self,
+        prefix: &str,
+        text: &str,
+        now: Timestamp,
+    ) -> Result<(), NodeError> {
         let want = prefix.trim().to_ascii_uppercase();
         if want.is_empty() {
-            return Err("give an entry id".into());
+            return Err(NodeError::Invalid("give an entry id".into()));
         }
         let mut found: Vec<(EntryId, u128)> = Vec::new();
         for p in self.partners().into_iter().filter(|p| !p.revoked) {
@@ -690,11 +620,15 @@ impl State {
         found.dedup();
         let (id, side) = match found.as_slice() {
             [one] => *one,
-            [] => return Err(format!("no shared entry matches {prefix:?}")),
+            [] => {
+                return Err(NodeError::NotFound(format!(
+                    "no shared entry matches {prefix:?}"
+                )));
+            }
             _ => {
-                return Err(format!(
+                return Err(NodeError::Invalid(format!(
                     "{prefix:?} matches several shared entries; give more of the id"
-                ));
+                )));
             }
         };
         let ms = u64::try_from(now.as_millisecond()).unwrap_or(0);
@@ -705,7 +639,7 @@ impl State {
             text: text.to_owned(),
         };
         self.edit_space(side, |s| {
-            s.comment(&comment).map_err(|e| e.to_string())?;
+            s.comment(&comment)?;
             Ok(true)
         })
     }

@@ -1,0 +1,711 @@
+//! The engine thread: the only owner of the node and the sync engine. It takes [`Event`]s from
+//! the async tasks one at a time, hands control requests to the node, peer messages to the
+//! engine, and carries out what both decide: frames to send, connections to close, documents
+//! to offer, a new trust view to apply.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use failup_net::Identity;
+use failup_node::{ErrorKind, Failure, Node, NodeError};
+use failup_store::Store;
+use failup_sync::{Effect, Engine, Input};
+use failup_wire::{DeviceId, Message};
+use jiff::Timestamp;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::connection::{MAX_UNWRITTEN_BYTES, Opened, Received};
+use crate::control::{PeerInfo, Request, Response, StatusInfo};
+use crate::dialer::Dialer;
+use crate::{Event, TrustState, discovery, pairing};
+
+/// At most this many queued peer messages share one fsync: enough to amortise it over a first
+/// sync, few enough that the first message's reply is not held back for long.
+const MAX_GROUP: usize = 32;
+/// Two connections to one device within this window are a race of simultaneous dials, settled
+/// by device id; a connection arriving later means the device lost the old one (it restarted,
+/// say), so the new one replaces it rather than waiting for the old one to time out.
+const DIAL_RACE: Duration = Duration::from_secs(2);
+
+pub(crate) struct Conn {
+    pub(crate) conn: quinn::Connection,
+    dialed: bool,
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    /// Bytes handed to the writer and not yet written.
+    queued: Arc<AtomicUsize>,
+    since: Instant,
+}
+
+struct SyncWaiter {
+    pending: BTreeSet<DeviceId>,
+    done: BTreeSet<DeviceId>,
+    reply: oneshot::Sender<Response>,
+}
+
+/// What the engine thread is made of, handed over by `start`.
+pub(crate) struct Parts {
+    pub(crate) node: Node,
+    pub(crate) identity: Arc<Identity>,
+    pub(crate) endpoint: quinn::Endpoint,
+    pub(crate) trust: Arc<TrustState>,
+    pub(crate) events: mpsc::UnboundedSender<Event>,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) listen: SocketAddr,
+    pub(crate) socket_path: PathBuf,
+    pub(crate) discovery: Option<discovery::Discovery>,
+}
+
+/// The engine thread's state.
+pub(crate) struct State {
+    pub(crate) node: Node,
+    engine: Engine,
+    /// Engine effects held back while a group of received messages is not yet durable.
+    deferred: Option<Vec<Effect>>,
+    pub(crate) identity: Arc<Identity>,
+    pub(crate) endpoint: quinn::Endpoint,
+    pub(crate) trust: Arc<TrustState>,
+    pub(crate) events: mpsc::UnboundedSender<Event>,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) conns: HashMap<DeviceId, Conn>,
+    conn_ids: HashMap<DeviceId, usize>,
+    seen: HashMap<DeviceId, Timestamp>,
+    synced: HashMap<DeviceId, Timestamp>,
+    pub(crate) dialers: HashMap<DeviceId, Dialer>,
+    /// Addresses trusted devices announced on the local network, dialed first.
+    discovered: HashMap<DeviceId, Vec<SocketAddr>>,
+    /// The mDNS announcement and browse, when on; stops when dropped.
+    _discovery: Option<discovery::Discovery>,
+    waiters: HashMap<u64, SyncWaiter>,
+    next_waiter: u64,
+    listen: SocketAddr,
+    socket_path: PathBuf,
+    /// Sync frames and bytes sent since start, for `failup status` and the benchmarks.
+    sent: (u64, u64),
+    /// False while starting: devices known at start-up are dialed at once, since the other side
+    /// may be a peer that restarted and is waiting for us.
+    pub(crate) live: bool,
+}
+
+fn failure(e: &NodeError) -> Response {
+    Response::Error(e.to_failure())
+}
+
+impl State {
+    pub(crate) fn new(parts: Parts) -> State {
+        State {
+            node: parts.node,
+            engine: Engine::new(),
+            deferred: None,
+            identity: parts.identity,
+            endpoint: parts.endpoint,
+            trust: parts.trust,
+            events: parts.events,
+            runtime: parts.runtime,
+            conns: HashMap::new(),
+            conn_ids: HashMap::new(),
+            seen: HashMap::new(),
+            synced: HashMap::new(),
+            dialers: HashMap::new(),
+            discovered: HashMap::new(),
+            _discovery: parts.discovery,
+            waiters: HashMap::new(),
+            next_waiter: 0,
+            listen: parts.listen,
+            socket_path: parts.socket_path,
+            sent: (0, 0),
+            live: false,
+        }
+    }
+
+    /// Applies the node's first trust view (dialing every device known at start-up at once)
+    /// and offers what it changed while starting.
+    pub(crate) fn begin(&mut self) {
+        self.drain();
+        self.live = true;
+    }
+
+    pub(crate) fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
+        let mut next = None;
+        while let Some(event) = next.take().or_else(|| rx.blocking_recv()) {
+            if matches!(event, Event::Shutdown) {
+                break;
+            }
+            if matches!(event, Event::Received(_)) && !rx.is_empty() {
+                next = self.received_group(event, &mut rx);
+            } else {
+                self.handle(event);
+            }
+        }
+        self.endpoint.close(0u32.into(), b"shutdown");
+        if let Err(e) = std::fs::remove_file(&self.socket_path) {
+            tracing::warn!("cannot remove the control socket: {e}");
+        }
+        tracing::info!("daemon stopped");
+    }
+
+    pub(crate) fn engine(&mut self, input: Input) {
+        let effects = self.engine.handle(&mut self.node.documents(), input);
+        match &mut self.deferred {
+            Some(later) => later.extend(effects),
+            None => self.apply(effects),
+        }
+    }
+
+    /// Carries out what the node changed: a new trust view, documents to offer to peers, the
+    /// window in which unknown devices may pair.
+    fn drain(&mut self) {
+        let changes = self.node.take_changes();
+        if changes.trust {
+            self.apply_trust();
+        }
+        for doc in changes.docs {
+            self.engine(Input::LocalChange(doc));
+        }
+        if let Ok(mut u) = self.trust.open_invite_until.write() {
+            *u = self.node.open_invite_until();
+        }
+    }
+
+    /// Handles peer messages that are already queued as one group of store commits with a
+    /// single fsync (a first sync brings hundreds of documents back to back), and returns the
+    /// first other event met. Nothing the group did is sent or reported before the group is
+    /// durable: the effects wait for [`Store::end_group`].
+    fn received_group(
+        &mut self,
+        first: Event,
+        rx: &mut mpsc::UnboundedReceiver<Event>,
+    ) -> Option<Event> {
+        let mut batch = vec![first];
+        let mut next = None;
+        while batch.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(event @ Event::Received(_)) => batch.push(event),
+                Ok(other) => {
+                    next = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        // Reading a whole document (parsing it, reading its entries for the index) costs more
+        // than committing it, so a helper thread reads every second one ahead while this
+        // thread reads the others and commits in order.
+        let whole = |e: &Event| match e {
+            Event::Received(Received {
+                msg: Message::Doc { doc, data },
+                ..
+            }) => Some((doc.as_u128(), data.clone())),
+            _ => None,
+        };
+        let ahead: Vec<(u128, Vec<u8>)> =
+            batch.iter().filter_map(whole).skip(1).step_by(2).collect();
+        self.node.store_mut().begin_group();
+        self.deferred = Some(Vec::new());
+        std::thread::scope(|scope| {
+            let (tx, prepared) = std::sync::mpsc::channel();
+            if !ahead.is_empty() {
+                scope.spawn(move || {
+                    for (doc, data) in ahead {
+                        if tx.send(Store::prepare_whole(doc, data)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            } else {
+                drop(tx);
+            }
+            let mut docs = 0usize;
+            for event in batch {
+                if whole(&event).is_some() {
+                    if docs % 2 == 1 {
+                        if let Ok(p) = prepared.recv() {
+                            self.node.store_mut().stash_prepared(p);
+                        }
+                    }
+                    docs += 1;
+                }
+                self.handle(event);
+            }
+        });
+        let effects = self.deferred.take().unwrap_or_default();
+        match self.node.store_mut().end_group() {
+            Ok(()) => self.apply(effects),
+            Err(e) => {
+                // The peers were about to hear of changes that are not on disk: drop those
+                // connections, so the next ones start from what this device really holds.
+                tracing::error!("could not make received changes durable: {e}");
+                let peers: Vec<DeviceId> = self.conns.keys().copied().collect();
+                for peer in peers {
+                    self.apply(vec![Effect::Close(peer, "store error".into())]);
+                }
+            }
+        }
+        next
+    }
+
+    fn drop_conn(&mut self, peer: DeviceId, reason: &str) {
+        if let Some(c) = self.conns.remove(&peer) {
+            c.conn.close(1u32.into(), reason.as_bytes());
+        }
+        self.conn_ids.remove(&peer);
+        self.engine(Input::Disconnected(peer));
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Send(peer, msg) => {
+                    let Some(c) = self.conns.get(&peer) else {
+                        continue;
+                    };
+                    let frame = msg.to_frame();
+                    let waiting = c.queued.fetch_add(frame.len(), Ordering::SeqCst);
+                    if waiting + frame.len() > MAX_UNWRITTEN_BYTES {
+                        tracing::warn!(peer = %peer.short(), "closing connection: the peer does not read what it asked for");
+                        self.drop_conn(peer, "not reading");
+                        continue;
+                    }
+                    self.sent.0 += 1;
+                    self.sent.1 += frame.len() as u64;
+                    if c.tx.send(frame).is_err() {
+                        // The writer ended with its stream; the connection's Closed event is
+                        // on its way.
+                        tracing::debug!(peer = %peer.short(), "frame for a closed stream dropped");
+                    }
+                }
+                Effect::Close(peer, reason) => {
+                    tracing::warn!(peer = %peer.short(), "closing connection: {reason}");
+                    if let Some(c) = self.conns.remove(&peer) {
+                        c.conn.close(1u32.into(), reason.as_bytes());
+                    }
+                }
+                Effect::DocFailed(peer, doc, reason) => {
+                    tracing::warn!(peer = %peer.short(), %doc, "document left out of this connection: {reason}");
+                }
+                Effect::InSync(peer) => {
+                    self.synced.insert(peer, Timestamp::now());
+                    self.sync_progress(peer);
+                }
+                Effect::Changed(doc) => {
+                    self.node.doc_changed(doc);
+                    self.drain();
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Control(request, reply) => self.control(*request, reply),
+            Event::Connected(opened) => self.connected(opened),
+            Event::Received(Received {
+                peer,
+                conn_id,
+                msg,
+                _permit: permit,
+            }) => {
+                if self.conn_ids.get(&peer) == Some(&conn_id) {
+                    self.engine(Input::Received(peer, msg));
+                }
+                // Only now may the connection read another message.
+                drop(permit);
+            }
+            Event::Closed {
+                peer,
+                conn_id,
+                reason,
+            } => {
+                if self.conn_ids.get(&peer) == Some(&conn_id) {
+                    tracing::info!(peer = %peer.short(), "disconnected: {reason}");
+                    self.conns.remove(&peer);
+                    self.conn_ids.remove(&peer);
+                    self.seen.insert(peer, Timestamp::now());
+                    self.engine(Input::Disconnected(peer));
+                    self.wake(peer);
+                }
+            }
+            Event::Pair(incoming) => {
+                let pairing::Incoming {
+                    peer,
+                    remote,
+                    hello,
+                    reply,
+                } = incoming;
+                let answer = self
+                    .node
+                    .pair_incoming(peer, remote, hello, Timestamp::now());
+                self.drain();
+                // The pairing task may have given up on the joiner meanwhile.
+                let _ = reply.send(answer);
+            }
+            Event::Heard(heard) => self.heard(heard),
+            Event::PartnerJoined {
+                joined,
+                label,
+                mine,
+                reply,
+            } => {
+                let peer = joined.inviter;
+                let answer = match self.node.partner_joined(joined, label.clone(), mine) {
+                    Ok(()) => {
+                        tracing::info!(peer = %peer.short(), "partnered with {label}");
+                        Response::Done
+                    }
+                    Err(e) => failure(&e),
+                };
+                self.drain();
+                // The command may have stopped waiting; the partner is recorded all the same.
+                let _ = reply.send(answer);
+            }
+            Event::Joined {
+                joined,
+                name,
+                reply,
+            } => {
+                let answer = match self.node.joined(joined, name) {
+                    Ok(()) => Response::Done,
+                    Err(e) => failure(&e),
+                };
+                // No wake: the new dialer's head start keeps the two devices from dialing each
+                // other at once.
+                self.drain();
+                let _ = reply.send(answer);
+            }
+            Event::SyncDeadline(id) => {
+                if let Some(w) = self.waiters.remove(&id) {
+                    let _ = w.reply.send(Response::Synced {
+                        in_sync: w.done.iter().map(|d| d.to_string()).collect(),
+                        missing: w.pending.iter().map(|d| d.to_string()).collect(),
+                    });
+                }
+            }
+            Event::Shutdown => {}
+        }
+    }
+
+    fn connected(&mut self, opened: Opened) {
+        let Opened {
+            peer,
+            conn,
+            dialed,
+            tx,
+            queued,
+        } = opened;
+        if !self.trust.is_trusted(peer) {
+            conn.close(1u32.into(), b"unknown device");
+            return;
+        }
+        let me = self.identity.device();
+        // Both sides may dial at once; both keep the connection dialed by the smaller id.
+        let preferred = |dialed: bool| if dialed { me < peer } else { peer < me };
+        if let Some(existing) = self.conns.get(&peer) {
+            let race = existing.since.elapsed() < DIAL_RACE;
+            if race && (preferred(existing.dialed) || !preferred(dialed)) {
+                conn.close(0u32.into(), b"duplicate");
+                return;
+            }
+            existing.conn.close(0u32.into(), b"replaced");
+            self.engine(Input::Disconnected(peer));
+        }
+        let remote = conn.remote_address();
+        self.conn_ids.insert(peer, conn.stable_id());
+        self.conns.insert(
+            peer,
+            Conn {
+                conn,
+                dialed,
+                tx,
+                queued,
+                since: Instant::now(),
+            },
+        );
+        self.seen.insert(peer, Timestamp::now());
+        tracing::info!(peer = %peer.short(), %remote, dialed, "connected");
+        if !dialed {
+            if let Err(e) = self.node.learn_addr(peer, remote) {
+                tracing::warn!("cannot record the address of {}: {e}", peer.short());
+            }
+        }
+        if let Some(d) = self.dialers.get(&peer) {
+            d.connected.store(true, Ordering::SeqCst);
+        }
+        self.engine(Input::Connected(peer));
+        self.drain();
+    }
+
+    /// Applies the node's trust view: drops connections of devices no longer trusted, ends
+    /// their dialers, and dials devices newly trusted.
+    fn apply_trust(&mut self) {
+        let trusted = self.node.trusted().clone();
+        if let Ok(mut t) = self.trust.trusted.write() {
+            *t = trusted.clone();
+        }
+        for gone in self
+            .conns
+            .keys()
+            .copied()
+            .filter(|d| !trusted.contains(d))
+            .collect::<Vec<_>>()
+        {
+            tracing::warn!(peer = %gone.short(), "revoked: disconnecting");
+            self.drop_conn(gone, "revoked");
+        }
+        let addrs = self.node.trusted_addrs();
+        self.update_dialers(&trusted, &addrs);
+    }
+
+    /// Every address known for `device`, those it announces now first.
+    pub(crate) fn addrs_of(
+        &self,
+        device: DeviceId,
+        known: &std::collections::BTreeMap<DeviceId, Vec<SocketAddr>>,
+    ) -> Vec<SocketAddr> {
+        let mut addrs = known.get(&device).cloned().unwrap_or_default();
+        // What the device announces now beats what it was once seen at.
+        if let Some(heard) = self.discovered.get(&device) {
+            addrs.retain(|a| !heard.contains(a));
+            addrs.splice(0..0, heard.iter().copied());
+        }
+        addrs
+    }
+
+    /// A device announced itself on the local network: if it is trusted, its announced
+    /// addresses are dialed first from now on, at once if it is not connected.
+    fn heard(&mut self, heard: discovery::Heard) {
+        if !self.trust.is_trusted(heard.device) || heard.addrs.is_empty() {
+            return;
+        }
+        if self.discovered.get(&heard.device) == Some(&heard.addrs) {
+            return;
+        }
+        tracing::info!(peer = %heard.device.short(), addrs = ?heard.addrs, "heard on the local network");
+        let device = heard.device;
+        self.discovered.insert(device, heard.addrs);
+        let addrs = self.addrs_of(device, &self.node.trusted_addrs());
+        if let Some(d) = self.dialers.get(&device) {
+            if let Ok(mut a) = d.addrs.write() {
+                *a = addrs;
+            }
+        }
+        if !self.conns.contains_key(&device) {
+            self.wake(device);
+        }
+    }
+
+    /// Answers one control request; slow ones (join, sync) answer later through `reply`.
+    fn control(&mut self, request: Request, reply: oneshot::Sender<Response>) {
+        let now = Timestamp::now();
+        let answer = match request {
+            Request::Join { code, name } => return self.join(&code, name, reply, now),
+            Request::PartnerJoin { code, label } => {
+                return self.partner_join(&code, label, reply, now);
+            }
+            Request::Sync { timeout_ms } => return self.sync(timeout_ms, reply),
+            Request::Status => Ok(Response::Status(self.status())),
+            Request::Peers => self
+                .node
+                .peers()
+                .map(|list| Response::Peers(list.into_iter().map(|p| self.live_view(p)).collect())),
+            Request::Partners => self.node.partner_list().map(|list| {
+                Response::Partners(
+                    list.into_iter()
+                        .map(|mut p| {
+                            p.devices = p.devices.into_iter().map(|d| self.live_view(d)).collect();
+                            p
+                        })
+                        .collect(),
+                )
+            }),
+            other => self.node.execute(other, now),
+        };
+        self.drain();
+        // The command may have gone away; what it asked for is done all the same.
+        let _ = reply.send(answer.unwrap_or_else(|e| failure(&e)));
+    }
+
+    /// A device as the node knows it, with what only a running daemon knows: whether it is
+    /// connected, and when it was last seen and synced.
+    fn live_view(&self, mut p: PeerInfo) -> PeerInfo {
+        if let Ok(d) = p.device.parse::<DeviceId>() {
+            p.connected = self.conns.contains_key(&d);
+            p.last_seen = self.seen.get(&d).map(|t| t.to_string());
+            p.last_sync = self.synced.get(&d).map(|t| t.to_string());
+        }
+        p
+    }
+
+    fn status(&mut self) -> StatusInfo {
+        let trusted = self.node.trusted().clone();
+        StatusInfo {
+            device: self.identity.device().to_string(),
+            listen: vec![self.listen.to_string()],
+            connected: self.conns.keys().map(|d| d.to_string()).collect(),
+            out_of_sync: trusted
+                .iter()
+                .filter(|d| !self.engine.is_in_sync(**d))
+                .map(|d| d.to_string())
+                .collect(),
+            documents: self
+                .node
+                .store()
+                .inventory()
+                .map(|i| i.len() as u64)
+                .unwrap_or(0),
+            frames_sent: self.sent.0,
+            bytes_sent: self.sent.1,
+        }
+    }
+
+    fn join(
+        &mut self,
+        code: &str,
+        name: Option<String>,
+        reply: oneshot::Sender<Response>,
+        now: Timestamp,
+    ) {
+        match self.node.check_join(code, now) {
+            Ok(code) => self.spawn_join(code, None, reply, move |joined, reply| Event::Joined {
+                joined,
+                name,
+                reply,
+            }),
+            Err(e) => {
+                let _ = reply.send(failure(&e));
+            }
+        }
+    }
+
+    fn partner_join(
+        &mut self,
+        code: &str,
+        label: String,
+        reply: oneshot::Sender<Response>,
+        now: Timestamp,
+    ) {
+        match self.node.check_partner_join(code, &label, now) {
+            Ok(code) => {
+                // Chosen now, so the inviter learns it in the hello; the document is written
+                // once the inviter accepts.
+                let mine: u128 = rand::random();
+                self.spawn_join(code, Some(mine), reply, move |joined, reply| {
+                    Event::PartnerJoined {
+                        joined,
+                        label,
+                        mine,
+                        reply,
+                    }
+                });
+            }
+            Err(e) => {
+                let _ = reply.send(failure(&e));
+            }
+        }
+    }
+
+    /// Runs the joiner's side of a pairing in the background; once the inviter accepts, `done`
+    /// makes the event that hands the result to the engine thread. A failure answers `reply`.
+    fn spawn_join(
+        &self,
+        code: pairing::Code,
+        space: Option<u128>,
+        reply: oneshot::Sender<Response>,
+        done: impl FnOnce(pairing::Joined, oneshot::Sender<Response>) -> Event + Send + 'static,
+    ) {
+        let (endpoint, identity, events) = (
+            self.endpoint.clone(),
+            self.identity.clone(),
+            self.events.clone(),
+        );
+        let (my_name, port) = (self.node.name().to_owned(), self.listen.port());
+        self.runtime.spawn(async move {
+            let space = space.map(u128::to_be_bytes);
+            match pairing::join(&endpoint, &identity, &code, my_name, port, space).await {
+                Ok(joined) => {
+                    if let Err(e) = events.send(done(joined, reply)) {
+                        // The daemon stopped before it could record the join.
+                        if let Event::Joined { reply, .. } | Event::PartnerJoined { reply, .. } =
+                            e.0
+                        {
+                            let _ = reply.send(crate::control::stopping());
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = reply.send(Response::Error(e));
+                }
+            }
+        });
+    }
+
+    fn sync(&mut self, timeout_ms: u64, reply: oneshot::Sender<Response>) {
+        let pending: BTreeSet<DeviceId> = self.node.trusted().clone();
+        if pending.is_empty() {
+            let _ = reply.send(Response::Synced {
+                in_sync: Vec::new(),
+                missing: Vec::new(),
+            });
+            return;
+        }
+        let id = self.next_waiter;
+        self.next_waiter += 1;
+        self.waiters.insert(
+            id,
+            SyncWaiter {
+                pending: pending.clone(),
+                done: BTreeSet::new(),
+                reply,
+            },
+        );
+        for peer in pending {
+            if self.conns.contains_key(&peer) {
+                // A fresh round of summaries, so "in sync" means in sync now.
+                self.engine(Input::Resync(peer));
+            } else {
+                self.wake(peer);
+            }
+        }
+        let events = self.events.clone();
+        self.runtime.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(timeout_ms)).await;
+            // A stopped daemon has answered every waiter already.
+            let _ = events.send(Event::SyncDeadline(id));
+        });
+    }
+
+    /// A peer reported in sync: settles the `failup sync` requests waiting for it.
+    fn sync_progress(&mut self, peer: DeviceId) {
+        let finished: Vec<u64> = self
+            .waiters
+            .iter_mut()
+            .filter_map(|(id, w)| {
+                if w.pending.remove(&peer) {
+                    w.done.insert(peer);
+                }
+                w.pending.is_empty().then_some(*id)
+            })
+            .collect();
+        for id in finished {
+            if let Some(w) = self.waiters.remove(&id) {
+                let _ = w.reply.send(Response::Synced {
+                    in_sync: w.done.iter().map(|d| d.to_string()).collect(),
+                    missing: Vec::new(),
+                });
+            }
+        }
+    }
+}
+
+/// A failure of the joiner's side of a pairing, with its kind: an inviter that could not be
+/// reached, or one that refused.
+pub(crate) fn join_failure(unreachable: bool, message: String) -> Failure {
+    let kind = if unreachable {
+        ErrorKind::Unreachable
+    } else {
+        ErrorKind::Refused
+    };
+    Failure::new(kind, message)
+}

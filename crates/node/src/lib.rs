@@ -1,0 +1,914 @@
+//! The node: everything one device of failup decides, in one synchronous place. It owns the
+//! store, the circle of this person's devices, who is trusted and who may see which document,
+//! the spaces shared with partners, and the open invites; every operation a person can ask for
+//! is a [`Request`] handed to [`Node::execute`] with `now`.
+//!
+//! The `failup` command with no daemon running opens a node on the store and calls it directly;
+//! a running daemon holds one node on its engine thread and calls the same function for each
+//! control request, then carries out what changed ([`Node::take_changes`]): it offers changed
+//! documents to peers and applies a new trust view to its connections. The node starts no
+//! thread, opens no socket and reads no clock, so every rule here is tested without a network.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod circle;
+// DIAL pub mod dial;
+pub mod error;
+pub mod pairing;
+pub mod request;
+pub mod sharing;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+
+use failup_journal::Entry;
+use failup_store::{Order, Store};
+use failup_sync::{DocError, Documents};
+use failup_wire::{DeviceId, DocId, InventoryItem};
+use jiff::Timestamp;
+use jiff::civil::Date;
+
+pub use error::{ErrorKind, Failure, NodeError};
+use pairing::{Code, Invites, Joined, Reply};
+pub use request::{
+    CommentInfo, FeedItem, PartnerInfo, PeerInfo, Request, Response, ShareInfo, StatusInfo,
+};
+
+/// Setting: the circle document's id.
+const CIRCLE: &str = "circle";
+/// Setting: the circle this device joined, until its document arrives by sync.
+const JOINED_CIRCLE: &str = "joined-circle";
+/// Setting: the devices met at a join, known before the circle document arrives.
+const BOOTSTRAP: &str = "bootstrap";
+/// Setting: every device this device has ever seen revoked.
+const REVOKED: &str = "revoked";
+
+/// What a node needs to know about the device it runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This device's id.
+    pub device: DeviceId,
+    /// This device's name, as other devices show it.
+    pub name: String,
+    /// Where other devices can reach this one, for invites and a new circle.
+    pub advertise: Vec<SocketAddr>,
+    /// Whether a daemon serves this node to the network: without one an invite could never be
+    /// answered, so none is handed out.
+    pub networked: bool,
+}
+
+/// What the calls since the last [`Node::take_changes`] changed, for the shell to act on.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Documents written here, to offer to peers.
+    pub docs: Vec<DocId>,
+    /// Whether who is trusted, or what a partner's device may see, may have changed.
+    pub trust: bool,
+}
+
+/// One device's journal, circle and spaces.
+pub struct Node {
+    store: Store,
+    config: Config,
+    /// The circle document, once this device has one.
+    circle: Option<u128>,
+    /// Devices met at a join, trusted until the circle document arrives and says who belongs.
+    bootstrap: BTreeMap<DeviceId, (String, Vec<SocketAddr>)>,
+    /// Every device this device has ever seen revoked. Kept locally and only ever grown, so
+    /// nothing merged into the circle later can bring a revoked device back.
+    revoked: BTreeSet<DeviceId>,
+    invites: Invites,
+    /// Which documents partners' devices may sync and write.
+    access: sharing::Access,
+    /// Addresses of partners' devices, from pairing and from their side of each space.
+    partner_addrs: BTreeMap<DeviceId, Vec<SocketAddr>>,
+    /// The devices that may complete a handshake and sync, this one excluded.
+    trusted: BTreeSet<DeviceId>,
+    trust_changed: bool,
+    /// Documents written since the last [`Node::take_changes`].
+    pending_docs: Vec<u128>,
+}
+
+/// A document id kept as a setting.
+fn setting_u128(store: &Store, key: &str) -> Result<Option<u128>, NodeError> {
+    Ok(store
+        .setting(key)?
+        .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+        .map(u128::from_be_bytes))
+}
+
+fn postcard_setting<T: serde::de::DeserializeOwned + Default>(
+    store: &Store,
+    key: &str,
+) -> Result<T, NodeError> {
+    match store.setting(key)? {
+        None => Ok(T::default()),
+        Some(b) => postcard::from_bytes(&b)
+            .map_err(|e| NodeError::Corrupt(format!("the {key} setting does not read: {e}"))),
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, NodeError> {
+    postcard::to_allocvec(value).map_err(|e| NodeError::Corrupt(e.to_string()))
+}
+
+fn ts(ms: i64) -> Result<Timestamp, NodeError> {
+    Timestamp::from_millisecond(ms).map_err(|e| NodeError::Invalid(e.to_string()))
+}
+
+fn day(text: &str) -> Result<Date, NodeError> {
+    text.parse()
+        .map_err(|e| NodeError::Invalid(format!("bad day {text:?}: {e}")))
+}
+
+impl Node {
+    /// A node over `store`. Reads the circle's settings only: trust is worked out by
+    /// [`Node::start`] (the daemon) or by the first operation that changes the circle.
+    pub fn open(mut store: Store, config: Config) -> Result<Node, NodeError> {
+        let mut circle = setting_u128(&store, CIRCLE)?;
+        // A circle that arrived just before the daemon was stopped is adopted now.
+        if circle.is_none() {
+            if let Some(doc) = setting_u128(&store, JOINED_CIRCLE)? {
+                if is_circle_doc(&store, doc)? {
+                    store.set_setting(CIRCLE, &doc.to_be_bytes())?;
+                    circle = Some(doc);
+                }
+            }
+        }
+        let revoked: Vec<[u8; 32]> = postcard_setting(&store, REVOKED)?;
+        let bootstrap: Vec<([u8; 32], String, Vec<String>)> = postcard_setting(&store, BOOTSTRAP)?;
+        Ok(Node {
+            store,
+            config,
+            circle,
+            bootstrap: bootstrap
+                .into_iter()
+                .map(|(d, name, addrs)| {
+                    let addrs = addrs.iter().filter_map(|a| a.parse().ok()).collect();
+                    (DeviceId(d), (name, addrs))
+                })
+                .collect(),
+            revoked: revoked.into_iter().map(DeviceId).collect(),
+            invites: Invites::default(),
+            access: sharing::Access::default(),
+            partner_addrs: BTreeMap::new(),
+            trusted: BTreeSet::new(),
+            trust_changed: false,
+            pending_docs: Vec::new(),
+        })
+    }
+
+    /// Gets a node ready to serve peers: works out trust, and brings shared copies up to date
+    /// with edits made while no daemon ran.
+    pub fn start(&mut self) -> Result<(), NodeError> {
+        self.refresh_trust()?;
+        self.reproject();
+        Ok(())
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The store, for the daemon's group commits.
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// This device's id.
+    pub fn device(&self) -> DeviceId {
+        self.config.device
+    }
+
+    /// This device's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Carries out one request. Documents it wrote and whether trust changed are collected for
+    /// [`Node::take_changes`], failed or not (a delete may be done and still fail to leave a
+    /// space).
+    pub fn execute(&mut self, request: Request, now: Timestamp) -> Result<Response, NodeError> {
+        let response = self.answer(request, now);
+        // Shared copies follow every edit of the entries they copy.
+        if !self.store_changed_nothing() {
+            self.reproject();
+        }
+        response
+    }
+
+    fn store_changed_nothing(&mut self) -> bool {
+        let changed = self.store.take_changed_docs();
+        let nothing = changed.is_empty();
+        self.pending_docs.extend(changed);
+        nothing
+    }
+
+    fn answer(&mut self, request: Request, now: Timestamp) -> Result<Response, NodeError> {
+        let s = &mut self.store;
+        Ok(match request {
+            Request::Log { new, now_ms, today } => {
+                Response::Entry(s.log(new, ts(now_ms)?, day(&today)?)?)
+            }
+            Request::Update { id, patch, now_ms } => {
+                Response::Entry(s.update(id, patch, ts(now_ms)?)?)
+            }
+            Request::Delete { id, now_ms } => {
+                let gone = s.delete(id, ts(now_ms)?)?;
+                // Deleted either way; a space it could not leave is the person's to know of.
+                self.unshare_all(id)
+                    .map_err(|why| NodeError::Incomplete(format!("deleted {id}, but {why}")))?;
+                Response::Entry(gone)
+            }
+            Request::Get { id } => Response::MaybeEntry(s.get(id)?),
+            Request::Resolve { prefix } => Response::Id(s.resolve(&prefix)?),
+            Request::List { filter, limit } => Response::Entries(s.list(
+                &filter,
+                limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
+            )?),
+            Request::Scan { since, until } => {
+                let since = since.as_deref().map(day).transpose()?;
+                let until = until.as_deref().map(day).transpose()?;
+                let mut all: Vec<Entry> = Vec::new();
+                s.scan(Order::OldestFirst, since, until, |en| {
+                    all.push(en);
+                    ControlFlow::Continue(())
+                })?;
+                Response::Entries(all)
+            }
+            Request::Import { entries, now_ms } => {
+                let r = s.import(entries, ts(now_ms)?)?;
+                Response::Imported {
+                    added: r.added as u64,
+                    skipped: r.skipped as u64,
+                }
+            }
+            Request::Compact => {
+                s.compact()?;
+                Response::Done
+            }
+            Request::Check => {
+                let r = s.check()?;
+                Response::Checked {
+                    documents: r.documents as u64,
+                    entries: r.entries as u64,
+                    mismatches: r.mismatches as u64,
+                }
+            }
+            Request::Invite { ttl_secs } => Response::Invite(self.invite(ttl_secs, None, now)?),
+            Request::Peers => Response::Peers(self.peers()?),
+            Request::PeerAddr { device, addr } => {
+                let device = self.find_device(&device)?;
+                let addr: SocketAddr = addr.parse().map_err(|_| {
+                    NodeError::Invalid(format!(
+                        "{addr:?} is not an address (use host:port, e.g. 192.168.1.20:7676)"
+                    ))
+                })?;
+                self.add_addr(device, addr)?;
+                Response::Done
+            }
+            Request::PeerRemove { device } => {
+                let device = self.find_device(&device)?;
+                self.revoke(device, now)?;
+                Response::Done
+            }
+            Request::PartnerInvite { ttl_secs, label } => {
+                Response::Invite(self.invite(ttl_secs, Some(label), now)?)
+            }
+            Request::Partners => Response::Partners(self.partner_list()?),
+            Request::PartnerRevoke { label } => {
+                self.partner_revoke(&label, now)?;
+                Response::Done
+            }
+            Request::Share {
+                id,
+                with,
+                only,
+                now_ms,
+            } => {
+                self.share(id, &with, only.as_deref(), ts(now_ms)?)?;
+                Response::Done
+            }
+            Request::Unshare { id, with } => {
+                self.unshare(id, &with)?;
+                Response::Done
+            }
+            Request::Feed { partner, now_ms } => {
+                Response::Feed(self.feed(partner.as_deref(), ts(now_ms)?)?)
+            }
+            Request::Cheer { id, text, now_ms } => {
+                self.cheer(&id, &text, ts(now_ms)?)?;
+                Response::Done
+            }
+            Request::Shares => Response::Shares(self.shares()?),
+            Request::Status
+            | Request::Join { .. }
+            | Request::PartnerJoin { .. }
+            | Request::Sync { .. } => {
+                return Err(NodeError::Unavailable(
+                    "this needs a running daemon: start `failup daemon` first".into(),
+                ));
+            }
+        })
+    }
+
+    /// What changed since the last call: documents to offer to peers, and whether trust must
+    /// be applied again.
+    pub fn take_changes(&mut self) -> Changes {
+        self.pending_docs.extend(self.store.take_changed_docs());
+        let mut docs: Vec<u128> = std::mem::take(&mut self.pending_docs);
+        docs.dedup();
+        let mut seen = BTreeSet::new();
+        docs.retain(|d| seen.insert(*d));
+        Changes {
+            docs: docs.into_iter().map(DocId::from_u128).collect(),
+            trust: std::mem::take(&mut self.trust_changed),
+        }
+    }
+
+    /// A peer changed `doc` (the engine said so): a new circle, a partner's new devices or an
+    /// edit of an entry that is shared each change something here.
+    pub fn doc_changed(&mut self, doc: DocId) {
+        let doc = doc.as_u128();
+        let partners = self.partners();
+        let result = if Some(doc) == self.circle || partners.iter().any(|p| p.theirs == doc) {
+            // Who belongs, or a partner's list of devices, may have changed.
+            self.refresh_trust()
+        } else if partners.iter().any(|p| p.mine == doc) {
+            Ok(())
+        } else if self.circle.is_none() && self.pending_circle() == Some(doc) {
+            // The circle this device joined arrived.
+            self.adopt_circle(doc)
+        } else {
+            if !partners.is_empty() {
+                // A journal bucket from another device of this person.
+                self.reproject();
+            }
+            Ok(())
+        };
+        if let Err(e) = result {
+            tracing::error!("cannot take in a change to {}: {e}", DocId::from_u128(doc));
+        }
+    }
+
+    fn adopt_circle(&mut self, doc: u128) -> Result<(), NodeError> {
+        if !is_circle_doc(&self.store, doc)? {
+            return Ok(());
+        }
+        self.store.set_setting(CIRCLE, &doc.to_be_bytes())?;
+        self.circle = Some(doc);
+        self.refresh_trust()
+    }
+
+    /// The store as the sync engine sees it, with this node's access rules.
+    pub fn documents(&mut self) -> NodeDocuments<'_> {
+        NodeDocuments {
+            store: &mut self.store,
+            access: &self.access,
+        }
+    }
+
+    /// The devices that may complete a handshake and sync.
+    pub fn trusted(&self) -> &BTreeSet<DeviceId> {
+        &self.trusted
+    }
+
+    /// Each trusted device with every address known for it.
+    pub fn trusted_addrs(&self) -> BTreeMap<DeviceId, Vec<SocketAddr>> {
+        let members = self.members();
+        self.trusted
+            .iter()
+            .map(|device| {
+                let mut addrs: Vec<SocketAddr> = members
+                    .iter()
+                    .find(|m| m.device == *device)
+                    .map(|m| m.addrs.clone())
+                    .unwrap_or_default();
+                if let Some((_, extra)) = self.bootstrap.get(device) {
+                    addrs.extend(extra.iter().copied());
+                }
+                if let Some(extra) = self.partner_addrs.get(device) {
+                    addrs.extend(extra.iter().copied());
+                }
+                addrs.sort();
+                addrs.dedup();
+                (*device, addrs)
+            })
+            .collect()
+    }
+
+    /// Whether `device` was ever seen revoked here.
+    pub fn is_revoked(&self, device: DeviceId) -> bool {
+        self.revoked.contains(&device)
+    }
+
+    /// Until when unknown devices may complete a handshake (an unused invite is open).
+    pub fn open_invite_until(&self) -> Option<Timestamp> {
+        self.invites.open_until()
+    }
+
+    fn pending_circle(&self) -> Option<u128> {
+        setting_u128(&self.store, JOINED_CIRCLE).ok().flatten()
+    }
+
+    /// Every device ever in the circle, revoked ones marked (none without a circle).
+    fn members(&self) -> Vec<circle::Member> {
+        self.circle
+            .and_then(|doc| self.store.document(doc).ok().flatten())
+            .map(|d| circle::members(&d))
+            .unwrap_or_default()
+    }
+
+    /// Changes the circle document with `edit` (which says whether it changed anything) and
+    /// makes the change durable; does nothing without a circle.
+    fn edit_circle(
+        &mut self,
+        edit: impl FnOnce(&mut automerge::AutoCommit) -> Result<bool, automerge::AutomergeError>,
+    ) -> Result<(), NodeError> {
+        let Some(doc) = self.circle else {
+            return Ok(());
+        };
+        let mut am = self
+            .store
+            .document(doc)?
+            .ok_or_else(|| NodeError::Corrupt("the circle document is missing".into()))?;
+        let before = am.get_heads();
+        if edit(&mut am)? {
+            am.commit();
+            self.store.write_document(doc, &mut am, &before)?;
+        }
+        Ok(())
+    }
+
+    fn save_revoked(&mut self) -> Result<(), NodeError> {
+        let list: Vec<[u8; 32]> = self.revoked.iter().map(|d| d.0).collect();
+        let bytes = encode(&list)?;
+        self.store.set_setting(REVOKED, &bytes)?;
+        Ok(())
+    }
+
+    fn save_bootstrap(&mut self) -> Result<(), NodeError> {
+        let list: Vec<([u8; 32], String, Vec<String>)> = self
+            .bootstrap
+            .iter()
+            .map(|(d, (n, a))| (d.0, n.clone(), a.iter().map(|a| a.to_string()).collect()))
+            .collect();
+        let bytes = encode(&list)?;
+        self.store.set_setting(BOOTSTRAP, &bytes)?;
+        Ok(())
+    }
+
+    /// Works out again which devices are trusted and what partners' devices may see, from the
+    /// circle, the devices met at a join, the partners' sides and the local list of revoked
+    /// devices.
+    fn refresh_trust(&mut self) -> Result<(), NodeError> {
+        // Sides of spaces are never journal buckets, whatever a partner writes into them.
+        let partners = self.partners();
+        let sides: Vec<u128> = partners.iter().flat_map(|p| [p.mine, p.theirs]).collect();
+        self.store.set_foreign(sides)?;
+        let me = self.device();
+        let members = self.members();
+        let before = self.revoked.len();
+        self.revoked
+            .extend(members.iter().filter(|m| m.revoked).map(|m| m.device));
+        // Once the circle is here, it alone says who belongs.
+        if self.circle.is_some() && !self.bootstrap.is_empty() {
+            let in_circle: BTreeSet<DeviceId> = members.iter().map(|m| m.device).collect();
+            self.bootstrap.retain(|d, _| !in_circle.contains(d));
+        }
+        // The local list counts too: a circle whose revocation key someone deleted later still
+        // does not bring the device back here.
+        let mut trusted: BTreeSet<DeviceId> = members
+            .iter()
+            .filter(|m| !m.revoked && !self.revoked.contains(&m.device))
+            .map(|m| m.device)
+            .collect();
+        trusted.extend(self.bootstrap.keys().filter(|d| !self.revoked.contains(d)));
+        let sharing::PartnerDevices {
+            access: partner_access,
+            addrs: partner_addrs,
+            revoked: partners_revoked,
+        } = self.partner_devices(&members, &partners);
+        self.revoked.extend(partners_revoked);
+        if self.revoked.len() != before {
+            self.save_revoked()?;
+        }
+        let partner_access: std::collections::HashMap<DeviceId, Vec<(u128, u128)>> = partner_access
+            .into_iter()
+            .filter(|(d, _)| !self.revoked.contains(d) && !trusted.contains(d))
+            .collect();
+        trusted.extend(partner_access.keys().copied());
+        self.access = sharing::Access {
+            partner: partner_access,
+            circle: self.circle.or(self.pending_circle()),
+        };
+        self.partner_addrs = partner_addrs;
+        trusted.remove(&me);
+        self.trusted = trusted;
+        self.trust_changed = true;
+        // Partners' devices trust a device of this person's once this side lists it.
+        self.vouch(&members, &partners);
+        Ok(())
+    }
+
+    /// The circle as this node knows it: nothing is connected, and last-seen times are known
+    /// only to a running daemon (which fills them in).
+    pub fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
+        let me = self.device();
+        let mut members = self.members();
+        for (d, (name, addrs)) in &self.bootstrap {
+            if !members.iter().any(|m| m.device == *d) {
+                members.push(circle::Member {
+                    device: *d,
+                    name: name.clone(),
+                    addrs: addrs.clone(),
+                    revoked: false,
+                });
+            }
+        }
+        Ok(members
+            .into_iter()
+            .map(|m| PeerInfo {
+                device: m.device.to_string(),
+                name: m.name,
+                role: if m.device == me { "self" } else { "device" }.into(),
+                addrs: m.addrs.iter().map(|a| a.to_string()).collect(),
+                connected: false,
+                last_seen: None,
+                last_sync: None,
+                revoked: m.revoked || self.revoked.contains(&m.device),
+            })
+            .collect())
+    }
+
+    /// A device of the circle by its id, written with or without dashes, or a unique prefix.
+    fn find_device(&self, text: &str) -> Result<DeviceId, NodeError> {
+        let want: String = text
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_uppercase();
+        if want.is_empty() {
+            return Err(NodeError::Invalid("give a device id".into()));
+        }
+        let mut known: Vec<DeviceId> = self.members().iter().map(|m| m.device).collect();
+        known.extend(self.bootstrap.keys().copied());
+        known.sort();
+        known.dedup();
+        let found: Vec<DeviceId> = known
+            .into_iter()
+            .filter(|d| d.to_string().replace('-', "").starts_with(&want))
+            .collect();
+        match found.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(NodeError::NotFound(format!(
+                "no device of this circle matches {text:?}"
+            ))),
+            _ => Err(NodeError::Invalid(format!(
+                "{text:?} matches several devices; give more of the id"
+            ))),
+        }
+    }
+
+    fn add_addr(&mut self, device: DeviceId, addr: SocketAddr) -> Result<(), NodeError> {
+        match self.circle {
+            Some(_) => self.edit_circle(|am| circle::add_addr(am, device, addr))?,
+            None => {
+                if let Some((_, addrs)) = self.bootstrap.get_mut(&device) {
+                    addrs.push(addr);
+                }
+                self.save_bootstrap()?;
+            }
+        }
+        self.refresh_trust()
+    }
+
+    /// Records where a device connected from: with one socket for both directions, that is
+    /// where it listens, and the circle passes it on to devices that have never met it.
+    pub fn learn_addr(&mut self, peer: DeviceId, addr: SocketAddr) -> Result<(), NodeError> {
+        self.edit_circle(|am| circle::add_addr(am, peer, addr))
+    }
+
+    fn revoke(&mut self, device: DeviceId, now: Timestamp) -> Result<(), NodeError> {
+        if device == self.device() {
+            return Err(NodeError::Refused(
+                "a device cannot revoke itself; revoke it from another device".into(),
+            ));
+        }
+        if self.circle.is_some() {
+            let ms = now.as_millisecond();
+            self.edit_circle(|am| circle::revoke(am, device, ms).map(|()| true))?;
+        }
+        self.bootstrap.remove(&device);
+        self.save_bootstrap()?;
+        self.refresh_trust()?;
+        tracing::warn!(peer = %device.short(), "revoked");
+        Ok(())
+    }
+
+    fn invite(
+        &mut self,
+        ttl_secs: u64,
+        partner: Option<Option<String>>,
+        now: Timestamp,
+    ) -> Result<String, NodeError> {
+        if !self.config.networked {
+            return Err(NodeError::Unavailable(
+                "an invite needs a running daemon to answer it: start `failup daemon` first".into(),
+            ));
+        }
+        if let Some(Some(label)) = &partner {
+            self.check_new_label(label)?;
+        }
+        if self.circle.is_none() && self.pending_circle().is_some() {
+            return Err(NodeError::Unavailable(
+                "this device joined a circle whose list of devices has not arrived yet; \
+                 connect to the inviting device once, then invite"
+                    .into(),
+            ));
+        }
+        let secret: [u8; 16] = rand::random();
+        let is_partner = partner.is_some();
+        self.invites.prune(now);
+        let expires = self.invites.add(
+            secret,
+            std::time::Duration::from_secs(ttl_secs),
+            partner,
+            now,
+        );
+        Ok(Code {
+            device: self.device().0,
+            addrs: self.advertised(),
+            secret,
+            expires_ms: expires.as_millisecond(),
+        }
+        .encode(is_partner))
+    }
+
+    fn advertised(&self) -> Vec<String> {
+        self.config
+            .advertise
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    }
+
+    /// Decides a pairing attempt that reached this device: the joiner `peer`, connected from
+    /// `remote`, said `hello`.
+    pub fn pair_incoming(
+        &mut self,
+        peer: DeviceId,
+        remote: SocketAddr,
+        hello: pairing::Hello,
+        now: Timestamp,
+    ) -> Reply {
+        let verdict = match self.invites.check(&hello.secret, now) {
+            Err(reason) => Err(reason),
+            // Checked before the invite is spent, so a revoked device cannot burn it.
+            Ok(_) if self.is_revoked(peer) => Err("this device was revoked".to_owned()),
+            Ok((at, invite)) => {
+                let addr = SocketAddr::new(remote.ip(), hello.port);
+                let result = match (invite.partner.clone(), hello.space) {
+                    (None, None) => {
+                        self.admit(peer, &hello.name, addr)
+                            .map(|circle| Reply::Accepted {
+                                name: self.config.name.clone(),
+                                circle: circle.to_be_bytes(),
+                            })
+                    }
+                    (Some(label), Some(theirs)) => {
+                        let label = label.unwrap_or_else(|| {
+                            hello.name.chars().filter(|c| !c.is_control()).collect()
+                        });
+                        self.admit_partner(peer, &label, u128::from_be_bytes(theirs), addr)
+                            .map(|mine| Reply::Partnered {
+                                name: self.config.name.clone(),
+                                space: mine.to_be_bytes(),
+                            })
+                    }
+                    (None, Some(_)) => Err(NodeError::Refused(
+                        "this invite is for another device of the same person, not a partner"
+                            .to_owned(),
+                    )),
+                    (Some(_), None) => Err(NodeError::Refused(
+                        "this invite is for a partner; join it with `failup partner join`"
+                            .to_owned(),
+                    )),
+                };
+                // Spent only once the joiner is admitted: a failed admission leaves it usable.
+                if result.is_ok() {
+                    self.invites.spend(at);
+                }
+                result.map_err(|e| e.to_string())
+            }
+        };
+        self.invites.prune(now);
+        match verdict {
+            Ok(reply) => reply,
+            Err(reason) => {
+                tracing::warn!(peer = %peer.short(), "pairing refused: {reason}");
+                Reply::Refused(reason)
+            }
+        }
+    }
+
+    /// Adds a device to the circle, creating the circle on first use; returns its document.
+    fn admit(&mut self, device: DeviceId, name: &str, addr: SocketAddr) -> Result<u128, NodeError> {
+        if self.circle.is_none() && self.pending_circle().is_some() {
+            return Err(NodeError::Unavailable(
+                "the inviting device is still waiting for its own circle".into(),
+            ));
+        }
+        let doc = self.ensure_circle()?;
+        self.edit_circle(|am| circle::add(am, device, name, &[addr]).map(|()| true))?;
+        self.refresh_trust()?;
+        tracing::info!(peer = %device.short(), "paired");
+        Ok(doc)
+    }
+
+    /// The circle document, created (holding this device alone) if there is none yet: partner
+    /// records live there even for a person with one device.
+    fn ensure_circle(&mut self) -> Result<u128, NodeError> {
+        if let Some(doc) = self.circle {
+            return Ok(doc);
+        }
+        if self.pending_circle().is_some() {
+            return Err(NodeError::Unavailable(
+                "this device joined a circle whose list of devices has not arrived yet; \
+                 connect to the inviting device once first"
+                    .into(),
+            ));
+        }
+        let mut am = self.store.new_document();
+        circle::create(
+            &mut am,
+            self.device(),
+            &self.config.name,
+            &self.config.advertise,
+        )?;
+        am.commit();
+        let doc: u128 = rand::random();
+        self.store.write_document(doc, &mut am, &[])?;
+        self.store.set_setting(CIRCLE, &doc.to_be_bytes())?;
+        self.circle = Some(doc);
+        Ok(doc)
+    }
+
+    /// Checks a device invite before the daemon connects to the inviter.
+    pub fn check_join(&self, code: &str, now: Timestamp) -> Result<Code, NodeError> {
+        if self.partners().iter().any(|p| !p.revoked) {
+            return Err(NodeError::Refused(
+                "this device already shares spaces with partners; pair it with your other \
+                 devices from those devices instead (`failup pair invite` here)"
+                    .into(),
+            ));
+        }
+        let me = self.device();
+        if self.circle.is_some() && self.members().iter().any(|m| m.device != me && !m.revoked) {
+            return Err(NodeError::Refused(
+                "this device already belongs to a circle of devices; it cannot join another".into(),
+            ));
+        }
+        let code = match Code::decode(code).map_err(NodeError::Invalid)? {
+            (_, true) => {
+                return Err(NodeError::Invalid(
+                    "this is a partner invite: join it with `failup partner join CODE --name LABEL`"
+                        .into(),
+                ));
+            }
+            (c, false) => c,
+        };
+        self.check_code(&code, now)?;
+        // A join still waiting for its circle may be retried with the same device, not another.
+        if self.circle.is_none()
+            && (self.pending_circle().is_some() || !self.bootstrap.is_empty())
+            && !self.bootstrap.contains_key(&DeviceId(code.device))
+        {
+            return Err(NodeError::Refused(
+                "this device already joined another device's circle; it cannot join a second"
+                    .into(),
+            ));
+        }
+        Ok(code)
+    }
+
+    fn check_code(&self, code: &Code, now: Timestamp) -> Result<(), NodeError> {
+        if code.expires_ms < now.as_millisecond() {
+            return Err(NodeError::Refused("this invite has expired".into()));
+        }
+        if code.device == self.device().0 {
+            return Err(NodeError::Invalid(
+                "this invite was made by this device".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Remembers the device this one just joined until the circle document arrives by sync.
+    pub fn joined(&mut self, joined: Joined, name: Option<String>) -> Result<(), NodeError> {
+        let Joined {
+            inviter,
+            name: inviter_name,
+            addrs,
+            circle,
+            space: _,
+        } = joined;
+        let Some(circle) = circle else {
+            return Err(NodeError::Refused(
+                "the inviting device answered as a partner, not as a device of this person".into(),
+            ));
+        };
+        let name = name.unwrap_or(inviter_name);
+        self.bootstrap.insert(inviter, (name.clone(), addrs));
+        self.save_bootstrap()?;
+        self.store
+            .set_setting(JOINED_CIRCLE, &circle.to_be_bytes())?;
+        // Invites made before joining would start a second circle: they are void now.
+        self.invites.clear();
+        self.refresh_trust()?;
+        tracing::info!(peer = %inviter.short(), "joined the circle of {name}");
+        Ok(())
+    }
+}
+
+fn is_circle_doc(store: &Store, doc: u128) -> Result<bool, NodeError> {
+    Ok(setting_u128(store, JOINED_CIRCLE)? == Some(doc)
+        && store.document(doc)?.is_some_and(|d| circle::is_circle(&d)))
+}
+
+/// The store as the sync engine sees it: every document may be synced with every device of the
+/// circle; a partner's device sees only its space (see [`sharing::Access`]).
+pub struct NodeDocuments<'a> {
+    store: &'a mut Store,
+    access: &'a sharing::Access,
+}
+
+fn doc_error(e: failup_store::StoreError) -> DocError {
+    DocError(e.to_string())
+}
+
+impl Documents for NodeDocuments<'_> {
+    fn saved(&mut self, doc: DocId) -> Result<Option<Vec<u8>>, DocError> {
+        self.store.saved_document(doc.as_u128()).map_err(doc_error)
+    }
+
+    fn receive_whole(&mut self, doc: DocId, data: &[u8]) -> Result<bool, DocError> {
+        self.store
+            .receive_whole(doc.as_u128(), data)
+            .map_err(doc_error)
+    }
+
+    fn inventory(&mut self, peer: DeviceId) -> Vec<InventoryItem> {
+        let all = match self.store.inventory() {
+            Ok(all) => all,
+            Err(e) => {
+                // An empty inventory would tell the peer this device holds nothing; the engine
+                // then offers nothing, which is wrong but safe, and the log says why.
+                tracing::error!("cannot list the documents for {}: {e}", peer.short());
+                Vec::new()
+            }
+        };
+        all.into_iter()
+            .filter(|(doc, _)| self.access.may_sync(peer, *doc))
+            .map(|(doc, heads)| InventoryItem {
+                doc: DocId::from_u128(doc),
+                heads: failup_wire::heads_digest(&heads),
+            })
+            .collect()
+    }
+
+    fn may_sync(&mut self, peer: DeviceId, doc: DocId) -> bool {
+        self.access.may_sync(peer, doc.as_u128())
+    }
+
+    fn may_write(&mut self, peer: DeviceId, doc: DocId) -> bool {
+        self.access.may_write(peer, doc.as_u128())
+    }
+
+    fn holds(&mut self, doc: DocId) -> bool {
+        self.store.holds(doc.as_u128()).unwrap_or(false)
+    }
+
+    fn generate(
+        &mut self,
+        doc: DocId,
+        state: &mut automerge::sync::State,
+    ) -> Result<Option<automerge::sync::Message>, DocError> {
+        self.store
+            .sync_generate(doc.as_u128(), state)
+            .map_err(doc_error)
+    }
+
+    fn receive(
+        &mut self,
+        doc: DocId,
+        state: &mut automerge::sync::State,
+        msg: automerge::sync::Message,
+    ) -> Result<bool, DocError> {
+        self.store
+            .sync_receive(doc.as_u128(), state, msg)
+            .map_err(doc_error)
+    }
+}
