@@ -94,19 +94,21 @@ pub(crate) async fn accept_loop(
 }
 
 /// Moves frames between one connection's stream and the engine until either side ends it.
+/// Returns whether the connection reached the engine thread (then its end is reported as
+/// [`Event::Closed`]); one whose stream never opened did not.
 pub(crate) async fn run_connection(
     conn: quinn::Connection,
     peer: DeviceId,
     dialed: bool,
     events: mpsc::UnboundedSender<Event>,
-) {
+) -> bool {
     let streams = if dialed {
         conn.open_bi().await
     } else {
         conn.accept_bi().await
     };
     let Ok((mut send, mut recv)) = streams else {
-        return;
+        return false;
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let queued = Arc::new(AtomicUsize::new(0));
@@ -121,7 +123,7 @@ pub(crate) async fn run_connection(
         }))
         .is_err()
     {
-        return;
+        return false;
     }
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
@@ -183,4 +185,5 @@ pub(crate) async fn run_connection(
         conn_id,
         reason,
     });
+    true
 }

@@ -18,26 +18,31 @@ use failup_wire::{DeviceId, Message};
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
+use failup_node::dial::{Action, CloseReason, ConnId, Event as PolicyEvent, Policy};
+
 use crate::connection::{MAX_UNWRITTEN_BYTES, Opened, Received};
 use crate::control::{PeerInfo, Request, Response, StatusInfo};
-use crate::dialer::Dialer;
+use crate::dialer::conn_id;
 use crate::{Event, TrustState, discovery, pairing};
+
+/// The QUIC close code for a reason: 0 for a connection closed only because another one to the
+/// same device is kept, 1 for a refusal.
+pub(crate) fn close_code(reason: CloseReason) -> quinn::VarInt {
+    match reason {
+        CloseReason::Duplicate | CloseReason::Replaced => 0u32.into(),
+        CloseReason::Unknown | CloseReason::Revoked => 1u32.into(),
+    }
+}
 
 /// At most this many queued peer messages share one fsync: enough to amortise it over a first
 /// sync, few enough that the first message's reply is not held back for long.
 const MAX_GROUP: usize = 32;
-/// Two connections to one device within this window are a race of simultaneous dials, settled
-/// by device id; a connection arriving later means the device lost the old one (it restarted,
-/// say), so the new one replaces it rather than waiting for the old one to time out.
-const DIAL_RACE: Duration = Duration::from_secs(2);
 
 pub(crate) struct Conn {
     pub(crate) conn: quinn::Connection,
-    dialed: bool,
     tx: mpsc::UnboundedSender<Vec<u8>>,
     /// Bytes handed to the writer and not yet written.
     queued: Arc<AtomicUsize>,
-    since: Instant,
 }
 
 struct SyncWaiter {
@@ -74,9 +79,10 @@ pub(crate) struct State {
     conn_ids: HashMap<DeviceId, usize>,
     seen: HashMap<DeviceId, Timestamp>,
     synced: HashMap<DeviceId, Timestamp>,
-    pub(crate) dialers: HashMap<DeviceId, Dialer>,
-    /// Addresses trusted devices announced on the local network, dialed first.
-    discovered: HashMap<DeviceId, Vec<SocketAddr>>,
+    /// Whom to dial and when, and which connection to keep (`failup_node::dial`).
+    pub(crate) dial_policy: Policy,
+    /// When the tick for the policy's next due dial is set to arrive.
+    pub(crate) next_tick: Option<Instant>,
     /// The mDNS announcement and browse, when on; stops when dropped.
     _discovery: Option<discovery::Discovery>,
     waiters: HashMap<u64, SyncWaiter>,
@@ -85,9 +91,6 @@ pub(crate) struct State {
     socket_path: PathBuf,
     /// Sync frames and bytes sent since start, for `failup status` and the benchmarks.
     sent: (u64, u64),
-    /// False while starting: devices known at start-up are dialed at once, since the other side
-    /// may be a peer that restarted and is waiting for us.
-    pub(crate) live: bool,
 }
 
 fn failure(e: &NodeError) -> Response {
@@ -97,6 +100,8 @@ fn failure(e: &NodeError) -> Response {
 impl State {
     pub(crate) fn new(parts: Parts) -> State {
         State {
+            dial_policy: Policy::new(parts.identity.device()),
+            next_tick: None,
             node: parts.node,
             engine: Engine::new(),
             deferred: None,
@@ -109,23 +114,19 @@ impl State {
             conn_ids: HashMap::new(),
             seen: HashMap::new(),
             synced: HashMap::new(),
-            dialers: HashMap::new(),
-            discovered: HashMap::new(),
             _discovery: parts.discovery,
             waiters: HashMap::new(),
             next_waiter: 0,
             listen: parts.listen,
             socket_path: parts.socket_path,
             sent: (0, 0),
-            live: false,
         }
     }
 
-    /// Applies the node's first trust view (dialing every device known at start-up at once)
-    /// and offers what it changed while starting.
+    /// Applies the node's first trust view (the policy dials every device known at start-up
+    /// at once) and offers what the node changed while starting.
     pub(crate) fn begin(&mut self) {
         self.drain();
-        self.live = true;
     }
 
     pub(crate) fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
@@ -251,8 +252,14 @@ impl State {
         if let Some(c) = self.conns.remove(&peer) {
             c.conn.close(1u32.into(), reason.as_bytes());
         }
-        self.conn_ids.remove(&peer);
+        self.forget_conn(peer);
         self.engine(Input::Disconnected(peer));
+    }
+
+    /// Stops taking messages from `peer`'s connection: its last messages and its end are
+    /// stale from now on (the policy still hears of its end).
+    pub(crate) fn forget_conn(&mut self, peer: DeviceId) {
+        self.conn_ids.remove(&peer);
     }
 
     fn apply(&mut self, effects: Vec<Effect>) {
@@ -325,9 +332,16 @@ impl State {
                     self.conn_ids.remove(&peer);
                     self.seen.insert(peer, Timestamp::now());
                     self.engine(Input::Disconnected(peer));
-                    self.wake(peer);
                 }
+                // Every end, even of a connection the daemon closed itself: the policy decides
+                // when to dial again.
+                self.policy(PolicyEvent::Closed {
+                    peer,
+                    conn: ConnId(conn_id as u64),
+                });
             }
+            Event::Tick(due) => self.tick(due),
+            Event::DialFailed(peer) => self.policy(PolicyEvent::DialFailed { peer }),
             Event::Pair(incoming) => {
                 let pairing::Incoming {
                     peer,
@@ -395,34 +409,33 @@ impl State {
             tx,
             queued,
         } = opened;
-        if !self.trust.is_trusted(peer) {
-            conn.close(1u32.into(), b"unknown device");
-            return;
-        }
-        let me = self.identity.device();
-        // Both sides may dial at once; both keep the connection dialed by the smaller id.
-        let preferred = |dialed: bool| if dialed { me < peer } else { peer < me };
-        if let Some(existing) = self.conns.get(&peer) {
-            let race = existing.since.elapsed() < DIAL_RACE;
-            if race && (preferred(existing.dialed) || !preferred(dialed)) {
-                conn.close(0u32.into(), b"duplicate");
-                return;
-            }
-            existing.conn.close(0u32.into(), b"replaced");
-            self.engine(Input::Disconnected(peer));
-        }
-        let remote = conn.remote_address();
-        self.conn_ids.insert(peer, conn.stable_id());
-        self.conns.insert(
-            peer,
-            Conn {
-                conn,
+        let id = conn_id(&conn);
+        let actions = self.dial_policy.handle(
+            Instant::now(),
+            PolicyEvent::Connected {
+                peer,
+                conn: id,
                 dialed,
-                tx,
-                queued,
-                since: Instant::now(),
             },
         );
+        if self.dial_policy.current(peer) != Some(id) {
+            // Refused (a device outside the circle) or a duplicate of a simultaneous dial.
+            let reason = actions
+                .iter()
+                .find_map(|a| match a {
+                    Action::Close { conn, reason, .. } if *conn == id => Some(*reason),
+                    _ => None,
+                })
+                .unwrap_or(CloseReason::Unknown);
+            conn.close(close_code(reason), reason.as_str().as_bytes());
+            self.carry_out(actions);
+            return;
+        }
+        // Closes the connection this one replaces, if any.
+        self.carry_out(actions);
+        let remote = conn.remote_address();
+        self.conn_ids.insert(peer, conn.stable_id());
+        self.conns.insert(peer, Conn { conn, tx, queued });
         self.seen.insert(peer, Timestamp::now());
         tracing::info!(peer = %peer.short(), %remote, dialed, "connected");
         if !dialed {
@@ -430,20 +443,18 @@ impl State {
                 tracing::warn!("cannot record the address of {}: {e}", peer.short());
             }
         }
-        if let Some(d) = self.dialers.get(&peer) {
-            d.connected.store(true, Ordering::SeqCst);
-        }
         self.engine(Input::Connected(peer));
         self.drain();
     }
 
-    /// Applies the node's trust view: drops connections of devices no longer trusted, ends
-    /// their dialers, and dials devices newly trusted.
+    /// Applies the node's trust view: the policy drops connections of devices no longer
+    /// trusted and dials devices newly trusted; the TLS verifier admits exactly the trusted.
     fn apply_trust(&mut self) {
         let trusted = self.node.trusted().clone();
         if let Ok(mut t) = self.trust.trusted.write() {
             *t = trusted.clone();
         }
+        self.policy(PolicyEvent::Trusted(self.node.trusted_addrs()));
         for gone in self
             .conns
             .keys()
@@ -454,46 +465,19 @@ impl State {
             tracing::warn!(peer = %gone.short(), "revoked: disconnecting");
             self.drop_conn(gone, "revoked");
         }
-        let addrs = self.node.trusted_addrs();
-        self.update_dialers(&trusted, &addrs);
-    }
-
-    /// Every address known for `device`, those it announces now first.
-    pub(crate) fn addrs_of(
-        &self,
-        device: DeviceId,
-        known: &std::collections::BTreeMap<DeviceId, Vec<SocketAddr>>,
-    ) -> Vec<SocketAddr> {
-        let mut addrs = known.get(&device).cloned().unwrap_or_default();
-        // What the device announces now beats what it was once seen at.
-        if let Some(heard) = self.discovered.get(&device) {
-            addrs.retain(|a| !heard.contains(a));
-            addrs.splice(0..0, heard.iter().copied());
-        }
-        addrs
     }
 
     /// A device announced itself on the local network: if it is trusted, its announced
     /// addresses are dialed first from now on, at once if it is not connected.
     fn heard(&mut self, heard: discovery::Heard) {
-        if !self.trust.is_trusted(heard.device) || heard.addrs.is_empty() {
+        if !self.dial_policy.is_trusted(heard.device) {
             return;
         }
-        if self.discovered.get(&heard.device) == Some(&heard.addrs) {
-            return;
-        }
-        tracing::info!(peer = %heard.device.short(), addrs = ?heard.addrs, "heard on the local network");
-        let device = heard.device;
-        self.discovered.insert(device, heard.addrs);
-        let addrs = self.addrs_of(device, &self.node.trusted_addrs());
-        if let Some(d) = self.dialers.get(&device) {
-            if let Ok(mut a) = d.addrs.write() {
-                *a = addrs;
-            }
-        }
-        if !self.conns.contains_key(&device) {
-            self.wake(device);
-        }
+        tracing::debug!(peer = %heard.device.short(), addrs = ?heard.addrs, "heard on the local network");
+        self.policy(PolicyEvent::AddrsHeard {
+            peer: heard.device,
+            addrs: heard.addrs,
+        });
     }
 
     /// Answers one control request; slow ones (join, sync) answer later through `reply`.

@@ -126,6 +126,10 @@ enum Event {
         reply: oneshot::Sender<Response>,
     },
     SyncDeadline(u64),
+    /// The timer for the connection policy's next due dial went off.
+    Tick(std::time::Instant),
+    /// A dial reached none of the device's addresses.
+    DialFailed(DeviceId),
     Shutdown,
 }
 

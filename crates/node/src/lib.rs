@@ -12,7 +12,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod circle;
-// DIAL pub mod dial;
+pub mod dial;
 pub mod error;
 pub mod pairing;
 pub mod request;
