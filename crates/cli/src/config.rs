@@ -18,7 +18,7 @@ use failup_journal::{REFRAME_QUESTIONS, ReframeField};
 use toml_edit::{DocumentMut, Item, Table, Value};
 
 /// The config file's name in the home.
-pub const CONFIG_FILE: &str = "config.toml";
+pub use failup_home::CONFIG_FILE;
 
 /// Longest reframe question, in characters.
 const MAX_QUESTION: usize = 200;
@@ -446,6 +446,84 @@ pub fn display(name: &str, value: &str) -> String {
 /// Every setting's name and help, in order.
 pub fn keys() -> impl Iterator<Item = (&'static str, &'static str)> {
     KEYS.iter().map(|k| (k.name, k.help))
+}
+
+/// `failup config`.
+pub(crate) fn command(
+    ctx: &crate::Ctx,
+    cmd: crate::args::ConfigCommand,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
+    use crate::args::ConfigCommand as C;
+    match cmd {
+        C::List => {
+            let mut rows = Vec::new();
+            for (key, help) in keys() {
+                // A bad value is listed with its error, so the list shows what to fix.
+                let (value, source) = match ctx.config.get(key) {
+                    Ok((v, s)) => (v, s.to_string()),
+                    Err(e) => (String::new(), format!("error: {e:#}")),
+                };
+                rows.push((key, value, source, help));
+            }
+            if ctx.json {
+                let v: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|(k, v, s, h)| {
+                        serde_json::json!({"key": k, "value": v, "source": s, "help": h})
+                    })
+                    .collect();
+                serde_json::to_writer_pretty(&mut *out, &v)?;
+                writeln!(out)?;
+            } else {
+                for (key, value, source, _) in &rows {
+                    let value = display(key, value);
+                    writeln!(out, "{key} = {value}  ({source})")?;
+                }
+            }
+            for k in ctx.config.unknown_keys() {
+                eprintln!(
+                    "warning: {} has an unknown setting {k:?}; remove it with `failup config unset {k}`",
+                    ctx.config.path().display()
+                );
+            }
+        }
+        C::Get { key } => {
+            let (value, source) = ctx.config.get(&key)?;
+            if ctx.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"key": key, "value": value, "source": source.to_string()})
+                )?;
+            } else {
+                writeln!(out, "{value}")?;
+            }
+        }
+        C::Set { key, value } => {
+            crate::ensure_home(&ctx.home)?;
+            let mut config = Config::load(&ctx.home)?;
+            config.set(&key, &value)?;
+            config.save()?;
+            let (now, source) = config.get(&key)?;
+            if let Source::Env(var) = source {
+                eprintln!("set {key} in the file, but ${var} overrides it: {now}");
+            } else {
+                eprintln!("set {key} = {now}");
+            }
+        }
+        C::Unset { key } => {
+            let mut config = Config::load(&ctx.home)?;
+            if config.unset(&key)? {
+                config.save()?;
+                eprintln!("removed {key} from {}", config.path().display());
+            } else {
+                eprintln!("{key} was not set in {}", config.path().display());
+            }
+        }
+        C::Path => writeln!(out, "{}", ctx.config.path().display())?,
+    }
+    Ok(())
 }
 
 #[cfg(test)]

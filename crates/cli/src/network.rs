@@ -14,8 +14,7 @@ use crate::Ctx;
 use crate::args::{LogFormat, PairCommand, PeersCommand};
 use crate::journal::Journal;
 
-/// The device key's file name in the home.
-pub const KEY_FILE: &str = "device.key";
+pub use failup_home::KEY_FILE;
 
 pub(crate) fn client(ctx: &Ctx, what: &str) -> Result<Client> {
     crate::ensure_home(&ctx.home)?;
@@ -42,8 +41,7 @@ pub(crate) fn host_name() -> String {
         .unwrap_or_else(|| "failup device".to_owned())
 }
 
-/// File in the home naming the running daemon's process id.
-pub const PID_FILE: &str = "daemon.pid";
+use failup_home::PID_FILE;
 
 /// What `failup daemon` runs with, each setting already resolved from its flag, the
 /// environment, the config file or its default.
@@ -133,6 +131,29 @@ pub fn daemon(home: &Path, settings: DaemonSettings) -> Result<()> {
         tracing::info!("failup daemon stopped");
         Ok::<_, anyhow::Error>(())
     })
+}
+
+/// `failup daemon`, its settings resolved from flags, the environment and the config.
+pub(crate) fn daemon_command(
+    ctx: &Ctx,
+    listen: Option<String>,
+    no_mdns: bool,
+    name: Option<String>,
+    log_format: LogFormat,
+) -> Result<()> {
+    let settings = DaemonSettings {
+        listen: match listen {
+            Some(l) => crate::config::check("listen", &l).context("--listen")?,
+            None => ctx.config.value("listen")?,
+        },
+        name: match name {
+            Some(n) => crate::config::check("name", &n).context("--name")?,
+            None => ctx.config.value("name")?,
+        },
+        mdns: !no_mdns && ctx.config.flag("mdns")?,
+        log_format,
+    };
+    daemon(&ctx.home, settings)
 }
 
 /// `failup id`.

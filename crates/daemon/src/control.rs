@@ -21,8 +21,7 @@ use crate::frame::{self, FrameError};
 
 /// Largest control frame, in bytes: an import of a large journal travels in one request.
 pub const MAX_CONTROL_FRAME: u32 = 1 << 30;
-/// The socket's file name in the home.
-pub const SOCKET_FILE: &str = "control.sock";
+pub use failup_home::SOCKET_FILE;
 
 /// Why talking to the daemon failed.
 #[derive(Debug, thiserror::Error)]

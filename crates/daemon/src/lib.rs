@@ -26,6 +26,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use control::{Request, Response};
+use failup_home::{Ensured, Home};
 use failup_net::{Identity, Trust};
 pub use failup_node::circle;
 use failup_node::{ErrorKind, Failure, Node};
@@ -66,6 +67,9 @@ pub enum DaemonError {
     /// The transport could not be set up.
     #[error(transparent)]
     Net(#[from] failup_net::NetError),
+    /// The home could not be made ready.
+    #[error(transparent)]
+    Home(#[from] failup_home::HomeError),
     /// A file or socket failed.
     #[error("{context}: {source}")]
     Io {
@@ -211,13 +215,15 @@ fn advertised(listen: SocketAddr) -> Vec<SocketAddr> {
 /// socket accepts.
 pub async fn start(config: Config) -> Result<Handle, DaemonError> {
     let io = |context: String| move |source| DaemonError::Io { context, source };
-    if !config.home.is_dir() {
-        std::fs::create_dir_all(&config.home)
-            .map_err(io(format!("cannot create home {}", config.home.display())))?;
-        restrict(&config.home, 0o700)?;
+    let home = Home::new(&config.home);
+    if home.ensure()? == Ensured::Tightened {
+        tracing::warn!(
+            "{} was readable by others; it is now the owner's alone",
+            config.home.display()
+        );
     }
-    let store = Store::open(&config.home.join("journal.redb"), STORE_WAIT)?;
-    let identity = Arc::new(Identity::load_or_create(&config.home.join("device.key"))?);
+    let store = Store::open(&home.store(), STORE_WAIT)?;
+    let identity = Arc::new(Identity::load_or_create(&home.key())?);
     let trust = Arc::new(TrustState::default());
     let endpoint = failup_net::endpoint(
         &identity,
@@ -239,7 +245,7 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
         },
     )?;
     node.start()?;
-    let socket_path = config.home.join(control::SOCKET_FILE);
+    let socket_path = home.socket();
     // The store's lock proves no other daemon runs on this home, so a socket file left here is
     // stale; a missing one is the usual case.
     let _ = std::fs::remove_file(&socket_path);
@@ -290,17 +296,6 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
     })
 }
 
-#[cfg(unix)]
-fn restrict(path: &Path, mode: u32) -> Result<(), DaemonError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
-        DaemonError::Io {
-            context: format!("cannot restrict {}", path.display()),
-            source,
-        }
-    })
-}
-
 /// Binds the control socket where only the owner can reach it from its first instant: bound
 /// inside a fresh owner-only directory, made owner-only, then moved into place.
 fn bind_private(socket_path: &Path) -> Result<tokio::net::UnixListener, DaemonError> {
@@ -318,7 +313,7 @@ fn bind_private(socket_path: &Path) -> Result<tokio::net::UnixListener, DaemonEr
         "cannot create control socket {}",
         socket_path.display()
     )))?;
-    restrict(&staged, 0o600)?;
+    failup_home::restrict(&staged, failup_home::PRIVATE_MODE)?;
     std::fs::rename(&staged, socket_path).map_err(io(format!(
         "cannot create control socket {}",
         socket_path.display()

@@ -228,8 +228,9 @@ pub struct Iteration {
 
 /// One logged setback with its reframe and the loop that follows it.
 ///
-/// The serde form is the export schema (docs/export-format.md) in JSON and the compact index
-/// record in binary formats; fields are never skipped, because binary formats are positional.
+/// The serde form is the export schema (docs/export-format.md) in JSON and the control
+/// protocol's form in postcard; fields are never skipped, because binary formats are
+/// positional. The store keeps entries in a record type of its own.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// The entry's id.

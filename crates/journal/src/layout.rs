@@ -49,13 +49,22 @@ pub struct Bucket {
 }
 
 /// Runs a call into Automerge with bytes from outside (disk or a peer); automerge has panicked
-/// on malformed input before, and a panic must become an error, never a dead process.
-fn guarded<T>(f: impl FnOnce() -> Result<T, JournalError>) -> Result<T, JournalError> {
+/// on malformed input before, and a panic must become an error, never a dead process. The one
+/// guard of the workspace: the store and the journal both go through it.
+pub fn guarded<T>(f: impl FnOnce() -> Result<T, JournalError>) -> Result<T, JournalError> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
         Err(JournalError::Corrupt(
             "automerge panicked on this document".into(),
         ))
     })
+}
+
+/// [`guarded`] for a call that fails with Automerge's own error: both a panic and an error say
+/// the document is corrupt.
+pub fn guarded_automerge<T>(
+    f: impl FnOnce() -> Result<T, automerge::AutomergeError>,
+) -> Result<T, JournalError> {
+    guarded(|| f().map_err(am))
 }
 
 fn am(e: automerge::AutomergeError) -> JournalError {

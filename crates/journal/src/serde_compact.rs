@@ -1,7 +1,7 @@
 //! Serde forms for times and days that read well in JSON and stay small in binary formats.
 //!
-//! The same `Entry` type is both the documented export schema (RFC 3339 strings) and the
-//! store's index record (postcard); `is_human_readable` tells the two apart, so the index does
+//! The same `Entry` type is both the documented export schema (RFC 3339 strings) and what the
+//! control protocol carries (postcard); `is_human_readable` tells the two apart, so a frame does
 //! not pay 24 bytes for every timestamp.
 
 /// `jiff::Timestamp` as RFC 3339 text, or milliseconds since the epoch in binary.

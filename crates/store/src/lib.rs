@@ -49,7 +49,7 @@ const CHANGES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("chang
 const HEADS: TableDefinition<u128, &[u8]> = TableDefinition::new("heads-1");
 /// Key: entry id. Value: (id of the document holding it, its day as `YYYYMMDD`).
 const ENTRIES: TableDefinition<u128, (u128, u32)> = TableDefinition::new("entries-1");
-/// Key: (day as `YYYYMMDD`, entry id). Value: the entry, postcard-encoded.
+/// Key: (day as `YYYYMMDD`, entry id). Value: the entry's index record (`record.rs`).
 const BY_DAY: TableDefinition<(u32, u128), &[u8]> = TableDefinition::new("by-day-1");
 
 /// The store schema this build writes. 2 added `heads-1`.
@@ -173,23 +173,7 @@ fn day_key(day: Date) -> u32 {
         as u32
 }
 
-/// The postcard encoding of an entry without its leading id: the id is already the record's
-/// key, and a second copy cost a twentieth of the file.
-fn encode(entry: &Entry) -> Result<Vec<u8>, StoreError> {
-    let err = |e: postcard::Error| StoreError::Record(e.to_string());
-    let id_len = postcard::to_allocvec(&entry.id).map_err(err)?.len();
-    let mut bytes = postcard::to_allocvec(entry).map_err(err)?;
-    bytes.drain(..id_len);
-    Ok(bytes)
-}
-
-/// Reverses [`encode`] given the id from the record's key.
-fn decode(id: u128, bytes: &[u8]) -> Result<Entry, StoreError> {
-    let err = |e: postcard::Error| StoreError::Record(e.to_string());
-    let mut full = postcard::to_allocvec(&EntryId::from_u128(id)).map_err(err)?;
-    full.extend_from_slice(bytes);
-    postcard::from_bytes(&full).map_err(err)
-}
+use record::{decode, encode};
 
 fn not_a_store(path: &Path, err: impl std::fmt::Display) -> StoreError {
     StoreError::NotAStore {
@@ -766,20 +750,14 @@ fn read_doc(
         .range((doc, 0)..=(doc, u64::MAX))?
         .map(|r| r.map(|(_, v)| v.value().to_vec()))
         .collect::<Result<_, _>>()?;
-    let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let am = failup_journal::layout::guarded_automerge(|| {
         let mut am = automerge::AutoCommit::load(snap.value())?;
         for inc in &incs {
             am.load_incremental(inc)?;
         }
-        Ok::<_, automerge::AutomergeError>(am)
-    }));
-    match loaded {
-        Ok(Ok(am)) => Ok(Some(am.with_actor(automerge::ActorId::from(actor)))),
-        Ok(Err(e)) => Err(JournalError::Corrupt(e.to_string()).into()),
-        Err(_) => {
-            Err(JournalError::Corrupt("automerge panicked on a stored document".into()).into())
-        }
-    }
+        Ok(am)
+    })?;
+    Ok(Some(am.with_actor(automerge::ActorId::from(actor))))
 }
 
 /// Records a document's heads.
@@ -879,22 +857,14 @@ fn reindex(
     Ok(())
 }
 
-#[cfg(unix)]
 fn restrict_permissions(path: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
-        StoreError::Io {
-            context: format!("cannot restrict permissions of {}", path.display()),
-            source,
-        }
+    failup_home::restrict(path, failup_home::PRIVATE_MODE).map_err(|e| StoreError::Io {
+        context: e.context,
+        source: e.source,
     })
 }
 
-#[cfg(not(unix))]
-fn restrict_permissions(_path: &Path) -> Result<(), StoreError> {
-    Ok(())
-}
-
+mod record;
 mod sync;
 pub use sync::{Heads, Prepared};
 

@@ -2,11 +2,9 @@
 //! stored documents, and received changes made durable and indexed in one transaction before
 //! the engine answers the peer.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use automerge::AutoCommit;
 use automerge::sync::{self, SyncDoc};
-use failup_journal::layout::{LAYOUT_MARK, changed_entries, layout_of};
+use failup_journal::layout::{LAYOUT_MARK, changed_entries, guarded, guarded_automerge, layout_of};
 
 use super::*;
 
@@ -34,17 +32,11 @@ pub struct Prepared {
     read: Result<(AutoCommit, Option<Vec<Entry>>), StoreError>,
 }
 
-fn corrupt_panic() -> JournalError {
-    JournalError::Corrupt("automerge panicked on a received document".into())
-}
-
 /// Loads a whole saved document, and when it is a journal bucket, reads its entries for the
 /// index. `None` entries: another kind of document (the circle), indexed by nothing.
 fn read_whole(data: &[u8]) -> Result<(AutoCommit, Option<Vec<Entry>>), StoreError> {
     // A whole load of a saved document is far cheaper than replaying it into an empty one.
-    let am = catch_unwind(AssertUnwindSafe(|| AutoCommit::load(data)))
-        .map_err(|_| corrupt_panic())?
-        .map_err(|e| JournalError::Corrupt(e.to_string()))?;
+    let am = guarded_automerge(|| AutoCommit::load(data))?;
     if layout_of(&am).as_deref() != Some(LAYOUT_MARK) {
         return Ok((am, None));
     }
@@ -167,10 +159,7 @@ impl Store {
         state: &mut sync::State,
     ) -> Result<Option<sync::Message>, StoreError> {
         let (mut am, held) = self.take_loaded(doc)?;
-        let msg = catch_unwind(AssertUnwindSafe(|| am.sync().generate_sync_message(state)))
-            .map_err(|_| {
-                JournalError::Corrupt("automerge panicked generating a sync message".into())
-            })?;
+        let msg = guarded(|| Ok(am.sync().generate_sync_message(state)))?;
         if held {
             self.keep_loaded(doc, am);
         }
@@ -187,11 +176,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let (mut am, held) = self.take_loaded(doc)?;
         let before = am.get_heads();
-        catch_unwind(AssertUnwindSafe(|| {
-            am.sync().receive_sync_message(state, msg)
-        }))
-        .map_err(|_| JournalError::Corrupt("automerge panicked on a sync message".into()))?
-        .map_err(|e| JournalError::Corrupt(e.to_string()))?;
+        guarded_automerge(|| am.sync().receive_sync_message(state, msg))?;
         self.commit_received(doc, am, held, before)
     }
 
@@ -228,9 +213,7 @@ impl Store {
         let (mut am, held) = self.take_loaded(doc)?;
         let before = am.get_heads();
         if held {
-            catch_unwind(AssertUnwindSafe(|| am.load_incremental(data)))
-                .map_err(|_| corrupt_panic())?
-                .map_err(|e| JournalError::Corrupt(e.to_string()))?;
+            guarded_automerge(|| am.load_incremental(data))?;
             return self.commit_received(doc, am, held, before);
         }
         let read = match self.prepared.remove(&doc).filter(|p| p.data == data) {

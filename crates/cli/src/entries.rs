@@ -1,0 +1,425 @@
+//! The commands on single entries: log, list, show, reflect, iterate, edit, close, reopen and
+//! delete, with the editor template and the prompts they fill entries from.
+
+use std::io::{self, IsTerminal, Read, Write};
+
+use anyhow::{Context, Result, bail};
+use failup_journal::export::EntryView;
+use failup_journal::{
+    Entry, EntryPatch, Filter, Iteration, IterationId, NewEntry, REFRAME_QUESTIONS, ReframeField,
+    Scale, Status,
+};
+use jiff::civil::Date;
+
+use crate::args::{EditArgs, FieldArgs, LogArgs, OutcomeArg};
+use crate::editor::{self, Section};
+use crate::render::{self, short};
+use crate::{Ctx, ask, fetch, outcome_of, scale_of};
+use crate::{args, partners};
+
+pub(crate) fn log(ctx: &Ctx, args: LogArgs, out: &mut dyn Write) -> Result<()> {
+    let mut new = new_entry(ctx, &args.fields)?;
+    if args.is_macro {
+        new.scale = Scale::Macro;
+    }
+    if !args.text.is_empty() {
+        new.text = args.text.join(" ");
+    } else if !io::stdin().is_terminal() {
+        let max = failup_journal::entry::MAX_TEXT_BYTES;
+        let mut bytes = Vec::new();
+        io::stdin()
+            .lock()
+            .take(max as u64 + 1)
+            .read_to_end(&mut bytes)
+            .context("cannot read the entry from standard input")?;
+        // Refuse before trimming: a cut-off story must never pass for a whole one.
+        if bytes.len() > max {
+            bail!("text is longer than {max} bytes");
+        }
+        new.text = String::from_utf8(bytes).context("standard input is not UTF-8 text")?;
+    } else {
+        let prompts = ctx.prompts()?;
+        let written = editor::edit(
+            &ctx.editor()?,
+            &editor::template(&prompts, None, &ctx.today.to_string()),
+        )?;
+        let form = editor::parse(&prompts, &written)?;
+        // The story template left as it was is no story either.
+        if form.text.is_empty() || form.text.trim() == prompts.story.trim() {
+            bail!("nothing logged: the story was left empty");
+        }
+        new.text = form.text.clone();
+        fill_from_form(ctx, &mut new, &form)?;
+    }
+    let entry = ctx.open()?.log(new, ctx.now, ctx.today)?;
+    writeln!(out, "{}", entry.id)?;
+    if let Some(with) = &args.share {
+        // Logged already: a failed share is reported, and the entry stays, private.
+        partners::share_id(ctx, entry.id, with, None)
+            .with_context(|| format!("logged {}, but not shared", entry.id))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn new_entry(ctx: &Ctx, f: &FieldArgs) -> Result<NewEntry> {
+    Ok(NewEntry {
+        text: String::new(),
+        scale: Scale::Micro,
+        day: f.on.as_deref().map(|d| ctx.parse_day(d)).transpose()?,
+        area: f.area.clone(),
+        tags: f.tags.clone(),
+        feeling: f.feeling,
+        lesson: f.lesson.clone(),
+        muscle: f.muscle.clone(),
+        use_it: f.use_it.clone(),
+        next: f.next.clone(),
+    })
+}
+
+pub(crate) fn form_values(ctx: &Ctx, form: &editor::Form) -> Result<FormValues> {
+    let text = |s| form.get(s).map(str::to_owned);
+    let reframe = REFRAME_QUESTIONS.map(|(f, _)| (f, text(Section::Reframe(f))));
+    let feeling = form
+        .get(Section::Feeling)
+        .map(|f| {
+            f.parse::<u8>()
+                .with_context(|| format!("feeling {f:?} is not a number from 1 to 5"))
+        })
+        .transpose()?;
+    Ok(FormValues {
+        reframe,
+        next: text(Section::Next),
+        area: text(Section::Area),
+        tags: form
+            .get(Section::Tags)
+            .map(|t| t.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default(),
+        feeling,
+        scale: form.get(Section::Scale).map(str::parse).transpose()?,
+        day: form
+            .get(Section::Day)
+            .map(|d| ctx.parse_day(d))
+            .transpose()?,
+    })
+}
+
+/// Fields typed on the command line win over the same fields in the form.
+pub(crate) fn fill_from_form(ctx: &Ctx, new: &mut NewEntry, form: &editor::Form) -> Result<()> {
+    let v = form_values(ctx, form)?;
+    for (field, value) in v.reframe {
+        let slot = match field {
+            ReframeField::Lesson => &mut new.lesson,
+            ReframeField::Muscle => &mut new.muscle,
+            ReframeField::Use => &mut new.use_it,
+        };
+        if slot.is_none() {
+            *slot = value;
+        }
+    }
+    new.next = new.next.take().or(v.next);
+    new.area = new.area.take().or(v.area);
+    new.tags.extend(v.tags);
+    new.feeling = new.feeling.or(v.feeling);
+    new.day = new.day.or(v.day);
+    if new.scale == Scale::Micro {
+        new.scale = v.scale.unwrap_or(Scale::Micro);
+    }
+    Ok(())
+}
+
+pub(crate) fn list(ctx: &Ctx, a: args::ListArgs, out: &mut dyn Write) -> Result<()> {
+    let filter = Filter {
+        since: a.since.map(|d| ctx.parse_day(&d)).transpose()?,
+        until: a.until.map(|d| ctx.parse_day(&d)).transpose()?,
+        tags: a
+            .tags
+            .iter()
+            .map(|t| failup_journal::entry::normalize_tag(t))
+            .collect::<Result<_, _>>()?,
+        area: a.area,
+        scale: a.scale.map(scale_of),
+        open: a.open,
+        search: Vec::new(),
+    };
+    let filter = match &a.search {
+        Some(words) => filter.with_search(words),
+        None => filter,
+    };
+    let mut journal = ctx.open()?;
+    let entries = journal.list(&filter, a.limit)?;
+    let shared: std::collections::HashMap<failup_journal::EntryId, Vec<String>> = journal
+        .shares()?
+        .into_iter()
+        .map(|s| (s.id, s.with))
+        .collect();
+    if ctx.json {
+        let mut views = Vec::with_capacity(entries.len());
+        for e in &entries {
+            let mut v = serde_json::to_value(EntryView::from(e))?;
+            if let (Some(with), Some(obj)) = (shared.get(&e.id), v.as_object_mut()) {
+                obj.insert("shared_with".into(), serde_json::json!(with));
+            }
+            views.push(v);
+        }
+        serde_json::to_writer_pretty(&mut *out, &views)?;
+        writeln!(out)?;
+    } else if entries.is_empty() {
+        eprintln!("no entries");
+    } else {
+        for e in &entries {
+            let mut line = render::list_line(e, &ctx.style);
+            if let Some(with) = shared.get(&e.id) {
+                line.push_str(&format!("  [shared with {}]", with.join(", ")));
+            }
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn reflect(ctx: &Ctx, a: args::ReflectArgs) -> Result<()> {
+    let entry = ctx.resolve(&a.id)?;
+    let mut patch = EntryPatch {
+        lesson: a.lesson.map(Some),
+        muscle: a.muscle.map(Some),
+        use_it: a.use_it.map(Some),
+        ..EntryPatch::default()
+    };
+    if patch.is_empty() {
+        eprintln!("{}: {}", short(entry.id), entry.title());
+        eprintln!("(press Enter to keep an answer as it is)");
+        for (field, question) in ctx.config.questions()? {
+            let current = entry
+                .reframe(field)
+                .map(|c| format!(" [{c}]"))
+                .unwrap_or_default();
+            let answer = ask(&format!("{question}{current}\n> "))?;
+            if answer.trim().is_empty() {
+                continue;
+            }
+            let slot = match field {
+                ReframeField::Lesson => &mut patch.lesson,
+                ReframeField::Muscle => &mut patch.muscle,
+                ReframeField::Use => &mut patch.use_it,
+            };
+            *slot = Some(Some(answer));
+        }
+        if patch.is_empty() {
+            eprintln!("nothing changed");
+            return Ok(());
+        }
+    }
+    let entry = ctx.open()?.update(entry.id, patch, ctx.now)?;
+    eprintln!(
+        "reflected on {} (status: {})",
+        short(entry.id),
+        entry.status().as_str()
+    );
+    Ok(())
+}
+
+pub(crate) fn edit(ctx: &Ctx, a: EditArgs) -> Result<()> {
+    let entry = ctx.resolve(&a.id)?;
+    let f = &a.fields;
+    let clearable = |v: &Option<String>| v.clone().map(|v| Some(v).filter(|v| !v.is_empty()));
+    let mut patch = EntryPatch {
+        text: a.text.clone(),
+        scale: a.scale.map(scale_of),
+        day: f.on.as_deref().map(|d| ctx.parse_day(d)).transpose()?,
+        area: clearable(&f.area),
+        add_tags: f.tags.clone(),
+        remove_tags: a.untag.clone(),
+        feeling: f.feeling.map(Some),
+        lesson: clearable(&f.lesson),
+        muscle: clearable(&f.muscle),
+        use_it: clearable(&f.use_it),
+        next: clearable(&f.next),
+        ..EntryPatch::default()
+    };
+    if patch.is_empty() {
+        if !io::stdin().is_terminal() {
+            bail!(
+                "nothing to change: give a field such as --text or --lesson (see failup edit --help)"
+            );
+        }
+        let prompts = ctx.prompts()?;
+        let written = editor::edit(
+            &ctx.editor()?,
+            &editor::template(&prompts, Some(&entry), &entry.day.to_string()),
+        )?;
+        let form = editor::parse(&prompts, &written)?;
+        if form.text.is_empty() {
+            bail!("nothing changed: the story was left empty");
+        }
+        patch = patch_from_form(ctx, &entry, &form)?;
+        if patch.is_empty() {
+            eprintln!("nothing changed");
+            return Ok(());
+        }
+    }
+    let entry = ctx.open()?.update(entry.id, patch, ctx.now)?;
+    eprintln!("updated {}: {}", short(entry.id), entry.title());
+    Ok(())
+}
+
+/// The difference between an entry and what the person left in the editor.
+pub(crate) fn patch_from_form(ctx: &Ctx, e: &Entry, form: &editor::Form) -> Result<EntryPatch> {
+    let v = form_values(ctx, form)?;
+    // A section whose heading was deleted leaves its field as it was: only text written (or
+    // emptied) under a heading changes anything.
+    let changed = |section: Section, old: Option<&str>, new: Option<String>| {
+        (form.has(section) && old != new.as_deref()).then_some(new)
+    };
+    let mut patch = EntryPatch {
+        text: (form.text != e.text).then(|| form.text.clone()),
+        scale: v.scale.filter(|s| *s != e.scale),
+        day: v.day.filter(|d| *d != e.day),
+        area: changed(Section::Area, e.area.as_deref(), v.area),
+        next: changed(Section::Next, e.next.as_deref(), v.next),
+        feeling: (form.has(Section::Feeling) && v.feeling != e.feeling).then_some(v.feeling),
+        ..EntryPatch::default()
+    };
+    for (field, value) in v.reframe {
+        let c = changed(Section::Reframe(field), e.reframe(field), value);
+        match field {
+            ReframeField::Lesson => patch.lesson = c,
+            ReframeField::Muscle => patch.muscle = c,
+            ReframeField::Use => patch.use_it = c,
+        }
+    }
+    let wanted: Vec<String> = v
+        .tags
+        .iter()
+        .map(|t| failup_journal::entry::normalize_tag(t))
+        .collect::<Result<_, _>>()?;
+    if !form.has(Section::Tags) {
+        return Ok(patch);
+    }
+    patch.add_tags = wanted
+        .iter()
+        .filter(|t| !e.tags.contains(*t))
+        .cloned()
+        .collect();
+    patch.remove_tags = e
+        .tags
+        .iter()
+        .filter(|t| !wanted.contains(t))
+        .cloned()
+        .collect();
+    Ok(patch)
+}
+
+pub(crate) fn set_closed(ctx: &Ctx, prefix: &str, close: bool) -> Result<()> {
+    let entry = ctx.resolve(prefix)?;
+    let closed = entry.status() == Status::Closed;
+    if closed == close {
+        eprintln!(
+            "{} is already {}",
+            short(entry.id),
+            if close { "closed" } else { "open" }
+        );
+        return Ok(());
+    }
+    let patch = EntryPatch {
+        closed_at: Some(close.then_some(ctx.now)),
+        ..EntryPatch::default()
+    };
+    let entry = ctx.open()?.update(entry.id, patch, ctx.now)?;
+    eprintln!(
+        "{} {}: {}",
+        if close { "closed" } else { "reopened" },
+        short(entry.id),
+        entry.title()
+    );
+    Ok(())
+}
+
+/// Typed values of an editor form's sections.
+pub(crate) struct FormValues {
+    reframe: [(ReframeField, Option<String>); 3],
+    next: Option<String>,
+    area: Option<String>,
+    tags: Vec<String>,
+    feeling: Option<u8>,
+    scale: Option<Scale>,
+    day: Option<Date>,
+}
+
+/// `failup show`.
+pub(crate) fn show(ctx: &Ctx, id: &str, out: &mut dyn Write) -> Result<()> {
+    let mut journal = ctx.open()?;
+    let entry = fetch(&mut journal, id)?;
+    let share = journal.shares()?.into_iter().find(|s| s.id == entry.id);
+    if ctx.json {
+        let mut v = serde_json::to_value(EntryView::from(&entry))?;
+        if let (Some(share), Some(obj)) = (&share, v.as_object_mut()) {
+            obj.insert("shared_with".into(), serde_json::json!(share.with));
+            obj.insert("comments".into(), partners::comments_json(&share.comments));
+        }
+        serde_json::to_writer_pretty(&mut *out, &v)?;
+        writeln!(out)?;
+    } else {
+        let questions = ctx.config.questions()?;
+        write!(
+            out,
+            "{}",
+            render::entry(&entry, &ctx.tz, &questions, &ctx.style)
+        )?;
+        if let Some(share) = &share {
+            writeln!(out, "\nShared with {}", share.with.join(", "))?;
+            write!(out, "{}", partners::comments_text(&share.comments, &ctx.tz))?;
+        }
+    }
+    Ok(())
+}
+
+/// `failup iterate`.
+pub(crate) fn iterate(
+    ctx: &Ctx,
+    id: &str,
+    text: Vec<String>,
+    outcome: Option<OutcomeArg>,
+) -> Result<()> {
+    let entry = ctx.resolve(id)?;
+    let ms = u64::try_from(ctx.now.as_millisecond()).unwrap_or(0);
+    let patch = EntryPatch {
+        iteration: Some(Iteration {
+            id: IterationId::from_parts(ms, rand::random()),
+            at: ctx.now,
+            tried: text.join(" "),
+            outcome: outcome.map(outcome_of),
+        }),
+        ..EntryPatch::default()
+    };
+    let entry = ctx.open()?.update(entry.id, patch, ctx.now)?;
+    eprintln!(
+        "iteration {} recorded on {}: {}",
+        entry.iterations.len(),
+        short(entry.id),
+        entry.title()
+    );
+    Ok(())
+}
+
+/// `failup delete`.
+pub(crate) fn delete(ctx: &Ctx, id: &str, yes: bool) -> Result<()> {
+    let entry = ctx.resolve(id)?;
+    if !yes {
+        if !io::stdin().is_terminal() {
+            bail!("refusing to delete without confirmation: pass --yes");
+        }
+        let answer = ask(&format!(
+            "delete {} \"{}\"? [y/N] ",
+            short(entry.id),
+            entry.title()
+        ))?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("kept {}", short(entry.id));
+            return Ok(());
+        }
+    }
+    // The node takes a deleted entry out of every space as it deletes it.
+    ctx.open()?.delete(entry.id, ctx.now)?;
+    eprintln!("deleted {}: {}", short(entry.id), entry.title());
+    Ok(())
+}
