@@ -2,7 +2,10 @@
 
 use super::*;
 use automerge::ReadDoc;
-use failup_journal::{Iteration, IterationId, Outcome, Scale};
+use failup_journal::layout::BUCKET_CAPACITY;
+use failup_journal::{EntryPatch, Filter, Iteration, IterationId, NewEntry, Outcome, Scale};
+use jiff::Timestamp;
+use jiff::civil::Date;
 
 fn t(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).expect("valid")

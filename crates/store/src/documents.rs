@@ -1,0 +1,147 @@
+//! Documents as stored: a snapshot followed by incremental changes, written so that a write
+//! costs the change and not the document's history, re-snapshotted by compaction.
+
+use redb::ReadableTable;
+
+use crate::entries::*;
+use crate::index::*;
+use crate::schema::*;
+use crate::{COMPACT_AFTER_CHANGES, Store, StoreError};
+
+impl Store {
+    /// Folds every document's pending changes into its snapshot, then returns free space in
+    /// the file to the file system.
+    pub fn compact(&mut self) -> Result<(), StoreError> {
+        self.write(|txn, actor| {
+            let docs: Vec<u128> = {
+                let changes = txn.open_table(CHANGES)?;
+                let mut docs: Vec<u128> = Vec::new();
+                for row in changes.iter()? {
+                    let doc = row?.0.value().0;
+                    if docs.last() != Some(&doc) {
+                        docs.push(doc);
+                    }
+                }
+                docs
+            };
+            for doc in docs {
+                let mut bucket = load(txn, doc, actor)?;
+                snapshot(txn, doc, bucket.doc_mut())?;
+            }
+            // Rewrite the index in key order so its pages are full again.
+            let mut entries = txn.open_table(ENTRIES)?;
+            let mut by_day = txn.open_table(BY_DAY)?;
+            let located = entries
+                .iter()?
+                .map(|r| r.map(|(k, v)| (k.value(), v.value())))
+                .collect::<Result<Vec<_>, _>>()?;
+            let records = by_day
+                .iter()?
+                .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec())))
+                .collect::<Result<Vec<_>, _>>()?;
+            entries.retain(|_, _| false)?;
+            by_day.retain(|_, _| false)?;
+            drop((entries, by_day));
+            insert_sorted(txn, located, records)
+        })?;
+        // redb wants a few passes to move every page down before it can truncate.
+        while self.db.compact()? {}
+        Ok(())
+    }
+
+    /// Remembers a document changed here, for [`Store::take_changed_docs`]. The copy loaded for
+    /// syncing is replaced by `current` (the document as just written, so offering the change to
+    /// peers costs no reload) or dropped.
+    pub(crate) fn note_local_change(&mut self, doc: u128, current: Option<automerge::AutoCommit>) {
+        self.cache.remove(&doc);
+        if let Some(am) = current {
+            self.keep_loaded(doc, am);
+        }
+        if !self.changed.contains(&doc) {
+            self.changed.push(doc);
+        }
+    }
+
+    /// Documents changed by this store's own writes since the last call, so a daemon can offer
+    /// them to connected peers.
+    pub fn take_changed_docs(&mut self) -> Vec<u128> {
+        std::mem::take(&mut self.changed)
+    }
+}
+
+/// Any document as stored, whatever its layout; `None` if this device does not hold it.
+pub(crate) fn read_doc(
+    snapshots: &impl ReadableTable<u128, &'static [u8]>,
+    changes: &impl ReadableTable<(u128, u64), &'static [u8]>,
+    doc: u128,
+    actor: &[u8; 16],
+) -> Result<Option<automerge::AutoCommit>, StoreError> {
+    let Some(snap) = snapshots.get(doc)? else {
+        return Ok(None);
+    };
+    let incs: Vec<Vec<u8>> = changes
+        .range((doc, 0)..=(doc, u64::MAX))?
+        .map(|r| r.map(|(_, v)| v.value().to_vec()))
+        .collect::<Result<_, _>>()?;
+    let am = failup_journal::layout::guarded_automerge(|| {
+        let mut am = automerge::AutoCommit::load(snap.value())?;
+        for inc in &incs {
+            am.load_incremental(inc)?;
+        }
+        Ok(am)
+    })?;
+    Ok(Some(am.with_actor(automerge::ActorId::from(actor))))
+}
+
+/// Records a document's heads.
+pub(crate) fn put_heads(
+    txn: &redb::WriteTransaction,
+    doc: u128,
+    heads: &[automerge::ChangeHash],
+) -> Result<(), StoreError> {
+    let bytes: Vec<u8> = heads.iter().flat_map(|h| h.0).collect();
+    txn.open_table(HEADS)?.insert(doc, bytes.as_slice())?;
+    Ok(())
+}
+
+/// Appends the changes made since `heads` to the document's change log, snapshotting the
+/// document instead once the log is long.
+pub(crate) fn persist(
+    txn: &redb::WriteTransaction,
+    doc: u128,
+    am: &mut automerge::AutoCommit,
+    heads: &[automerge::ChangeHash],
+) -> Result<(), StoreError> {
+    let bytes = am.save_after(heads);
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    put_heads(txn, doc, &am.get_heads())?;
+    let mut changes = txn.open_table(CHANGES)?;
+    // Sequence numbers restart at 0 after each snapshot, so the next one is also the count.
+    let next = changes
+        .range((doc, 0)..=(doc, u64::MAX))?
+        .next_back()
+        .transpose()?
+        .map_or(0, |(k, _)| k.value().1 + 1);
+    if usize::try_from(next + 1).unwrap_or(usize::MAX) >= COMPACT_AFTER_CHANGES {
+        drop(changes);
+        return snapshot(txn, doc, am);
+    }
+    changes.insert((doc, next), bytes.as_slice())?;
+    Ok(())
+}
+
+/// Replaces a document's snapshot with its current state and drops its change log.
+pub(crate) fn snapshot(
+    txn: &redb::WriteTransaction,
+    doc: u128,
+    am: &mut automerge::AutoCommit,
+) -> Result<(), StoreError> {
+    txn.open_table(SNAPSHOTS)?
+        .insert(doc, am.save().as_slice())?;
+    put_heads(txn, doc, &am.get_heads())?;
+    let mut changes = txn.open_table(CHANGES)?;
+    changes.retain_in((doc, 0)..=(doc, u64::MAX), |_, _| false)?;
+    Ok(())
+}
