@@ -287,7 +287,7 @@ fn a_modified_partner_client_gets_nothing_private() {
     sam.stop();
     // Every document alex holds, read from alex's store while the daemon is down.
     alex.stop();
-    let docs: Vec<u128> = {
+    let docs: Vec<failup_wire::DocId> = {
         let store = failup_store::Store::open(&alex.home.store(), Duration::from_secs(5))
             .expect("alex's store");
         store
@@ -312,7 +312,7 @@ fn a_modified_partner_client_gets_nothing_private() {
         // Asks for every document by id, the private journal's among them, in both ways the
         // protocol allows.
         for doc in &docs {
-            let doc = failup_wire::DocId::from_u128(*doc);
+            let doc = *doc;
             let first = {
                 use automerge::sync::SyncDoc;
                 automerge::AutoCommit::new()

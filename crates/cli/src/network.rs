@@ -118,8 +118,11 @@ pub fn daemon(home: &Path, settings: DaemonSettings) -> Result<()> {
             handle.local_addr,
             handle.device
         );
-        // Only to name the running daemon to a second one started by mistake.
-        let _ = std::fs::write(&pid_file, std::process::id().to_string());
+        // Only to name the running daemon to a second one started by mistake: without it the
+        // second one is still refused, just without the pid.
+        if let Err(e) = std::fs::write(&pid_file, std::process::id().to_string()) {
+            tracing::warn!("cannot write {}: {e}", pid_file.display());
+        }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot watch for SIGTERM")?;
         tokio::select! {
@@ -127,7 +130,9 @@ pub fn daemon(home: &Path, settings: DaemonSettings) -> Result<()> {
             _ = term.recv() => {}
         }
         handle.stop().await;
-        let _ = std::fs::remove_file(&pid_file);
+        if let Err(e) = std::fs::remove_file(&pid_file) {
+            tracing::warn!("cannot remove {}: {e}", pid_file.display());
+        }
         tracing::info!("failup daemon stopped");
         Ok::<_, anyhow::Error>(())
     })

@@ -14,7 +14,7 @@ use failup_net::Identity;
 use failup_node::{ErrorKind, Failure, Node, NodeError};
 use failup_store::Store;
 use failup_sync::{Effect, Engine, Input};
-use failup_wire::{DeviceId, Message};
+use failup_wire::{DeviceId, DocId, Message};
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
@@ -199,10 +199,10 @@ impl State {
             Event::Received(Received {
                 msg: Message::Doc { doc, data },
                 ..
-            }) => Some((doc.as_u128(), data.clone())),
+            }) => Some((*doc, data.clone())),
             _ => None,
         };
-        let ahead: Vec<(u128, Vec<u8>)> =
+        let ahead: Vec<(DocId, Vec<u8>)> =
             batch.iter().filter_map(whole).skip(1).step_by(2).collect();
         self.node.store_mut().begin_group();
         self.deferred = Some(Vec::new());
@@ -574,7 +574,7 @@ impl State {
             Ok(code) => {
                 // Chosen now, so the inviter learns it in the hello; the document is written
                 // once the inviter accepts.
-                let mine: u128 = rand::random();
+                let mine = DocId(rand::random());
                 self.spawn_join(code, Some(mine), reply, move |joined, reply| {
                     Event::PartnerJoined {
                         joined,
@@ -595,7 +595,7 @@ impl State {
     fn spawn_join(
         &self,
         code: pairing::Code,
-        space: Option<u128>,
+        space: Option<DocId>,
         reply: oneshot::Sender<Response>,
         done: impl FnOnce(pairing::Joined, oneshot::Sender<Response>) -> Event + Send + 'static,
     ) {
@@ -606,7 +606,7 @@ impl State {
         );
         let (my_name, port) = (self.node.name().to_owned(), self.listen.port());
         self.runtime.spawn(async move {
-            let space = space.map(u128::to_be_bytes);
+            let space = space.map(|d| d.0);
             match pairing::join(&endpoint, &identity, &code, my_name, port, space).await {
                 Ok(joined) => {
                     if let Err(e) = events.send(done(joined, reply)) {

@@ -121,7 +121,7 @@ enum Event {
     PartnerJoined {
         joined: pairing::Joined,
         label: String,
-        mine: u128,
+        mine: failup_wire::DocId,
         reply: oneshot::Sender<Response>,
     },
     Joined {

@@ -88,7 +88,11 @@ pub(crate) async fn serve(
     let reply = rx
         .await
         .unwrap_or(Reply::Refused("the inviting daemon is stopping".into()));
-    let _ = write_frame(&mut send, &reply).await;
+    if let Err(e) = write_frame(&mut send, &reply).await {
+        // The joiner sees a lost connection, which it reports as a refusal.
+        tracing::info!(peer = %peer.short(), "could not answer a pairing: {e}");
+    }
+    // Already finished or reset by the joiner: nothing more to send either way.
     let _ = send.finish();
     // Let the joiner read the answer and close first.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn.closed()).await;
@@ -146,7 +150,7 @@ pub(crate) async fn join(
                 inviter,
                 name,
                 addrs,
-                circle: Some(u128::from_be_bytes(circle)),
+                circle: Some(failup_wire::DocId(circle)),
                 space: None,
             }),
             Reply::Partnered { name, space } => Ok(Joined {
@@ -154,7 +158,7 @@ pub(crate) async fn join(
                 name,
                 addrs,
                 circle: None,
-                space: Some(u128::from_be_bytes(space)),
+                space: Some(failup_wire::DocId(space)),
             }),
             Reply::Refused(reason) => {
                 Err(join_failure(false, format!("pairing refused: {reason}")))

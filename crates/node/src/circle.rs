@@ -28,7 +28,7 @@ use std::net::SocketAddr;
 
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue};
-use failup_wire::DeviceId;
+use failup_wire::{DeviceId, DocId};
 
 /// The value of the root `failup` key of a circle document.
 pub const CIRCLE_MARK: &str = "circle/1";
@@ -158,9 +158,9 @@ pub struct Partner {
     /// What this person calls them.
     pub label: String,
     /// This person's side of the space: the document only this person's devices write.
-    pub mine: u128,
+    pub mine: DocId,
     /// The partner's side.
-    pub theirs: u128,
+    pub theirs: DocId,
     /// The partner's devices met at pairing, with their addresses.
     pub devices: BTreeMap<DeviceId, Vec<SocketAddr>>,
     /// Whether the partnership was revoked.
@@ -171,23 +171,15 @@ pub struct Partner {
 pub fn add_partner(
     doc: &mut AutoCommit,
     label: &str,
-    mine: u128,
-    theirs: u128,
+    mine: DocId,
+    theirs: DocId,
     device: DeviceId,
     addrs: &[SocketAddr],
 ) -> Result<(), automerge::AutomergeError> {
     let partners = map(doc, &ROOT, "partners")?;
     let entry = map(doc, &partners, label)?;
-    doc.put(
-        &entry,
-        "mine",
-        ScalarValue::Bytes(mine.to_be_bytes().to_vec()),
-    )?;
-    doc.put(
-        &entry,
-        "theirs",
-        ScalarValue::Bytes(theirs.to_be_bytes().to_vec()),
-    )?;
+    doc.put(&entry, "mine", ScalarValue::Bytes(mine.0.to_vec()))?;
+    doc.put(&entry, "theirs", ScalarValue::Bytes(theirs.0.to_vec()))?;
     let devices = map(doc, &entry, "devices")?;
     let a = map(doc, &devices, &device.to_string())?;
     for addr in addrs.iter().take(MAX_ADDRS) {
@@ -210,12 +202,10 @@ pub fn revoke_partner(
     Ok(())
 }
 
-fn doc_id(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<u128> {
+fn doc_id(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<DocId> {
     match doc.get(obj, key) {
         Ok(Some((automerge::Value::Scalar(s), _))) => match s.as_ref() {
-            ScalarValue::Bytes(b) => <[u8; 16]>::try_from(b.as_slice())
-                .ok()
-                .map(u128::from_be_bytes),
+            ScalarValue::Bytes(b) => <[u8; 16]>::try_from(b.as_slice()).ok().map(DocId),
             _ => None,
         },
         _ => None,

@@ -72,7 +72,7 @@ pub struct Node {
     store: Store,
     config: Config,
     /// The circle document, once this device has one.
-    circle: Option<u128>,
+    circle: Option<DocId>,
     /// Devices met at a join, trusted until the circle document arrives and says who belongs.
     bootstrap: BTreeMap<DeviceId, (String, Vec<SocketAddr>)>,
     /// Every device this device has ever seen revoked. Kept locally and only ever grown, so
@@ -87,15 +87,15 @@ pub struct Node {
     trusted: BTreeSet<DeviceId>,
     trust_changed: bool,
     /// Documents written since the last [`Node::take_changes`].
-    pending_docs: Vec<u128>,
+    pending_docs: Vec<DocId>,
 }
 
-/// A document id kept as a setting.
-fn setting_u128(store: &Store, key: &str) -> Result<Option<u128>, NodeError> {
+/// A document id kept as a setting (its 16 bytes).
+fn setting_doc(store: &Store, key: &str) -> Result<Option<DocId>, NodeError> {
     Ok(store
         .setting(key)?
         .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
-        .map(u128::from_be_bytes))
+        .map(DocId))
 }
 
 fn postcard_setting<T: serde::de::DeserializeOwned + Default>(
@@ -126,12 +126,12 @@ impl Node {
     /// A node over `store`. Reads the circle's settings only: trust is worked out by
     /// [`Node::start`] (the daemon) or by the first operation that changes the circle.
     pub fn open(mut store: Store, config: Config) -> Result<Node, NodeError> {
-        let mut circle = setting_u128(&store, CIRCLE)?;
+        let mut circle = setting_doc(&store, CIRCLE)?;
         // A circle that arrived just before the daemon was stopped is adopted now.
         if circle.is_none() {
-            if let Some(doc) = setting_u128(&store, JOINED_CIRCLE)? {
+            if let Some(doc) = setting_doc(&store, JOINED_CIRCLE)? {
                 if is_circle_doc(&store, doc)? {
-                    store.set_setting(CIRCLE, &doc.to_be_bytes())?;
+                    store.set_setting(CIRCLE, &doc.0)?;
                     circle = Some(doc);
                 }
             }
@@ -318,12 +318,12 @@ impl Node {
     /// be applied again.
     pub fn take_changes(&mut self) -> Changes {
         self.pending_docs.extend(self.store.take_changed_docs());
-        let mut docs: Vec<u128> = std::mem::take(&mut self.pending_docs);
+        let mut docs: Vec<DocId> = std::mem::take(&mut self.pending_docs);
         docs.dedup();
         let mut seen = BTreeSet::new();
         docs.retain(|d| seen.insert(*d));
         Changes {
-            docs: docs.into_iter().map(DocId::from_u128).collect(),
+            docs,
             trust: std::mem::take(&mut self.trust_changed),
         }
     }
@@ -331,7 +331,6 @@ impl Node {
     /// A peer changed `doc` (the engine said so): a new circle, a partner's new devices or an
     /// edit of an entry that is shared each change something here.
     pub fn doc_changed(&mut self, doc: DocId) {
-        let doc = doc.as_u128();
         let partners = self.partners();
         let result = if Some(doc) == self.circle || partners.iter().any(|p| p.theirs == doc) {
             // Who belongs, or a partner's list of devices, may have changed.
@@ -349,15 +348,15 @@ impl Node {
             Ok(())
         };
         if let Err(e) = result {
-            tracing::error!("cannot take in a change to {}: {e}", DocId::from_u128(doc));
+            tracing::error!("cannot take in a change to {doc}: {e}");
         }
     }
 
-    fn adopt_circle(&mut self, doc: u128) -> Result<(), NodeError> {
+    fn adopt_circle(&mut self, doc: DocId) -> Result<(), NodeError> {
         if !is_circle_doc(&self.store, doc)? {
             return Ok(());
         }
-        self.store.set_setting(CIRCLE, &doc.to_be_bytes())?;
+        self.store.set_setting(CIRCLE, &doc.0)?;
         self.circle = Some(doc);
         self.refresh_trust()
     }
@@ -409,8 +408,8 @@ impl Node {
         self.invites.open_until()
     }
 
-    fn pending_circle(&self) -> Option<u128> {
-        setting_u128(&self.store, JOINED_CIRCLE).ok().flatten()
+    fn pending_circle(&self) -> Option<DocId> {
+        setting_doc(&self.store, JOINED_CIRCLE).ok().flatten()
     }
 
     /// Every device ever in the circle, revoked ones marked (none without a circle).
@@ -466,7 +465,7 @@ impl Node {
     fn refresh_trust(&mut self) -> Result<(), NodeError> {
         // Sides of spaces are never journal buckets, whatever a partner writes into them.
         let partners = self.partners();
-        let sides: Vec<u128> = partners.iter().flat_map(|p| [p.mine, p.theirs]).collect();
+        let sides: Vec<DocId> = partners.iter().flat_map(|p| [p.mine, p.theirs]).collect();
         self.store.set_foreign(sides)?;
         let me = self.device();
         let members = self.members();
@@ -495,10 +494,11 @@ impl Node {
         if self.revoked.len() != before {
             self.save_revoked()?;
         }
-        let partner_access: std::collections::HashMap<DeviceId, Vec<(u128, u128)>> = partner_access
-            .into_iter()
-            .filter(|(d, _)| !self.revoked.contains(d) && !trusted.contains(d))
-            .collect();
+        let partner_access: std::collections::HashMap<DeviceId, Vec<(DocId, DocId)>> =
+            partner_access
+                .into_iter()
+                .filter(|(d, _)| !self.revoked.contains(d) && !trusted.contains(d))
+                .collect();
         trusted.extend(partner_access.keys().copied());
         self.access = sharing::Access {
             partner: partner_access,
@@ -675,17 +675,17 @@ impl Node {
                         self.admit(peer, &hello.name, addr)
                             .map(|circle| Reply::Accepted {
                                 name: self.config.name.clone(),
-                                circle: circle.to_be_bytes(),
+                                circle: circle.0,
                             })
                     }
                     (Some(label), Some(theirs)) => {
                         let label = label.unwrap_or_else(|| {
                             hello.name.chars().filter(|c| !c.is_control()).collect()
                         });
-                        self.admit_partner(peer, &label, u128::from_be_bytes(theirs), addr)
+                        self.admit_partner(peer, &label, DocId(theirs), addr)
                             .map(|mine| Reply::Partnered {
                                 name: self.config.name.clone(),
-                                space: mine.to_be_bytes(),
+                                space: mine.0,
                             })
                     }
                     (None, Some(_)) => Err(NodeError::Refused(
@@ -715,7 +715,12 @@ impl Node {
     }
 
     /// Adds a device to the circle, creating the circle on first use; returns its document.
-    fn admit(&mut self, device: DeviceId, name: &str, addr: SocketAddr) -> Result<u128, NodeError> {
+    fn admit(
+        &mut self,
+        device: DeviceId,
+        name: &str,
+        addr: SocketAddr,
+    ) -> Result<DocId, NodeError> {
         if self.circle.is_none() && self.pending_circle().is_some() {
             return Err(NodeError::Unavailable(
                 "the inviting device is still waiting for its own circle".into(),
@@ -730,7 +735,7 @@ impl Node {
 
     /// The circle document, created (holding this device alone) if there is none yet: partner
     /// records live there even for a person with one device.
-    fn ensure_circle(&mut self) -> Result<u128, NodeError> {
+    fn ensure_circle(&mut self) -> Result<DocId, NodeError> {
         if let Some(doc) = self.circle {
             return Ok(doc);
         }
@@ -749,9 +754,9 @@ impl Node {
             &self.config.advertise,
         )?;
         am.commit();
-        let doc: u128 = rand::random();
+        let doc = DocId(rand::random());
         self.store.write_document(doc, &mut am, &[])?;
-        self.store.set_setting(CIRCLE, &doc.to_be_bytes())?;
+        self.store.set_setting(CIRCLE, &doc.0)?;
         self.circle = Some(doc);
         Ok(doc)
     }
@@ -823,8 +828,7 @@ impl Node {
         let name = name.unwrap_or(inviter_name);
         self.bootstrap.insert(inviter, (name.clone(), addrs));
         self.save_bootstrap()?;
-        self.store
-            .set_setting(JOINED_CIRCLE, &circle.to_be_bytes())?;
+        self.store.set_setting(JOINED_CIRCLE, &circle.0)?;
         // Invites made before joining would start a second circle: they are void now.
         self.invites.clear();
         self.refresh_trust()?;
@@ -833,8 +837,8 @@ impl Node {
     }
 }
 
-fn is_circle_doc(store: &Store, doc: u128) -> Result<bool, NodeError> {
-    Ok(setting_u128(store, JOINED_CIRCLE)? == Some(doc)
+fn is_circle_doc(store: &Store, doc: DocId) -> Result<bool, NodeError> {
+    Ok(setting_doc(store, JOINED_CIRCLE)? == Some(doc)
         && store.document(doc)?.is_some_and(|d| circle::is_circle(&d)))
 }
 
@@ -851,13 +855,11 @@ fn doc_error(e: failup_store::StoreError) -> DocError {
 
 impl Documents for NodeDocuments<'_> {
     fn saved(&mut self, doc: DocId) -> Result<Option<Vec<u8>>, DocError> {
-        self.store.saved_document(doc.as_u128()).map_err(doc_error)
+        self.store.saved_document(doc).map_err(doc_error)
     }
 
     fn receive_whole(&mut self, doc: DocId, data: &[u8]) -> Result<bool, DocError> {
-        self.store
-            .receive_whole(doc.as_u128(), data)
-            .map_err(doc_error)
+        self.store.receive_whole(doc, data).map_err(doc_error)
     }
 
     fn inventory(&mut self, peer: DeviceId) -> Vec<InventoryItem> {
@@ -873,22 +875,22 @@ impl Documents for NodeDocuments<'_> {
         all.into_iter()
             .filter(|(doc, _)| self.access.may_sync(peer, *doc))
             .map(|(doc, heads)| InventoryItem {
-                doc: DocId::from_u128(doc),
+                doc,
                 heads: failup_wire::heads_digest(&heads),
             })
             .collect()
     }
 
     fn may_sync(&mut self, peer: DeviceId, doc: DocId) -> bool {
-        self.access.may_sync(peer, doc.as_u128())
+        self.access.may_sync(peer, doc)
     }
 
     fn may_write(&mut self, peer: DeviceId, doc: DocId) -> bool {
-        self.access.may_write(peer, doc.as_u128())
+        self.access.may_write(peer, doc)
     }
 
     fn holds(&mut self, doc: DocId) -> bool {
-        self.store.holds(doc.as_u128()).unwrap_or(false)
+        self.store.holds(doc).unwrap_or(false)
     }
 
     fn generate(
@@ -896,9 +898,7 @@ impl Documents for NodeDocuments<'_> {
         doc: DocId,
         state: &mut automerge::sync::State,
     ) -> Result<Option<automerge::sync::Message>, DocError> {
-        self.store
-            .sync_generate(doc.as_u128(), state)
-            .map_err(doc_error)
+        self.store.sync_generate(doc, state).map_err(doc_error)
     }
 
     fn receive(
@@ -907,8 +907,6 @@ impl Documents for NodeDocuments<'_> {
         state: &mut automerge::sync::State,
         msg: automerge::sync::Message,
     ) -> Result<bool, DocError> {
-        self.store
-            .sync_receive(doc.as_u128(), state, msg)
-            .map_err(doc_error)
+        self.store.sync_receive(doc, state, msg).map_err(doc_error)
     }
 }

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use failup_wire::DeviceId;
+use failup_wire::{DeviceId, DocId};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -124,9 +124,9 @@ pub struct Joined {
     /// Where it listens.
     pub addrs: Vec<SocketAddr>,
     /// Its circle document (a device join).
-    pub circle: Option<u128>,
+    pub circle: Option<DocId>,
     /// Its side of the new space (a partner join).
-    pub space: Option<u128>,
+    pub space: Option<DocId>,
 }
 
 /// The invites this device handed out and has not yet seen expire. An unused, unexpired invite

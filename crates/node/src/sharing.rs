@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use failup_journal::EntryId;
 use failup_journal::space::{Comment, Field, SharedEntry, Space, parse_fields};
 use failup_store::Store;
-use failup_wire::DeviceId;
+use failup_wire::{DeviceId, DocId};
 use jiff::Timestamp;
 
 use crate::circle::{self, Partner};
@@ -32,7 +32,7 @@ pub const MAX_LABEL_BYTES: usize = 64;
 /// Partners' devices as this device knows them.
 pub(crate) struct PartnerDevices {
     /// Each trusted partner device with the spaces it is in: (this person's side, theirs).
-    pub(crate) access: HashMap<DeviceId, Vec<(u128, u128)>>,
+    pub(crate) access: HashMap<DeviceId, Vec<(DocId, DocId)>>,
     /// Where each can be reached.
     pub(crate) addrs: BTreeMap<DeviceId, Vec<SocketAddr>>,
     /// Devices of revoked partners, refused for good.
@@ -43,14 +43,14 @@ pub(crate) struct PartnerDevices {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Access {
     /// A partner's device: (this person's side, the partner's side) of each space it is in.
-    pub(crate) partner: HashMap<DeviceId, Vec<(u128, u128)>>,
+    pub(crate) partner: HashMap<DeviceId, Vec<(DocId, DocId)>>,
     /// The circle, which no partner's device ever gets, whatever a space claims.
-    pub(crate) circle: Option<u128>,
+    pub(crate) circle: Option<DocId>,
 }
 
 impl Access {
     /// Whether `peer` may sync `doc`. Devices that are not partners' are this person's own.
-    pub(crate) fn may_sync(&self, peer: DeviceId, doc: u128) -> bool {
+    pub(crate) fn may_sync(&self, peer: DeviceId, doc: DocId) -> bool {
         match self.partner.get(&peer) {
             Some(spaces) => {
                 Some(doc) != self.circle && spaces.iter().any(|(m, t)| *m == doc || *t == doc)
@@ -60,7 +60,7 @@ impl Access {
     }
 
     /// Whether changes to `doc` may come from `peer`.
-    pub(crate) fn may_write(&self, peer: DeviceId, doc: u128) -> bool {
+    pub(crate) fn may_write(&self, peer: DeviceId, doc: DocId) -> bool {
         match self.partner.get(&peer) {
             Some(spaces) => Some(doc) != self.circle && spaces.iter().any(|(_, t)| *t == doc),
             None => true,
@@ -69,7 +69,7 @@ impl Access {
 }
 
 /// One side of a space, if held (the partner's side arrives by sync after pairing).
-fn space(store: &Store, doc: u128) -> Result<Option<Space>, NodeError> {
+fn space(store: &Store, doc: DocId) -> Result<Option<Space>, NodeError> {
     match store.document(doc)? {
         Some(am) => Ok(Some(Space::from_doc(am)?)),
         None => Ok(None),
@@ -166,7 +166,7 @@ impl Node {
     /// The other person's side of a new space must be a document nobody here knows: an id
     /// that names the circle, a journal bucket or another space would hand that document to
     /// the partner.
-    fn check_new_space(&self, theirs: u128) -> Result<(), NodeError> {
+    fn check_new_space(&self, theirs: DocId) -> Result<(), NodeError> {
         let known = self.store.holds(theirs)?
             || Some(theirs) == self.circle
             || self.pending_circle() == Some(theirs)
@@ -184,9 +184,9 @@ impl Node {
     }
 
     /// Starts this person's side of a new space.
-    fn new_space(&mut self, doc: u128) -> Result<(), NodeError> {
+    fn new_space(&mut self, doc: DocId) -> Result<(), NodeError> {
         let actor = self.store.new_document().get_actor().to_bytes().to_vec();
-        let mut am = Space::create(&actor, doc.to_be_bytes())?.into_doc();
+        let mut am = Space::create(&actor, doc.0)?.into_doc();
         self.store.write_document(doc, &mut am, &[])?;
         Ok(())
     }
@@ -197,13 +197,13 @@ impl Node {
         &mut self,
         device: DeviceId,
         label: &str,
-        theirs: u128,
+        theirs: DocId,
         addr: SocketAddr,
-    ) -> Result<u128, NodeError> {
+    ) -> Result<DocId, NodeError> {
         self.check_new_label(label)?;
         self.check_new_space(theirs)?;
         self.ensure_circle()?;
-        let mine: u128 = rand::random();
+        let mine = DocId(rand::random());
         self.new_space(mine)?;
         self.edit_circle(|am| {
             circle::add_partner(am, label, mine, theirs, device, &[addr]).map(|()| true)
@@ -251,7 +251,7 @@ impl Node {
         &mut self,
         joined: Joined,
         label: String,
-        mine: u128,
+        mine: DocId,
     ) -> Result<(), NodeError> {
         let Some(theirs) = joined.space else {
             return Err(NodeError::Refused(
@@ -284,7 +284,7 @@ impl Node {
         members: &[circle::Member],
         partners: &[Partner],
     ) -> PartnerDevices {
-        let mut access: HashMap<DeviceId, Vec<(u128, u128)>> = HashMap::new();
+        let mut access: HashMap<DeviceId, Vec<(DocId, DocId)>> = HashMap::new();
         let mut addrs: BTreeMap<DeviceId, Vec<SocketAddr>> = BTreeMap::new();
         let mut revoked = BTreeSet::new();
         let own: BTreeSet<DeviceId> = members.iter().map(|m| m.device).collect();
@@ -351,7 +351,7 @@ impl Node {
     /// [`Node::take_changes`].
     fn edit_space(
         &mut self,
-        doc: u128,
+        doc: DocId,
         edit: impl FnOnce(&mut Space) -> Result<bool, NodeError>,
     ) -> Result<(), NodeError> {
         let Some(am) = self.store.document(doc)? else {
@@ -604,7 +604,7 @@ impl Node {
         if want.is_empty() {
             return Err(NodeError::Invalid("give an entry id".into()));
         }
-        let mut found: Vec<(EntryId, u128)> = Vec::new();
+        let mut found: Vec<(EntryId, DocId)> = Vec::new();
         for p in self.partners().into_iter().filter(|p| !p.revoked) {
             for doc in [p.mine, p.theirs] {
                 if let Some(s) = space(&self.store, doc).ok().flatten() {

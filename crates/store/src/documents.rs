@@ -64,8 +64,11 @@ impl Store {
 
     /// Documents changed by this store's own writes since the last call, so a daemon can offer
     /// them to connected peers.
-    pub fn take_changed_docs(&mut self) -> Vec<u128> {
+    pub fn take_changed_docs(&mut self) -> Vec<failup_wire::DocId> {
         std::mem::take(&mut self.changed)
+            .into_iter()
+            .map(failup_wire::DocId::from_u128)
+            .collect()
     }
 }
 

@@ -6,6 +6,8 @@ use automerge::AutoCommit;
 use automerge::sync::{self, SyncDoc};
 use failup_journal::layout::{LAYOUT_MARK, changed_entries, guarded, guarded_automerge, layout_of};
 
+use failup_wire::DocId;
+
 use super::*;
 
 /// Documents kept loaded between the messages of sync exchanges. Past this the cache is
@@ -47,19 +49,20 @@ fn read_whole(data: &[u8]) -> Result<(AutoCommit, Option<Vec<Entry>>), StoreErro
 
 impl Store {
     /// Every document this device holds, with its heads, in id order.
-    pub fn inventory(&self) -> Result<Vec<(u128, Heads)>, StoreError> {
+    pub fn inventory(&self) -> Result<Vec<(DocId, Heads)>, StoreError> {
         let read = self.db.begin_read()?;
         let heads = read.open_table(HEADS)?;
         let mut out = Vec::new();
         for row in heads.iter()? {
             let (k, v) = row?;
-            out.push((k.value(), parse_heads(v.value())));
+            out.push((DocId::from_u128(k.value()), parse_heads(v.value())));
         }
         Ok(out)
     }
 
     /// Whether this device holds `doc`.
-    pub fn holds(&self, doc: u128) -> Result<bool, StoreError> {
+    pub fn holds(&self, doc: DocId) -> Result<bool, StoreError> {
+        let doc = doc.as_u128();
         if self.cache.contains_key(&doc) {
             return Ok(true);
         }
@@ -71,13 +74,14 @@ impl Store {
     /// daemon's circle document does.
     pub(crate) fn is_device_doc(&self, doc: u128) -> Result<bool, StoreError> {
         Ok(self
-            .document(doc)?
+            .document(DocId::from_u128(doc))?
             .and_then(|d| layout_of(&d))
             .is_some_and(|mark| mark != LAYOUT_MARK))
     }
 
     /// A copy of a stored document, whatever its layout.
-    pub fn document(&self, doc: u128) -> Result<Option<AutoCommit>, StoreError> {
+    pub fn document(&self, doc: DocId) -> Result<Option<AutoCommit>, StoreError> {
+        let doc = doc.as_u128();
         if let Some(d) = self.cache.get(&doc) {
             return Ok(Some(d.clone()));
         }
@@ -118,11 +122,12 @@ impl Store {
     /// for one); journal entries go through [`Store::log`] and friends instead.
     pub fn write_document(
         &mut self,
-        doc: u128,
+        doc: DocId,
         am: &mut AutoCommit,
         before: &[automerge::ChangeHash],
     ) -> Result<(), StoreError> {
-        let existed = self.holds(doc)?;
+        let doc = doc.as_u128();
+        let existed = self.holds(DocId::from_u128(doc))?;
         self.write(|txn, _| {
             if existed {
                 persist(txn, doc, am, before)
@@ -138,7 +143,7 @@ impl Store {
         if let Some(d) = self.cache.remove(&doc) {
             return Ok((d, true));
         }
-        match self.document(doc)? {
+        match self.document(DocId::from_u128(doc))? {
             Some(d) => Ok((d, true)),
             None => Ok((self.new_document(), false)),
         }
@@ -155,9 +160,10 @@ impl Store {
     /// one this device does not hold.
     pub fn sync_generate(
         &mut self,
-        doc: u128,
+        doc: DocId,
         state: &mut sync::State,
     ) -> Result<Option<sync::Message>, StoreError> {
+        let doc = doc.as_u128();
         let (mut am, held) = self.take_loaded(doc)?;
         let msg = guarded(|| Ok(am.sync().generate_sync_message(state)))?;
         if held {
@@ -170,10 +176,11 @@ impl Store {
     /// entries they touch re-indexed, in one transaction, before this returns `true`.
     pub fn sync_receive(
         &mut self,
-        doc: u128,
+        doc: DocId,
         state: &mut sync::State,
         msg: sync::Message,
     ) -> Result<bool, StoreError> {
+        let doc = doc.as_u128();
         let (mut am, held) = self.take_loaded(doc)?;
         let before = am.get_heads();
         guarded_automerge(|| am.sync().receive_sync_message(state, msg))?;
@@ -182,7 +189,8 @@ impl Store {
 
     /// The whole document as Automerge saves it, if held: the stored snapshot itself when no
     /// changes are pending, so sending a document to a new device costs no re-encoding.
-    pub fn saved_document(&mut self, doc: u128) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn saved_document(&mut self, doc: DocId) -> Result<Option<Vec<u8>>, StoreError> {
+        let doc = doc.as_u128();
         if let Some(d) = self.cache.get_mut(&doc) {
             return Ok(Some(d.save()));
         }
@@ -203,13 +211,14 @@ impl Store {
                 Some(_) => {}
             }
         }
-        Ok(self.document(doc)?.map(|mut d| d.save()))
+        Ok(self.document(DocId::from_u128(doc))?.map(|mut d| d.save()))
     }
 
     /// Takes in a whole saved document from a peer: a new one is stored as received and its
     /// entries indexed in key order; one already held is merged. Durable before returning
     /// (outside a group).
-    pub fn receive_whole(&mut self, doc: u128, data: &[u8]) -> Result<bool, StoreError> {
+    pub fn receive_whole(&mut self, doc: DocId, data: &[u8]) -> Result<bool, StoreError> {
+        let doc = doc.as_u128();
         let (mut am, held) = self.take_loaded(doc)?;
         let before = am.get_heads();
         if held {
@@ -260,8 +269,8 @@ impl Store {
     /// never indexed, so no edit of this person's journal can land in them; index rows that
     /// point at a document newly named here (one that arrived before this device learned what
     /// it is) are removed.
-    pub fn set_foreign(&mut self, docs: impl IntoIterator<Item = u128>) -> Result<(), StoreError> {
-        let docs: std::collections::BTreeSet<u128> = docs.into_iter().collect();
+    pub fn set_foreign(&mut self, docs: impl IntoIterator<Item = DocId>) -> Result<(), StoreError> {
+        let docs: std::collections::BTreeSet<u128> = docs.into_iter().map(DocId::as_u128).collect();
         let new: Vec<u128> = docs.difference(&self.foreign).copied().collect();
         self.foreign = docs;
         if new.is_empty() {
@@ -299,7 +308,8 @@ impl Store {
     /// Reads a whole document as [`Store::receive_whole`] would, without touching the store:
     /// the costly part of taking in a document (parsing it, reading its entries back), so it
     /// may run on another thread while the store's owner commits the previous one.
-    pub fn prepare_whole(doc: u128, data: Vec<u8>) -> Prepared {
+    pub fn prepare_whole(doc: DocId, data: Vec<u8>) -> Prepared {
+        let doc = doc.as_u128();
         Prepared {
             doc,
             read: read_whole(&data),

@@ -229,7 +229,7 @@ fn garbage_file_is_refused_and_left_untouched() {
 }
 
 /// Runs Automerge's sync protocol for one document between two stores until both are quiet.
-fn sync_doc(a: &mut Store, b: &mut Store, doc: u128) {
+fn sync_doc(a: &mut Store, b: &mut Store, doc: failup_wire::DocId) {
     let (mut sa, mut sb) = (automerge::sync::State::new(), automerge::sync::State::new());
     for _ in 0..20 {
         let ma = a.sync_generate(doc, &mut sa).expect("gen a");
@@ -244,11 +244,11 @@ fn sync_doc(a: &mut Store, b: &mut Store, doc: u128) {
             a.sync_receive(doc, &mut sa, m).expect("recv a");
         }
     }
-    panic!("sync of {doc:x} did not settle");
+    panic!("sync of {doc} did not settle");
 }
 
 fn sync_all(a: &mut Store, b: &mut Store) {
-    let mut docs: Vec<u128> = a
+    let mut docs: Vec<failup_wire::DocId> = a
         .inventory()
         .expect("inv")
         .into_iter()
@@ -362,7 +362,10 @@ fn whole_documents_are_stored_and_indexed_then_merged() {
         Some("changed".into())
     );
     assert_eq!(b.check().expect("check").mismatches, 0);
-    assert!(b.receive_whole(doc + 1, b"garbage").is_err());
+    assert!(
+        b.receive_whole(failup_wire::DocId::from_u128(doc.as_u128() + 1), b"garbage")
+            .is_err()
+    );
     assert_eq!(b.check().expect("check").mismatches, 0);
 }
 
