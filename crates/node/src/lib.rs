@@ -862,23 +862,18 @@ impl Documents for NodeDocuments<'_> {
         self.store.receive_whole(doc, data).map_err(doc_error)
     }
 
-    fn inventory(&mut self, peer: DeviceId) -> Vec<InventoryItem> {
-        let all = match self.store.inventory() {
-            Ok(all) => all,
-            Err(e) => {
-                // An empty inventory would tell the peer this device holds nothing; the engine
-                // then offers nothing, which is wrong but safe, and the log says why.
-                tracing::error!("cannot list the documents for {}: {e}", peer.short());
-                Vec::new()
-            }
-        };
-        all.into_iter()
+    fn inventory(&mut self, peer: DeviceId) -> Result<Vec<InventoryItem>, DocError> {
+        Ok(self
+            .store
+            .inventory()
+            .map_err(doc_error)?
+            .into_iter()
             .filter(|(doc, _)| self.access.may_sync(peer, *doc))
             .map(|(doc, heads)| InventoryItem {
                 doc,
                 heads: failup_wire::heads_digest(&heads),
             })
-            .collect()
+            .collect())
     }
 
     fn may_sync(&mut self, peer: DeviceId, doc: DocId) -> bool {

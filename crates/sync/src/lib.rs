@@ -29,8 +29,9 @@ pub struct DocError(pub String);
 
 /// What the engine needs from the documents it syncs.
 pub trait Documents {
-    /// Every document `peer` may sync, with a digest of its heads.
-    fn inventory(&mut self, peer: DeviceId) -> Vec<InventoryItem>;
+    /// Every document `peer` may sync, with a digest of its heads. An error closes the
+    /// connection: an empty list would tell the peer this device holds nothing.
+    fn inventory(&mut self, peer: DeviceId) -> Result<Vec<InventoryItem>, DocError>;
     /// Whether `peer` may sync `doc`, existing or not (a new document it offers).
     fn may_sync(&mut self, peer: DeviceId, doc: DocId) -> bool;
     /// Whether changes to `doc` may come from `peer`. A document `peer` may sync but not write
@@ -137,7 +138,10 @@ impl Engine {
             Input::Connected(peer) => {
                 let session = self.sessions.entry(peer).or_default();
                 *session = Session::default();
-                send_summary(docs, peer, session, false, &mut out);
+                if let Err(reason) = send_summary(docs, peer, session, false, &mut out) {
+                    self.sessions.remove(&peer);
+                    out.push(Effect::Close(peer, reason));
+                }
             }
             Input::Disconnected(peer) => {
                 self.sessions.remove(&peer);
@@ -147,7 +151,10 @@ impl Engine {
                 if let Some(session) = self.sessions.get_mut(&peer) {
                     session.rounds = 0;
                     session.in_sync = false;
-                    send_summary(docs, peer, session, false, &mut out);
+                    if let Err(reason) = send_summary(docs, peer, session, false, &mut out) {
+                        self.sessions.remove(&peer);
+                        out.push(Effect::Close(peer, reason));
+                    }
                 }
             }
             Input::Received(peer, msg) => {
@@ -172,14 +179,14 @@ impl Engine {
         };
         match msg {
             Message::Summary { digest, reply, .. } => {
-                let ours = docs.inventory(peer);
+                let ours = docs.inventory(peer).map_err(|e| e.0)?;
                 if journal_digest(&ours) == digest {
                     session.in_sync = true;
                     session.rounds = 0;
                     session.active.clear();
                     out.push(Effect::InSync(peer));
                     if !reply {
-                        send_summary(docs, peer, session, true, out);
+                        send_summary(docs, peer, session, true, out)?;
                     }
                 } else if session.rounds < MAX_ROUNDS {
                     session.rounds += 1;
@@ -191,6 +198,7 @@ impl Engine {
                 session.in_sync = false;
                 let ours: BTreeMap<DocId, _> = docs
                     .inventory(peer)
+                    .map_err(|e| e.0)?
                     .into_iter()
                     .map(|i| (i.doc, i.heads))
                     .collect();
@@ -227,7 +235,7 @@ impl Engine {
                         offer(docs, peer, session, doc, out);
                     }
                 }
-                maybe_resummarize(docs, peer, session, out);
+                maybe_resummarize(docs, peer, session, out)?;
             }
             Message::Sync { doc, data } | Message::Request { doc, data } => {
                 if !docs.may_sync(peer, doc) {
@@ -261,7 +269,7 @@ impl Engine {
                     }
                     Ok(None) => {
                         session.active.remove(&doc);
-                        maybe_resummarize(docs, peer, session, out);
+                        maybe_resummarize(docs, peer, session, out)?;
                     }
                     Err(e) => fail_doc(session, peer, doc, e.0, out),
                 }
@@ -308,7 +316,7 @@ impl Engine {
             Message::DocUnavailable { doc } => {
                 session.active.remove(&doc);
                 session.states.remove(&doc);
-                maybe_resummarize(docs, peer, session, out);
+                maybe_resummarize(docs, peer, session, out)?;
             }
         }
         Ok(())
@@ -401,8 +409,8 @@ fn send_summary(
     session: &mut Session,
     reply: bool,
     out: &mut Vec<Effect>,
-) {
-    let items = docs.inventory(peer);
+) -> Result<(), String> {
+    let items = docs.inventory(peer).map_err(|e| e.0)?;
     session.dirty = false;
     out.push(Effect::Send(
         peer,
@@ -412,6 +420,7 @@ fn send_summary(
             reply,
         },
     ));
+    Ok(())
 }
 
 fn sync_message(docs: &mut dyn Documents, doc: DocId, m: sync::Message) -> Message {
@@ -430,10 +439,11 @@ fn maybe_resummarize(
     peer: DeviceId,
     session: &mut Session,
     out: &mut Vec<Effect>,
-) {
+) -> Result<(), String> {
     if session.active.is_empty() && session.dirty {
-        send_summary(docs, peer, session, false, out);
+        send_summary(docs, peer, session, false, out)?;
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -81,9 +81,10 @@ impl Documents for MemoryDocuments {
         Ok(d.get_heads() != before)
     }
 
-    fn inventory(&mut self, peer: DeviceId) -> Vec<InventoryItem> {
+    fn inventory(&mut self, peer: DeviceId) -> Result<Vec<InventoryItem>, DocError> {
         let limit = self.limits.get(&peer);
-        self.docs
+        Ok(self
+            .docs
             .iter_mut()
             .filter(|(id, _)| limit.is_none_or(|l| l.contains(*id)))
             .map(|(id, d)| {
@@ -93,7 +94,7 @@ impl Documents for MemoryDocuments {
                     heads: heads_digest(&heads),
                 }
             })
-            .collect()
+            .collect())
     }
 
     fn may_sync(&mut self, peer: DeviceId, doc: DocId) -> bool {

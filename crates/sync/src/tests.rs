@@ -355,14 +355,55 @@ fn a_message_before_connect_closes() {
     assert!(matches!(effects.as_slice(), [Effect::Close(..)]));
 }
 
-/// Documents that refuse to take in one document, as a store whose copy of it is damaged would.
+#[test]
+fn a_store_that_cannot_list_its_documents_closes_the_connection() {
+    // An empty inventory would tell the peer this device holds nothing; the session ends
+    // instead, on connecting and on a summary from the peer alike.
+    let mut docs = Poisoned {
+        inner: MemoryDocuments::new(),
+        bad: doc_id(0),
+        no_inventory: true,
+    };
+    docs.inner.insert(doc_id(1), new_doc(1, &["x"]));
+    let mut engine = Engine::new();
+    let effects = engine.handle(&mut docs, Input::Connected(device(9)));
+    assert!(
+        matches!(effects.as_slice(), [Effect::Close(_, reason)] if reason == "storage error"),
+        "{effects:?}"
+    );
+    assert!(engine.peers().next().is_none());
+    docs.no_inventory = false;
+    let effects = engine.handle(&mut docs, Input::Connected(device(9)));
+    assert!(
+        matches!(effects.as_slice(), [Effect::Send(..)]),
+        "{effects:?}"
+    );
+    docs.no_inventory = true;
+    let summary = Message::Summary {
+        digest: [0; 32],
+        docs: 0,
+        reply: false,
+    };
+    let effects = engine.handle(&mut docs, Input::Received(device(9), summary));
+    assert!(
+        matches!(effects.as_slice(), [Effect::Close(..)]),
+        "{effects:?}"
+    );
+}
+
+/// Documents that refuse to take in one document, as a store whose copy of it is damaged would,
+/// and with `no_inventory` cannot list what they hold, as a store that fails to read would.
 struct Poisoned {
     inner: MemoryDocuments,
     bad: DocId,
+    no_inventory: bool,
 }
 
 impl Documents for Poisoned {
-    fn inventory(&mut self, peer: DeviceId) -> Vec<failup_wire::InventoryItem> {
+    fn inventory(&mut self, peer: DeviceId) -> Result<Vec<failup_wire::InventoryItem>, DocError> {
+        if self.no_inventory {
+            return Err(DocError("storage error".into()));
+        }
         self.inner.inventory(peer)
     }
     fn may_sync(&mut self, peer: DeviceId, doc: DocId) -> bool {
@@ -414,6 +455,7 @@ fn one_failing_document_leaves_the_others_syncing() {
     let mut b_docs = Poisoned {
         inner: MemoryDocuments::new(),
         bad: doc_id(2),
+        no_inventory: false,
     };
     let (mut a, mut b) = (Engine::new(), Engine::new());
     let mut queue: VecDeque<(bool, Effect)> = VecDeque::new();
