@@ -251,9 +251,19 @@ impl State {
     fn drop_conn(&mut self, peer: DeviceId, reason: &str) {
         if let Some(c) = self.conns.remove(&peer) {
             c.conn.close(1u32.into(), reason.as_bytes());
+            self.closed_here(peer, &c.conn);
         }
         self.forget_conn(peer);
         self.engine(Input::Disconnected(peer));
+    }
+
+    /// Tells the policy at once of a connection the daemon closed itself, so a new connection
+    /// from the peer is not taken for a duplicate of it; its later `Closed` event is then stale.
+    fn closed_here(&mut self, peer: DeviceId, conn: &quinn::Connection) {
+        self.policy(PolicyEvent::Closed {
+            peer,
+            conn: conn_id(conn),
+        });
     }
 
     /// Stops taking messages from `peer`'s connection: its last messages and its end are
@@ -288,6 +298,7 @@ impl State {
                     tracing::warn!(peer = %peer.short(), "closing connection: {reason}");
                     if let Some(c) = self.conns.remove(&peer) {
                         c.conn.close(1u32.into(), reason.as_bytes());
+                        self.closed_here(peer, &c.conn);
                     }
                 }
                 Effect::DocFailed(peer, doc, reason) => {

@@ -78,6 +78,8 @@ pub struct Node {
     /// Every device this device has ever seen revoked. Kept locally and only ever grown, so
     /// nothing merged into the circle later can bring a revoked device back.
     revoked: BTreeSet<DeviceId>,
+    /// Whether `revoked` grew since it was last written (a failed write is retried).
+    revoked_unsaved: bool,
     invites: Invites,
     /// Which documents partners' devices may sync and write.
     access: sharing::Access,
@@ -150,6 +152,7 @@ impl Node {
                 })
                 .collect(),
             revoked: revoked.into_iter().map(DeviceId).collect(),
+            revoked_unsaved: false,
             invites: Invites::default(),
             access: sharing::Access::default(),
             partner_addrs: BTreeMap::new(),
@@ -461,12 +464,11 @@ impl Node {
 
     /// Works out again which devices are trusted and what partners' devices may see, from the
     /// circle, the devices met at a join, the partners' sides and the local list of revoked
-    /// devices.
+    /// devices. The new view is in force before anything is written: a write that fails (a
+    /// full disk) is reported, but never keeps a revoked device trusted, and the revoked list
+    /// is written again by the next refresh.
     fn refresh_trust(&mut self) -> Result<(), NodeError> {
-        // Sides of spaces are never journal buckets, whatever a partner writes into them.
         let partners = self.partners();
-        let sides: Vec<DocId> = partners.iter().flat_map(|p| [p.mine, p.theirs]).collect();
-        self.store.set_foreign(sides)?;
         let me = self.device();
         let members = self.members();
         let before = self.revoked.len();
@@ -492,7 +494,7 @@ impl Node {
         } = self.partner_devices(&members, &partners);
         self.revoked.extend(partners_revoked);
         if self.revoked.len() != before {
-            self.save_revoked()?;
+            self.revoked_unsaved = true;
         }
         let partner_access: std::collections::HashMap<DeviceId, Vec<(DocId, DocId)>> =
             partner_access
@@ -508,6 +510,14 @@ impl Node {
         trusted.remove(&me);
         self.trusted = trusted;
         self.trust_changed = true;
+        // Sides of spaces are never journal buckets, whatever a partner writes into them.
+        let sides: Vec<DocId> = partners.iter().flat_map(|p| [p.mine, p.theirs]).collect();
+        let foreign = self.store.set_foreign(sides);
+        if self.revoked_unsaved {
+            self.save_revoked()?;
+            self.revoked_unsaved = false;
+        }
+        foreign?;
         // Partners' devices trust a device of this person's once this side lists it.
         self.vouch(&members, &partners);
         Ok(())
@@ -728,7 +738,11 @@ impl Node {
         }
         let doc = self.ensure_circle()?;
         self.edit_circle(|am| circle::add(am, device, name, &[addr]).map(|()| true))?;
-        self.refresh_trust()?;
+        // The device is in the circle now, so the pairing has happened: a failure to write
+        // what follows from it must not refuse the joiner and leave the invite usable.
+        if let Err(e) = self.refresh_trust() {
+            tracing::error!("paired, but cannot record what follows from it: {e}");
+        }
         tracing::info!(peer = %device.short(), "paired");
         Ok(doc)
     }

@@ -208,7 +208,10 @@ impl Node {
         self.edit_circle(|am| {
             circle::add_partner(am, label, mine, theirs, device, &[addr]).map(|()| true)
         })?;
-        self.refresh_trust()?;
+        // Recorded: the pairing has happened, whatever a later write says (see `admit`).
+        if let Err(e) = self.refresh_trust() {
+            tracing::error!("partnered, but cannot record what follows from it: {e}");
+        }
         tracing::info!(peer = %device.short(), "partnered with {label}");
         Ok(mine)
     }
