@@ -195,18 +195,13 @@ impl Node {
     /// space).
     pub fn execute(&mut self, request: Request, now: Timestamp) -> Result<Response, NodeError> {
         let response = self.answer(request, now);
+        let changed = self.store.take_changed_docs();
         // Shared copies follow every edit of the entries they copy.
-        if !self.store_changed_nothing() {
+        if !changed.is_empty() {
+            self.pending_docs.extend(changed);
             self.reproject();
         }
         response
-    }
-
-    fn store_changed_nothing(&mut self) -> bool {
-        let changed = self.store.take_changed_docs();
-        let nothing = changed.is_empty();
-        self.pending_docs.extend(changed);
-        nothing
     }
 
     fn answer(&mut self, request: Request, now: Timestamp) -> Result<Response, NodeError> {
@@ -322,7 +317,7 @@ impl Node {
     pub fn take_changes(&mut self) -> Changes {
         self.pending_docs.extend(self.store.take_changed_docs());
         let mut docs: Vec<DocId> = std::mem::take(&mut self.pending_docs);
-        docs.dedup();
+        // In the order written, each once.
         let mut seen = BTreeSet::new();
         docs.retain(|d| seen.insert(*d));
         Changes {
