@@ -208,6 +208,22 @@ fn bad_invites_are_refused_with_a_clear_error() {
     assert!(!a.ok(&["--json", "peers"]).contains("stranger"));
 }
 
+/// An invite whose device is gone: the join says it could not reach it, in one line, with exit
+/// code 3 (a device could not be reached), told apart from a refusal (1).
+#[test]
+fn a_join_that_cannot_reach_the_inviter_exits_3() {
+    let mut a = Daemon::start("laptop");
+    let b = Daemon::start("phone");
+    let code = a.ok(&["pair", "invite"]).trim().to_owned();
+    a.stop();
+    let out = b.run(&["pair", "join", &code]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot reach the inviting device"), "{err}");
+    assert!(!b.ok(&["--json", "peers"]).contains("laptop"));
+}
+
 /// A device outside the circle, with its own key, is refused at the handshake; a paired device
 /// that sends garbage loses only its own connection.
 #[test]
