@@ -277,18 +277,20 @@ fn strangers_and_garbage_are_refused_without_harm() {
             "a stranger got a working connection"
         );
 
-        // The paired but hostile device: a protocol version nobody speaks, garbage, then a frame
-        // over the size limit.
+        // The paired but hostile device: version 1 of the protocol (which carried no seals) and
+        // a version nobody speaks, garbage, then a frame over the size limit.
         let (ep, identity) = failup_tests::client_endpoint(&key);
-        let future = tokio::time::timeout(
-            Duration::from_secs(10),
-            failup_net::connect(&ep, &identity, a_id, addr, b"failup/2"),
-        )
-        .await;
-        assert!(
-            !matches!(future, Ok(Ok(_))),
-            "a connection with an unknown protocol version was accepted"
-        );
+        for alpn in [b"failup/1", b"failup/9"] {
+            let future = tokio::time::timeout(
+                Duration::from_secs(10),
+                failup_net::connect(&ep, &identity, a_id, addr, alpn),
+            )
+            .await;
+            assert!(
+                !matches!(future, Ok(Ok(_))),
+                "a connection with protocol {alpn:?} was accepted"
+            );
+        }
         for payload in [
             b"\x00\x00\x00\x05garbage!".to_vec(),
             (failup_wire::MAX_FRAME_BYTES + 1).to_be_bytes().to_vec(),

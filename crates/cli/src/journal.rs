@@ -41,10 +41,9 @@ fn unexpected(r: Response) -> anyhow::Error {
 /// Opens a node on the store of `home`, for a command run with no daemon.
 fn local_node(home: &Path, store_file: &str, wait: Duration) -> Result<Node> {
     let store = Store::open(&home.join(store_file), wait)?;
-    let device =
-        failup_net::Identity::load_or_create(&home.join(crate::network::KEY_FILE))?.device();
+    let identity = failup_net::Identity::load_or_create(&home.join(crate::network::KEY_FILE))?;
     let config = failup_node::Config {
-        device,
+        signer: std::sync::Arc::new(identity.signer()?),
         name: crate::network::host_name(),
         advertise: Vec::new(),
         networked: false,

@@ -29,6 +29,7 @@ fn queue_units(msg: &Message) -> u32 {
             data.len()
         }
         Message::Inventory { items } => items.len() * 64,
+        Message::Seals { seals, .. } => seals.len() * 160,
         Message::Summary { .. } | Message::DocUnavailable { .. } => 64,
     };
     let units = bytes

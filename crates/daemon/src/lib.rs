@@ -238,7 +238,7 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
     let mut node = Node::open(
         store,
         failup_node::Config {
-            device,
+            signer: Arc::new(identity.signer()?),
             name: config.name.clone(),
             advertise: advertised(local_addr),
             networked: true,

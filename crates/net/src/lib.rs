@@ -137,6 +137,20 @@ impl Identity {
         self.device
     }
 
+    /// The same key as a signer of seals: one key is both the TLS identity and the author of
+    /// this device's changes, so the device a connection authenticates is the device a seal
+    /// names.
+    pub fn signer(&self) -> Result<failup_auth::Signer, NetError> {
+        let signer = failup_auth::Signer::from_pkcs8(self.key.secret_pkcs8_der())
+            .map_err(|e| NetError::Setup(e.to_string()))?;
+        if signer.device() != self.device {
+            return Err(NetError::Setup(
+                "the device key signs as another device than its certificate says".into(),
+            ));
+        }
+        Ok(signer)
+    }
+
     fn chain(&self) -> Vec<CertificateDer<'static>> {
         vec![self.cert.clone()]
     }

@@ -106,6 +106,7 @@ impl NodeError {
                 StoreError::Journal(_) => ErrorKind::Invalid,
                 StoreError::NotAStore { .. } | StoreError::NewerSchema(_) => ErrorKind::Corrupt,
                 StoreError::Record(_) => ErrorKind::Corrupt,
+                StoreError::Refused { .. } => ErrorKind::Refused,
                 StoreError::Db(_) | StoreError::Io { .. } => ErrorKind::Storage,
             },
             NodeError::NotFound(_) => ErrorKind::NotFound,

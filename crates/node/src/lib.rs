@@ -11,6 +11,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod authors;
 pub mod circle;
 pub mod dial;
 pub mod error;
@@ -25,7 +26,7 @@ use std::ops::ControlFlow;
 use failup_journal::Entry;
 use failup_store::{Order, Store};
 use failup_sync::{DocError, Documents};
-use failup_wire::{DeviceId, DocId, InventoryItem};
+use failup_wire::{DeviceId, DocId, InventoryItem, Seal};
 use jiff::Timestamp;
 use jiff::civil::Date;
 
@@ -47,8 +48,8 @@ const REVOKED: &str = "revoked";
 /// What a node needs to know about the device it runs on.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// This device's id.
-    pub device: DeviceId,
+    /// This device's key, which seals what it writes (its id is the key's).
+    pub signer: std::sync::Arc<failup_auth::Signer>,
     /// This device's name, as other devices show it.
     pub name: String,
     /// Where other devices can reach this one, for invites and a new circle.
@@ -90,6 +91,8 @@ pub struct Node {
     trust_changed: bool,
     /// Documents written since the last [`Node::take_changes`].
     pending_docs: Vec<DocId>,
+    /// Who may write which document, for changes from outside.
+    authors: authors::Authors,
 }
 
 /// A document id kept as a setting (its 16 bytes).
@@ -128,6 +131,10 @@ impl Node {
     /// A node over `store`. Reads the circle's settings only: trust is worked out by
     /// [`Node::start`] (the daemon) or by the first operation that changes the circle.
     pub fn open(mut store: Store, config: Config) -> Result<Node, NodeError> {
+        let sealed = store.set_signer(config.signer.clone())?;
+        if sealed > 0 {
+            tracing::info!("sealed {sealed} changes written before seals existed");
+        }
         let mut circle = setting_doc(&store, CIRCLE)?;
         // A circle that arrived just before the daemon was stopped is adopted now.
         if circle.is_none() {
@@ -159,6 +166,7 @@ impl Node {
             trusted: BTreeSet::new(),
             trust_changed: false,
             pending_docs: Vec::new(),
+            authors: authors::Authors::default(),
         })
     }
 
@@ -182,7 +190,7 @@ impl Node {
 
     /// This device's id.
     pub fn device(&self) -> DeviceId {
-        self.config.device
+        self.config.signer.device()
     }
 
     /// This device's name.
@@ -364,6 +372,9 @@ impl Node {
         NodeDocuments {
             store: &mut self.store,
             access: &self.access,
+            authors: &mut self.authors,
+            me: self.config.signer.device(),
+            bootstrap: self.bootstrap.keys().copied().collect(),
         }
     }
 
@@ -501,6 +512,12 @@ impl Node {
             partner: partner_access,
             circle: self.circle.or(self.pending_circle()),
         };
+        self.authors = authors::Authors::compute(
+            &self.store,
+            self.access.circle,
+            me,
+            self.bootstrap.keys().copied(),
+        );
         self.partner_addrs = partner_addrs;
         trusted.remove(&me);
         self.trusted = trusted;
@@ -856,6 +873,23 @@ fn is_circle_doc(store: &Store, doc: DocId) -> Result<bool, NodeError> {
 pub struct NodeDocuments<'a> {
     store: &'a mut Store,
     access: &'a sharing::Access,
+    authors: &'a mut authors::Authors,
+    me: DeviceId,
+    bootstrap: Vec<DeviceId>,
+}
+
+impl NodeDocuments<'_> {
+    /// After the circle changed, judges what arrives next by the circle as it is now.
+    fn received(&mut self, doc: DocId, changed: bool) {
+        if changed && Some(doc) == self.access.circle {
+            *self.authors = authors::Authors::compute(
+                self.store,
+                self.access.circle,
+                self.me,
+                self.bootstrap.iter().copied(),
+            );
+        }
+    }
 }
 
 fn doc_error(e: failup_store::StoreError) -> DocError {
@@ -863,12 +897,26 @@ fn doc_error(e: failup_store::StoreError) -> DocError {
 }
 
 impl Documents for NodeDocuments<'_> {
-    fn saved(&mut self, doc: DocId) -> Result<Option<Vec<u8>>, DocError> {
+    fn saved(&mut self, doc: DocId) -> Result<Option<failup_wire::SealedDoc>, DocError> {
         self.store.saved_document(doc).map_err(doc_error)
     }
 
-    fn receive_whole(&mut self, doc: DocId, data: &[u8]) -> Result<bool, DocError> {
-        self.store.receive_whole(doc, data).map_err(doc_error)
+    fn receive_whole(
+        &mut self,
+        doc: DocId,
+        data: &[u8],
+        seals: &failup_sync::Seals,
+    ) -> Result<bool, DocError> {
+        let changed = self
+            .store
+            .receive_whole(doc, data, seals, &*self.authors)
+            .map_err(doc_error)?;
+        self.received(doc, changed);
+        Ok(changed)
+    }
+
+    fn goes_first(&mut self, doc: DocId) -> bool {
+        Some(doc) == self.access.circle
     }
 
     fn inventory(&mut self, peer: DeviceId) -> Result<Vec<InventoryItem>, DocError> {
@@ -901,7 +949,7 @@ impl Documents for NodeDocuments<'_> {
         &mut self,
         doc: DocId,
         state: &mut automerge::sync::State,
-    ) -> Result<Option<automerge::sync::Message>, DocError> {
+    ) -> Result<Option<(automerge::sync::Message, Vec<Seal>)>, DocError> {
         self.store.sync_generate(doc, state).map_err(doc_error)
     }
 
@@ -910,7 +958,13 @@ impl Documents for NodeDocuments<'_> {
         doc: DocId,
         state: &mut automerge::sync::State,
         msg: automerge::sync::Message,
+        seals: &failup_sync::Seals,
     ) -> Result<bool, DocError> {
-        self.store.sync_receive(doc, state, msg).map_err(doc_error)
+        let changed = self
+            .store
+            .sync_receive(doc, state, msg, seals, &*self.authors)
+            .map_err(doc_error)?;
+        self.received(doc, changed);
+        Ok(changed)
     }
 }

@@ -107,14 +107,61 @@ pub(crate) fn put_heads(
     Ok(())
 }
 
-/// Appends the changes made since `heads` to the document's change log, snapshotting the
-/// document instead once the log is long.
+/// A seal as `seals-1` stores it: kind, key, signature (the hash is in the key).
+pub(crate) fn seal_value(seal: &failup_wire::Seal) -> [u8; 97] {
+    let mut out = [0u8; 97];
+    out[0] = seal.kind;
+    out[1..33].copy_from_slice(&seal.key);
+    out[33..].copy_from_slice(&seal.sig);
+    out
+}
+
+/// A stored seal back; `None` if the row is not 97 bytes.
+pub(crate) fn seal_from(hash: [u8; 32], value: &[u8]) -> Option<failup_wire::Seal> {
+    let (&kind, rest) = value.split_first()?;
+    let (key, sig) = rest.split_at_checked(32)?;
+    Some(failup_wire::Seal {
+        hash,
+        kind,
+        key: key.try_into().ok()?,
+        sig: sig.try_into().ok()?,
+    })
+}
+
+/// Seals every change of `am` since `since` that this device wrote, in the transaction that
+/// stores them (see `SEALS`).
+pub(crate) fn seal_own(
+    txn: &redb::WriteTransaction,
+    doc: u128,
+    am: &mut automerge::AutoCommit,
+    since: &[automerge::ChangeHash],
+    signer: Option<&failup_auth::Signer>,
+) -> Result<(), StoreError> {
+    let Some(signer) = signer else {
+        return Ok(());
+    };
+    let actor = signer.actor();
+    let id = failup_wire::DocId::from_u128(doc);
+    let mut seals = txn.open_table(SEALS)?;
+    for m in am.get_changes_meta(since) {
+        if m.actor.to_bytes() == actor.as_slice() {
+            let seal = signer.seal(failup_auth::Kind::Wrote, id, m.hash.0);
+            seals.insert((doc, m.hash.0), seal_value(&seal).as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// Appends the changes made since `heads` to the document's change log (sealing those this
+/// device wrote), snapshotting the document instead once the log is long.
 pub(crate) fn persist(
     txn: &redb::WriteTransaction,
     doc: u128,
     am: &mut automerge::AutoCommit,
     heads: &[automerge::ChangeHash],
+    signer: Option<&failup_auth::Signer>,
 ) -> Result<(), StoreError> {
+    seal_own(txn, doc, am, heads, signer)?;
     let bytes = am.save_after(heads);
     if bytes.is_empty() {
         return Ok(());

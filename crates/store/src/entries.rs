@@ -21,6 +21,7 @@ impl Store {
     pub fn log(&mut self, new: NewEntry, now: Timestamp, today: Date) -> Result<Entry, StoreError> {
         let ms = u64::try_from(now.as_millisecond()).unwrap_or(0);
         let entry = new.into_entry(EntryId::from_parts(ms, rand::random()), now, today)?;
+        let signer = self.signer.clone();
         let (entry, doc, am) = self.write(|txn, actor| {
             let mut meta = txn.open_table(META)?;
             let open = meta
@@ -42,6 +43,7 @@ impl Store {
                 None => {
                     let doc: u128 = rand::random();
                     let mut bucket = Bucket::create(actor, doc.to_be_bytes(), now)?;
+                    seal_own(txn, doc, bucket.doc_mut(), &[], signer.as_deref())?;
                     txn.open_table(SNAPSHOTS)?
                         .insert(doc, bucket.save().as_slice())?;
                     meta.insert("open-bucket", doc.to_le_bytes().as_slice())?;
@@ -50,7 +52,7 @@ impl Store {
             };
             let heads = bucket.heads();
             bucket.insert(std::slice::from_ref(&entry), now)?;
-            persist(txn, doc, bucket.doc_mut(), &heads)?;
+            persist(txn, doc, bucket.doc_mut(), &heads, signer.as_deref())?;
             reindex(txn, doc, None, Some(&entry))?;
             Ok((entry, doc, bucket.into_doc()))
         })?;
@@ -66,12 +68,13 @@ impl Store {
         now: Timestamp,
     ) -> Result<Entry, StoreError> {
         let patch = patch.normalized()?;
+        let signer = self.signer.clone();
         let (entry, doc, am) = self.write(|txn, actor| {
             let (doc, day) = locate(txn, id)?;
             let mut bucket = load(txn, doc, actor)?;
             let heads = bucket.heads();
             let entry = bucket.apply(id, &patch, now)?;
-            persist(txn, doc, bucket.doc_mut(), &heads)?;
+            persist(txn, doc, bucket.doc_mut(), &heads, signer.as_deref())?;
             reindex(txn, doc, Some((day, id)), Some(&entry))?;
             Ok((entry, doc, bucket.into_doc()))
         })?;
@@ -81,13 +84,14 @@ impl Store {
 
     /// Removes an entry and returns what it held.
     pub fn delete(&mut self, id: EntryId, now: Timestamp) -> Result<Entry, StoreError> {
+        let signer = self.signer.clone();
         let (entry, doc, am) = self.write(|txn, actor| {
             let (doc, day) = locate(txn, id)?;
             let mut bucket = load(txn, doc, actor)?;
             let entry = bucket.entry(id)?.ok_or(JournalError::NotFound(id))?;
             let heads = bucket.heads();
             bucket.remove(id, now)?;
-            persist(txn, doc, bucket.doc_mut(), &heads)?;
+            persist(txn, doc, bucket.doc_mut(), &heads, signer.as_deref())?;
             reindex(txn, doc, Some((day, id)), None)?;
             Ok((entry, doc, bucket.into_doc()))
         })?;
@@ -242,6 +246,7 @@ impl Store {
         if fresh.is_empty() {
             return Ok(report);
         }
+        let signer = self.signer.clone();
         let docs = self.write(|txn, actor| {
             let mut snapshots = txn.open_table(SNAPSHOTS)?;
             let mut docs = Vec::new();
@@ -252,6 +257,7 @@ impl Store {
                 docs.push(doc);
                 let mut bucket = Bucket::create(actor, doc.to_be_bytes(), now)?;
                 bucket.insert(chunk, now)?;
+                seal_own(txn, doc, bucket.doc_mut(), &[], signer.as_deref())?;
                 snapshots.insert(doc, bucket.save().as_slice())?;
                 put_heads(txn, doc, &bucket.heads())?;
                 // Index what the document holds, not what the file said: the document is the

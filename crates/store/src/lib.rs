@@ -75,6 +75,15 @@ pub enum StoreError {
     /// redb failed (I/O, a full disk, corruption found while reading).
     #[error("storage error: {0}")]
     Db(#[from] redb::Error),
+    /// A change from outside was refused: its seal is missing or does not check out, or its
+    /// signer may not write the document. Nothing of the message that carried it is kept.
+    #[error("change {hash} refused: {reason}")]
+    Refused {
+        /// The change, in hex.
+        hash: String,
+        /// Why.
+        reason: String,
+    },
     /// The file system refused an operation.
     #[error("{context}: {source}")]
     Io {
@@ -146,7 +155,29 @@ pub struct Store {
     prepared: std::collections::HashMap<u128, sync::Prepared>,
     /// Documents that are never journal buckets, whatever they say (see [`Store::set_foreign`]).
     foreign: std::collections::BTreeSet<u128>,
+    /// The device key: changes written here are sealed with it (see [`Store::set_signer`]).
+    signer: Option<std::sync::Arc<failup_auth::Signer>>,
 }
+
+/// What the store asks before it keeps a change from outside, once the change's seal checked
+/// out: the rules of who may write what belong to the node, which knows the circle and the
+/// partners.
+pub trait Gate {
+    /// Whether `actor` is the actor id of a device this device knows, which no vouch may
+    /// stand for.
+    fn is_device_actor(&self, actor: &[u8]) -> bool;
+    /// The devices that may write `doc`, which reads as `incoming` with the new changes
+    /// applied (a document may name further writers, as a partner's side names the partner's
+    /// devices).
+    fn writers(
+        &self,
+        doc: failup_wire::DocId,
+        incoming: &automerge::AutoCommit,
+    ) -> std::collections::BTreeSet<failup_wire::DeviceId>;
+}
+
+/// Seals received for changes not yet applied, by change hash.
+pub type PendingSeals = std::collections::BTreeMap<[u8; 32], failup_wire::Seal>;
 
 impl Store {
     /// Opens the store at `path`, creating it if the file does not exist, and waits up to `wait`
@@ -188,6 +219,7 @@ impl Store {
             group: None,
             prepared: std::collections::HashMap::new(),
             foreign: std::collections::BTreeSet::new(),
+            signer: None,
         };
         store.actor = store.init_meta()?;
         Ok(store)

@@ -24,8 +24,17 @@ pub(crate) const ENTRIES: TableDefinition<u128, (u128, u32)> = TableDefinition::
 /// Key: (day as `YYYYMMDD`, entry id). Value: the entry's index record (`record.rs`).
 pub(crate) const BY_DAY: TableDefinition<(u32, u128), &[u8]> = TableDefinition::new("by-day-1");
 
-/// The store schema this build writes. 2 added `heads-1`.
-pub(crate) const SCHEMA: u32 = 2;
+/// Key: (document id, change hash). Value: the change's seal without its hash: kind (1 byte),
+/// signer's public key (32), signature (64); see `failup_auth`.
+///
+/// Invariant: every change a store with a signer holds has its seal here, so sending any
+/// change can prove who wrote it: changes written here are sealed in the transaction that
+/// writes them, changes received are stored only with a seal that checked out, and changes
+/// from before seals existed are vouched for once ([`Store::set_signer`]).
+pub(crate) const SEALS: TableDefinition<(u128, [u8; 32]), &[u8]> = TableDefinition::new("seals-1");
+
+/// The store schema this build writes. 2 added `heads-1`; 3 added `seals-1`.
+pub(crate) const SCHEMA: u32 = 3;
 
 impl Store {
     /// Creates the tables and this device's actor id on first use; checks the schema after.
@@ -42,10 +51,10 @@ impl Store {
             match (schema, actor) {
                 (Some(s), _) if s > SCHEMA => return Err(StoreError::NewerSchema(s)),
                 (Some(s), Some(actor)) if s == SCHEMA => return Ok(actor),
-                (Some(_), Some(actor)) => {
+                (Some(s), Some(actor)) => {
                     drop(meta);
                     drop(read);
-                    self.migrate(actor)?;
+                    self.migrate(s, actor)?;
                     return Ok(actor);
                 }
                 _ => return Err(not_a_store(&self.path, "its settings table is incomplete")),
@@ -63,14 +72,23 @@ impl Store {
             txn.open_table(ENTRIES)?;
             txn.open_table(BY_DAY)?;
             txn.open_table(HEADS)?;
+            txn.open_table(SEALS)?;
         }
         txn.commit()?;
         Ok(actor)
     }
 
-    /// Brings a schema 1 store to schema 2 by recording every document's heads.
-    pub(crate) fn migrate(&mut self, actor: [u8; 16]) -> Result<(), StoreError> {
+    /// Brings an older store to this schema: from 1, records every document's heads; from 2,
+    /// adds the empty seals table (the changes held are vouched for once a signer is set).
+    pub(crate) fn migrate(&mut self, from: u32, actor: [u8; 16]) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
+        txn.open_table(SEALS)?;
+        if from >= 2 {
+            txn.open_table(META)?
+                .insert("schema", SCHEMA.to_le_bytes().as_slice())?;
+            txn.commit()?;
+            return Ok(());
+        }
         let docs: Vec<u128> = txn
             .open_table(SNAPSHOTS)?
             .iter()?

@@ -6,7 +6,7 @@ use automerge::AutoCommit;
 use automerge::sync::{self, SyncDoc};
 use failup_journal::layout::{LAYOUT_MARK, changed_entries, guarded, guarded_automerge, layout_of};
 
-use failup_wire::DocId;
+use failup_wire::{DocId, Seal};
 
 use super::*;
 
@@ -45,6 +45,21 @@ fn read_whole(data: &[u8]) -> Result<(AutoCommit, Option<Vec<Entry>>), StoreErro
     let bucket = Bucket::from_doc(am)?;
     let entries = bucket.entries()?;
     Ok((bucket.into_doc(), Some(entries)))
+}
+
+/// The setting that says every change held was sealed once (see [`Store::set_signer`]).
+const VOUCHED: &str = "sealed-all";
+
+/// A seal as stored: the change hash and `seals-1`'s value.
+type SealRow = ([u8; 32], [u8; 97]);
+
+/// Stores checked seals of received changes.
+fn put_seals(txn: &redb::WriteTransaction, doc: u128, rows: &[SealRow]) -> Result<(), StoreError> {
+    let mut table = txn.open_table(SEALS)?;
+    for (hash, value) in rows {
+        table.insert((doc, *hash), value.as_slice())?;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -128,10 +143,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         let doc = doc.as_u128();
         let existed = self.holds(DocId::from_u128(doc))?;
+        let signer = self.signer.clone();
         self.write(|txn, _| {
             if existed {
-                persist(txn, doc, am, before)
+                persist(txn, doc, am, before, signer.as_deref())
             } else {
+                seal_own(txn, doc, am, &[], signer.as_deref())?;
                 snapshot(txn, doc, am)
             }
         })?;
@@ -156,40 +173,203 @@ impl Store {
         self.cache.insert(doc, am);
     }
 
-    /// The next Automerge sync message for `doc` under `state`; an empty document stands in for
-    /// one this device does not hold.
+    /// The next Automerge sync message for `doc` under `state`, with the seals of the changes
+    /// it carries; an empty document stands in for one this device does not hold.
     pub fn sync_generate(
         &mut self,
         doc: DocId,
         state: &mut sync::State,
-    ) -> Result<Option<sync::Message>, StoreError> {
+    ) -> Result<Option<(sync::Message, Vec<Seal>)>, StoreError> {
         let doc = doc.as_u128();
         let (mut am, held) = self.take_loaded(doc)?;
         let msg = guarded(|| Ok(am.sync().generate_sync_message(state)))?;
+        let out = match msg {
+            Some(m) => {
+                let hashes: Vec<[u8; 32]> = if m.changes.is_empty() {
+                    Vec::new()
+                } else if m.version == sync::MessageVersion::V2 {
+                    // A version 2 message carries the whole document.
+                    am.get_changes_meta(&[]).iter().map(|c| c.hash.0).collect()
+                } else {
+                    m.changes
+                        .iter()
+                        .filter_map(|c| automerge::Change::try_from(c).ok())
+                        .map(|c| c.hash().0)
+                        .collect()
+                };
+                let seals = self.seals(doc, &hashes)?;
+                Some((m, seals))
+            }
+            None => None,
+        };
         if held {
             self.keep_loaded(doc, am);
         }
-        Ok(msg)
+        Ok(out)
     }
 
-    /// Applies a sync message from a peer. New changes are committed (with fsync) and the
-    /// entries they touch re-indexed, in one transaction, before this returns `true`.
+    /// The stored seals of some changes of `doc`.
+    fn seals(&self, doc: u128, hashes: &[[u8; 32]]) -> Result<Vec<Seal>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let read = self.db.begin_read()?;
+        let table = read.open_table(SEALS)?;
+        let mut out = Vec::with_capacity(hashes.len());
+        for h in hashes {
+            if let Some(v) = table.get((doc, *h))? {
+                out.extend(seal_from(*h, v.value()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every stored seal of `doc`: by the invariant of `SEALS`, one per change it holds.
+    pub fn all_seals(&self, doc: DocId) -> Result<Vec<Seal>, StoreError> {
+        let doc = doc.as_u128();
+        let read = self.db.begin_read()?;
+        let table = read.open_table(SEALS)?;
+        let mut out = Vec::new();
+        for row in table.range((doc, [0u8; 32])..=(doc, [0xff; 32]))? {
+            let (k, v) = row?;
+            out.extend(seal_from(k.value().1, v.value()));
+        }
+        Ok(out)
+    }
+
+    /// Applies a sync message from a peer. New changes are kept only if each has a seal among
+    /// `seals` that checks out and `gate` lets its signer write the document; then they are
+    /// committed with their seals (with fsync) and the entries they touch re-indexed, in one
+    /// transaction, before this returns `true`.
     pub fn sync_receive(
         &mut self,
         doc: DocId,
         state: &mut sync::State,
         msg: sync::Message,
+        seals: &PendingSeals,
+        gate: &dyn Gate,
     ) -> Result<bool, StoreError> {
         let doc = doc.as_u128();
         let (mut am, held) = self.take_loaded(doc)?;
         let before = am.get_heads();
         guarded_automerge(|| am.sync().receive_sync_message(state, msg))?;
-        self.commit_received(doc, am, held, before)
+        self.commit_received(doc, am, held, before, seals, gate)
     }
 
-    /// The whole document as Automerge saves it, if held: the stored snapshot itself when no
-    /// changes are pending, so sending a document to a new device costs no re-encoding.
-    pub fn saved_document(&mut self, doc: DocId) -> Result<Option<Vec<u8>>, StoreError> {
+    /// Checks the seal of every change of `am` since `before`; returns the rows to store.
+    /// On a refusal `am` must be dropped: it holds changes this device does not keep.
+    fn check_new(
+        doc: u128,
+        am: &mut AutoCommit,
+        before: &[automerge::ChangeHash],
+        seals: &PendingSeals,
+        gate: &dyn Gate,
+    ) -> Result<Vec<SealRow>, StoreError> {
+        let id = DocId::from_u128(doc);
+        let new: Vec<([u8; 32], Vec<u8>)> = am
+            .get_changes_meta(before)
+            .iter()
+            .map(|m| (m.hash.0, m.actor.to_bytes().to_vec()))
+            .collect();
+        let writers = if new.is_empty() {
+            Default::default()
+        } else {
+            gate.writers(id, am)
+        };
+        let mut rows = Vec::with_capacity(new.len());
+        for (hash, actor) in new {
+            let refused = |reason: String| StoreError::Refused {
+                hash: automerge::ChangeHash(hash).to_string(),
+                reason,
+            };
+            let seal = seals
+                .get(&hash)
+                .ok_or_else(|| refused("no seal came with it".into()))?;
+            let author = failup_auth::check(seal, id, &hash, &actor, |a| gate.is_device_actor(a))
+                .map_err(|e| refused(e.to_string()))?;
+            if !writers.contains(&author.device) {
+                return Err(refused(format!(
+                    "device {} may not write this document",
+                    author.device.short()
+                )));
+            }
+            rows.push((hash, seal_value(seal)));
+        }
+        Ok(rows)
+    }
+
+    /// Gives this store the device key, whose actor id it writes under from now on and with
+    /// which it seals what it writes. The first time (a store from before seals), every change
+    /// held is sealed: this device's own as written, any other's as vouched for. Returns how
+    /// many changes that sealed.
+    pub fn set_signer(
+        &mut self,
+        signer: std::sync::Arc<failup_auth::Signer>,
+    ) -> Result<usize, StoreError> {
+        self.actor = signer.actor();
+        self.cache.clear();
+        self.prepared.clear();
+        self.signer = Some(signer.clone());
+        let done = {
+            let read = self.db.begin_read()?;
+            read.open_table(META)?.get(VOUCHED)?.is_some()
+        };
+        if done {
+            return Ok(0);
+        }
+        let mut rows: Vec<(u128, [u8; 32], [u8; 97])> = Vec::new();
+        for (doc, _) in self.inventory()? {
+            let Some(mut am) = self.document(doc)? else {
+                continue;
+            };
+            let metas: Vec<([u8; 32], bool)> = am
+                .get_changes_meta(&[])
+                .iter()
+                .map(|m| (m.hash.0, m.actor.to_bytes() == signer.actor().as_slice()))
+                .collect();
+            let have: std::collections::BTreeSet<[u8; 32]> =
+                self.all_seals(doc)?.into_iter().map(|s| s.hash).collect();
+            for (hash, own) in metas {
+                if !have.contains(&hash) {
+                    let kind = if own {
+                        failup_auth::Kind::Wrote
+                    } else {
+                        failup_auth::Kind::Vouched
+                    };
+                    rows.push((
+                        doc.as_u128(),
+                        hash,
+                        seal_value(&signer.seal(kind, doc, hash)),
+                    ));
+                }
+            }
+        }
+        let sealed = rows.len();
+        self.write(|txn, _| {
+            let mut table = txn.open_table(SEALS)?;
+            for (doc, hash, value) in &rows {
+                table.insert((*doc, *hash), value.as_slice())?;
+            }
+            txn.open_table(META)?.insert(VOUCHED, [1u8].as_slice())?;
+            Ok(())
+        })?;
+        Ok(sealed)
+    }
+
+    /// The whole document as Automerge saves it, with the seals of all its changes, if held:
+    /// the stored snapshot itself when no changes are pending, so sending a document to a new
+    /// device costs no re-encoding.
+    pub fn saved_document(
+        &mut self,
+        doc: DocId,
+    ) -> Result<Option<failup_wire::SealedDoc>, StoreError> {
+        let Some(data) = self.saved_bytes(doc)? else {
+            return Ok(None);
+        };
+        Ok(Some((data, self.all_seals(doc)?)))
+    }
+
+    fn saved_bytes(&mut self, doc: DocId) -> Result<Option<Vec<u8>>, StoreError> {
         let doc = doc.as_u128();
         if let Some(d) = self.cache.get_mut(&doc) {
             return Ok(Some(d.save()));
@@ -214,16 +394,22 @@ impl Store {
         Ok(self.document(DocId::from_u128(doc))?.map(|mut d| d.save()))
     }
 
-    /// Takes in a whole saved document from a peer: a new one is stored as received and its
-    /// entries indexed in key order; one already held is merged. Durable before returning
-    /// (outside a group).
-    pub fn receive_whole(&mut self, doc: DocId, data: &[u8]) -> Result<bool, StoreError> {
+    /// Takes in a whole saved document from a peer, its changes checked as by
+    /// [`Store::sync_receive`]: a new one is stored as received and its entries indexed in key
+    /// order; one already held is merged. Durable before returning (outside a group).
+    pub fn receive_whole(
+        &mut self,
+        doc: DocId,
+        data: &[u8],
+        seals: &PendingSeals,
+        gate: &dyn Gate,
+    ) -> Result<bool, StoreError> {
         let doc = doc.as_u128();
         let (mut am, held) = self.take_loaded(doc)?;
         let before = am.get_heads();
         if held {
             guarded_automerge(|| am.load_incremental(data))?;
-            return self.commit_received(doc, am, held, before);
+            return self.commit_received(doc, am, held, before, seals, gate);
         }
         let read = match self.prepared.remove(&doc).filter(|p| p.data == data) {
             Some(p) => p.read,
@@ -232,13 +418,15 @@ impl Store {
         let (loaded, entries) = read?;
         let mut am = loaded.with_actor(automerge::ActorId::from(&self.actor));
         let Some(entries) = entries.filter(|_| !self.foreign.contains(&doc)) else {
-            return self.commit_received(doc, am, held, before);
+            return self.commit_received(doc, am, held, before, seals, gate);
         };
         if am.get_heads() == before {
             return Ok(false);
         }
+        let rows = Self::check_new(doc, &mut am, &before, seals, gate)?;
         let heads = am.get_heads();
         self.write(|txn, _| {
+            put_seals(txn, doc, &rows)?;
             txn.open_table(SNAPSHOTS)?.insert(doc, data)?;
             put_heads(txn, doc, &heads)?;
             let mut located = Vec::with_capacity(entries.len());
@@ -334,6 +522,8 @@ impl Store {
         mut am: AutoCommit,
         held: bool,
         before: Vec<automerge::ChangeHash>,
+        seals: &PendingSeals,
+        gate: &dyn Gate,
     ) -> Result<bool, StoreError> {
         let after = am.get_heads();
         if before == after {
@@ -342,6 +532,7 @@ impl Store {
             }
             return Ok(false);
         }
+        let rows = Self::check_new(doc, &mut am, &before, seals, gate)?;
         let is_bucket =
             !self.foreign.contains(&doc) && layout_of(&am).as_deref() == Some(LAYOUT_MARK);
         let touched = if is_bucket {
@@ -350,8 +541,9 @@ impl Store {
             Vec::new()
         };
         let am = self.write(move |txn, _| {
+            put_seals(txn, doc, &rows)?;
             if held {
-                persist(txn, doc, &mut am, &before)?;
+                persist(txn, doc, &mut am, &before, None)?;
             } else {
                 snapshot(txn, doc, &mut am)?;
             }

@@ -22,8 +22,40 @@ fn new(text: &str) -> NewEntry {
     }
 }
 
+thread_local! {
+    /// The devices of the stores this test opened, which [`Open`] lets write anything.
+    static ALL: std::cell::RefCell<std::collections::BTreeSet<failup_wire::DeviceId>> =
+        Default::default();
+}
+
+/// A store with a fresh device key of its own.
 fn open(dir: &tempfile::TempDir) -> Store {
-    Store::open(&dir.path().join("journal.redb"), Duration::from_secs(1)).expect("open")
+    let mut s =
+        Store::open(&dir.path().join("journal.redb"), Duration::from_secs(1)).expect("open");
+    let signer = failup_auth::Signer::generate().expect("key");
+    ALL.with(|a| a.borrow_mut().insert(signer.device()));
+    s.set_signer(std::sync::Arc::new(signer)).expect("signer");
+    s
+}
+
+/// Lets every device of this test write every document.
+struct Open;
+impl Gate for Open {
+    fn is_device_actor(&self, _: &[u8]) -> bool {
+        false
+    }
+    fn writers(
+        &self,
+        _: failup_wire::DocId,
+        am: &automerge::AutoCommit,
+    ) -> std::collections::BTreeSet<failup_wire::DeviceId> {
+        let _ = am;
+        ALL.with(|a| a.borrow().clone())
+    }
+}
+
+fn pending(seals: &[failup_wire::Seal]) -> PendingSeals {
+    seals.iter().map(|s| (s.hash, *s)).collect()
 }
 
 #[test]
@@ -237,11 +269,13 @@ fn sync_doc(a: &mut Store, b: &mut Store, doc: failup_wire::DocId) {
         if ma.is_none() && mb.is_none() {
             return;
         }
-        if let Some(m) = ma {
-            b.sync_receive(doc, &mut sb, m).expect("recv b");
+        if let Some((m, seals)) = ma {
+            b.sync_receive(doc, &mut sb, m, &pending(&seals), &Open)
+                .expect("recv b");
         }
-        if let Some(m) = mb {
-            a.sync_receive(doc, &mut sa, m).expect("recv a");
+        if let Some((m, seals)) = mb {
+            a.sync_receive(doc, &mut sa, m, &pending(&seals), &Open)
+                .expect("recv a");
         }
     }
     panic!("sync of {doc} did not settle");
@@ -337,9 +371,13 @@ fn whole_documents_are_stored_and_indexed_then_merged() {
     }
     let doc = a.inventory().expect("inv")[0].0;
     let saved = a.saved_document(doc).expect("saved").expect("held");
-    assert!(b.receive_whole(doc, &saved).expect("receive"));
     assert!(
-        !b.receive_whole(doc, &saved).expect("again"),
+        b.receive_whole(doc, &saved.0, &pending(&saved.1), &Open)
+            .expect("receive")
+    );
+    assert!(
+        !b.receive_whole(doc, &saved.0, &pending(&saved.1), &Open)
+            .expect("again"),
         "a second copy changes nothing"
     );
     assert_eq!(
@@ -356,15 +394,23 @@ fn whole_documents_are_stored_and_indexed_then_merged() {
     )
     .expect("edit");
     let saved = a.saved_document(doc).expect("saved").expect("held");
-    assert!(b.receive_whole(doc, &saved).expect("merge"));
+    assert!(
+        b.receive_whole(doc, &saved.0, &pending(&saved.1), &Open)
+            .expect("merge")
+    );
     assert_eq!(
         b.get(ids[0]).expect("get").map(|e| e.text),
         Some("changed".into())
     );
     assert_eq!(b.check().expect("check").mismatches, 0);
     assert!(
-        b.receive_whole(failup_wire::DocId::from_u128(doc.as_u128() + 1), b"garbage")
-            .is_err()
+        b.receive_whole(
+            failup_wire::DocId::from_u128(doc.as_u128() + 1),
+            b"garbage",
+            &PendingSeals::new(),
+            &Open,
+        )
+        .is_err()
     );
     assert_eq!(b.check().expect("check").mismatches, 0);
 }
@@ -387,7 +433,7 @@ fn garbage_sync_messages_are_errors_and_change_nothing() {
         flags: None,
         version: automerge::sync::MessageVersion::V1,
     };
-    let _ = s.sync_receive(doc, &mut state, msg);
+    let _ = s.sync_receive(doc, &mut state, msg, &PendingSeals::new(), &Open);
     assert_eq!(s.inventory().expect("inv"), before);
     assert_eq!(s.check().expect("check").mismatches, 0);
 }
@@ -434,18 +480,24 @@ fn a_document_read_ahead_is_used_only_for_the_same_bytes() {
 
     // Read ahead from other bytes (garbage here): the real bytes are read afresh.
     b.stash_prepared(Store::prepare_whole(doc, b"garbage".to_vec()));
-    assert!(b.receive_whole(doc, &saved).expect("receive"));
+    assert!(
+        b.receive_whole(doc, &saved.0, &pending(&saved.1), &Open)
+            .expect("receive")
+    );
     assert_eq!(b.len().expect("len"), 10);
 
     // Read ahead from the same bytes, on another thread: the same result as reading inline.
     let dc = tempfile::tempdir().expect("tmp");
     let mut c = open(&dc);
-    let copy = saved.clone();
+    let copy = saved.0.clone();
     let prepared = std::thread::spawn(move || Store::prepare_whole(doc, copy))
         .join()
         .expect("thread");
     c.stash_prepared(prepared);
-    assert!(c.receive_whole(doc, &saved).expect("receive"));
+    assert!(
+        c.receive_whole(doc, &saved.0, &pending(&saved.1), &Open)
+            .expect("receive")
+    );
     assert_eq!(
         c.list(&Filter::default(), None).expect("list"),
         a.list(&Filter::default(), None).expect("list")
@@ -456,7 +508,10 @@ fn a_document_read_ahead_is_used_only_for_the_same_bytes() {
     let dd = tempfile::tempdir().expect("tmp");
     let mut d = open(&dd);
     d.stash_prepared(Store::prepare_whole(doc, b"garbage".to_vec()));
-    assert!(d.receive_whole(doc, b"garbage").is_err());
+    assert!(
+        d.receive_whole(doc, b"garbage", &PendingSeals::new(), &Open)
+            .is_err()
+    );
     assert_eq!(d.len().expect("len"), 0);
 }
 
@@ -491,7 +546,10 @@ fn a_foreign_document_never_takes_over_journal_entries() {
         .expect("held");
 
     mine.set_foreign([forged_doc]).expect("foreign");
-    assert!(mine.receive_whole(forged_doc, &forged).expect("stored"));
+    assert!(
+        mine.receive_whole(forged_doc, &forged.0, &pending(&forged.1), &Open)
+            .expect("stored")
+    );
     let e = mine.get(real.id).expect("get").expect("still there");
     assert_eq!(e.text, "my private story");
     let edited = mine
@@ -525,9 +583,120 @@ fn a_foreign_document_never_takes_over_journal_entries() {
     // Learned too late: a document indexed before it was known to be foreign loses its rows.
     let dc = tempfile::tempdir().expect("tmp");
     let mut late = open(&dc);
-    assert!(late.receive_whole(forged_doc, &forged).expect("stored"));
+    assert!(
+        late.receive_whole(forged_doc, &forged.0, &pending(&forged.1), &Open)
+            .expect("stored")
+    );
     assert_eq!(late.len().expect("len"), 1);
     late.set_foreign([forged_doc]).expect("foreign");
     assert_eq!(late.len().expect("len"), 0);
     assert!(late.get(real.id).expect("get").is_none());
+}
+
+/// Lets only the devices named write.
+struct Only(std::collections::BTreeSet<failup_wire::DeviceId>);
+impl Gate for Only {
+    fn is_device_actor(&self, _: &[u8]) -> bool {
+        false
+    }
+    fn writers(
+        &self,
+        _: failup_wire::DocId,
+        _: &automerge::AutoCommit,
+    ) -> std::collections::BTreeSet<failup_wire::DeviceId> {
+        self.0.clone()
+    }
+}
+
+#[test]
+fn a_change_without_a_seal_that_checks_out_is_refused_and_nothing_of_it_kept() {
+    let (da, db) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let (mut a, mut b) = (open(&da), open(&db));
+    a.log(new("sealed story"), t(1), day(1)).expect("log");
+    let doc = a.inventory().expect("inv")[0].0;
+    let (data, seals) = a.saved_document(doc).expect("saved").expect("held");
+    assert!(!seals.is_empty(), "every change has its seal");
+    let refused = |r: Result<bool, StoreError>| {
+        assert!(matches!(r, Err(StoreError::Refused { .. })), "{r:?}")
+    };
+    // No seals, a bent signature, a seal moved to another document's statement.
+    refused(b.receive_whole(doc, &data, &PendingSeals::new(), &Open));
+    let mut bent = pending(&seals);
+    for s in bent.values_mut() {
+        s.sig[0] ^= 1;
+    }
+    refused(b.receive_whole(doc, &data, &bent, &Open));
+    // A writer the gate does not name.
+    refused(b.receive_whole(doc, &data, &pending(&seals), &Only(Default::default())));
+    assert!(b.inventory().expect("inv").is_empty(), "nothing kept");
+    assert_eq!(b.len().expect("len"), 0);
+    // The same over the sync protocol, seals stripped.
+    let (mut sa, mut sb) = (automerge::sync::State::new(), automerge::sync::State::new());
+    let mut refusals = 0;
+    for _ in 0..10 {
+        if let Some((m, _)) = a.sync_generate(doc, &mut sa).expect("gen") {
+            if b.sync_receive(doc, &mut sb, m, &PendingSeals::new(), &Open)
+                .is_err()
+            {
+                refusals += 1;
+            }
+        }
+        if let Some((m, s)) = b.sync_generate(doc, &mut sb).expect("gen") {
+            a.sync_receive(doc, &mut sa, m, &pending(&s), &Open)
+                .expect("a takes b's nothing");
+        }
+    }
+    assert!(refusals > 0);
+    assert_eq!(b.len().expect("len"), 0);
+    // And with its seals, in it goes, seals kept to pass on.
+    assert!(
+        b.receive_whole(doc, &data, &pending(&seals), &Open)
+            .expect("sealed")
+    );
+    assert_eq!(b.len().expect("len"), 1);
+    assert_eq!(b.all_seals(doc).expect("seals").len(), seals.len());
+}
+
+#[test]
+fn a_store_from_before_seals_vouches_once_for_everything_it_holds() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("journal.redb");
+    let doc = {
+        let mut s = Store::open(&path, Duration::from_secs(1)).expect("open");
+        for i in 0..3 {
+            s.log(new(&format!("old {i}")), t(i), day(1)).expect("log");
+        }
+        let doc = s.inventory().expect("inv")[0].0;
+        assert!(s.all_seals(doc).expect("seals").is_empty());
+        doc
+    };
+    let signer = std::sync::Arc::new(failup_auth::Signer::generate().expect("key"));
+    let mut s = Store::open(&path, Duration::from_secs(1)).expect("open");
+    let changes = s
+        .document(doc)
+        .expect("doc")
+        .expect("held")
+        .get_changes(&[])
+        .len();
+    assert_eq!(s.set_signer(signer.clone()).expect("vouch"), changes);
+    assert_eq!(s.set_signer(signer.clone()).expect("once"), 0);
+    let seals = s.all_seals(doc).expect("seals");
+    assert_eq!(seals.len(), changes);
+    assert!(seals.iter().all(|x| x.kind == 1), "vouched, not claimed");
+    // Another device takes them in, as the voucher's.
+    let other = tempfile::tempdir().expect("tmp");
+    let mut b = open(&other);
+    let (data, seals) = s.saved_document(doc).expect("saved").expect("held");
+    let gate = Only([signer.device()].into_iter().collect());
+    assert!(
+        b.receive_whole(doc, &data, &pending(&seals), &gate)
+            .expect("in")
+    );
+    // New writes are under the device's own actor id, sealed as written.
+    s.log(new("new"), t(9), day(2)).expect("log");
+    let fresh = s.all_seals(doc).expect("seals");
+    assert_eq!(fresh.iter().filter(|x| x.kind == 0).count(), 1);
 }

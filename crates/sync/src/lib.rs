@@ -15,12 +15,19 @@ pub mod sim;
 use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::sync;
-use failup_wire::{DeviceId, DocId, InventoryItem, Message, journal_digest};
+use failup_wire::{DeviceId, DocId, InventoryItem, MAX_SEALS, Message, Seal, journal_digest};
 
 /// Inventory rounds in a row (without a matching summary between them) before the engine stops
 /// reconciling and waits for live changes; a guard against two peers that can never agree (say,
 /// a document one of them may not hold) exchanging inventories forever.
 pub const MAX_ROUNDS: u32 = 8;
+
+/// Most seals held per connection for changes not yet received: two full `seals` messages,
+/// about 17 MiB of seals. A peer that announces more is closed.
+pub const MAX_PENDING_SEALS: usize = 2 * MAX_SEALS;
+
+/// Seals received for changes not yet applied, by change hash.
+pub type Seals = BTreeMap<[u8; 32], Seal>;
 
 /// A document operation failed; the engine closes the connection it came from.
 #[derive(Debug, thiserror::Error)]
@@ -40,25 +47,33 @@ pub trait Documents {
     fn may_write(&mut self, peer: DeviceId, doc: DocId) -> bool;
     /// Whether this device holds `doc`.
     fn holds(&mut self, doc: DocId) -> bool;
-    /// The next Automerge sync message for `doc` (an empty document if not held).
+    /// Whether `doc` goes before the others when documents are sent: the circle, which says
+    /// who may write the rest, so a receiver can judge the rest by it.
+    fn goes_first(&mut self, _doc: DocId) -> bool {
+        false
+    }
+    /// The next Automerge sync message for `doc` (an empty document if not held), with the
+    /// seals of the changes it carries.
     fn generate(
         &mut self,
         doc: DocId,
         state: &mut sync::State,
-    ) -> Result<Option<sync::Message>, DocError>;
+    ) -> Result<Option<(sync::Message, Vec<Seal>)>, DocError>;
     /// Applies a received Automerge sync message to `doc`, creating it if needed, and makes
-    /// any new changes durable before returning whether there were any.
+    /// any new changes durable before returning whether there were any. `seals` came just
+    /// before it: a new change without a seal that checks out fails the document.
     fn receive(
         &mut self,
         doc: DocId,
         state: &mut sync::State,
         msg: sync::Message,
+        seals: &Seals,
     ) -> Result<bool, DocError>;
-    /// The whole document as Automerge saves it, if held.
-    fn saved(&mut self, doc: DocId) -> Result<Option<Vec<u8>>, DocError>;
+    /// The whole document as Automerge saves it, with the seals of all its changes, if held.
+    fn saved(&mut self, doc: DocId) -> Result<Option<failup_wire::SealedDoc>, DocError>;
     /// Takes in a whole saved document (merging it into the copy held, if any) and makes it
-    /// durable before returning whether anything changed.
-    fn receive_whole(&mut self, doc: DocId, data: &[u8]) -> Result<bool, DocError>;
+    /// durable before returning whether anything changed; `seals` as for `receive`.
+    fn receive_whole(&mut self, doc: DocId, data: &[u8], seals: &Seals) -> Result<bool, DocError>;
 }
 
 /// Something that happened, fed to [`Engine::handle`].
@@ -105,6 +120,10 @@ struct Session {
     sent_whole: BTreeSet<DocId>,
     /// Documents that failed on this connection and are left out of it.
     failed: BTreeSet<DocId>,
+    /// Seals received for the next `sync` or `doc` message of each document.
+    seals: BTreeMap<DocId, Seals>,
+    /// How many seals `seals` holds in all.
+    pending_seals: usize,
     rounds: u32,
     in_sync: bool,
 }
@@ -149,6 +168,10 @@ impl Engine {
             Input::LocalChange(doc) => self.push_doc(docs, doc, None, &mut out),
             Input::Resync(peer) => {
                 if let Some(session) = self.sessions.get_mut(&peer) {
+                    // What failed may go through now (a document whose writer the circle
+                    // named since, say).
+                    session.failed.clear();
+                    session.sent_whole.clear();
                     session.rounds = 0;
                     session.in_sync = false;
                     if let Err(reason) = send_summary(docs, peer, session, false, &mut out) {
@@ -206,30 +229,34 @@ impl Engine {
                     items.into_iter().map(|i| (i.doc, i.heads)).collect();
                 // Documents the peer lacks travel whole; the peer does the same for ours, so
                 // documents only they hold need nothing from this side.
-                let missing: Vec<DocId> = ours
+                let mut missing: Vec<DocId> = ours
                     .keys()
                     .filter(|d| !theirs.contains_key(*d))
                     .copied()
                     .collect();
+                // Stable: the first documents, then the rest in id order.
+                missing.sort_by_key(|d| !docs.goes_first(*d));
                 for doc in missing {
                     if session.sent_whole.contains(&doc) || session.failed.contains(&doc) {
                         continue;
                     }
                     match docs.saved(doc) {
-                        Ok(Some(data)) => {
+                        Ok(Some((data, seals))) => {
                             session.dirty = true;
                             session.sent_whole.insert(doc);
+                            send_seals(peer, doc, seals, out);
                             out.push(Effect::Send(peer, Message::Doc { doc, data }));
                         }
                         Ok(None) => {}
                         Err(e) => fail_doc(session, peer, doc, e.0, out),
                     }
                 }
-                let differing: BTreeSet<DocId> = ours
+                let mut differing: Vec<DocId> = ours
                     .iter()
                     .filter(|(d, h)| theirs.get(*d).is_some_and(|t| t != *h))
                     .map(|(d, _)| *d)
                     .collect();
+                differing.sort_by_key(|d| !docs.goes_first(*d));
                 for doc in differing {
                     if !session.active.contains(&doc) {
                         offer(docs, peer, session, doc, out);
@@ -251,11 +278,12 @@ impl Engine {
                 }
                 session.in_sync = false;
                 session.dirty = true;
+                let seals = session.take_seals(doc);
                 let state = session
                     .states
                     .entry(doc)
                     .or_insert_with(|| new_state(docs, peer, doc));
-                let changed = match docs.receive(doc, state, msg) {
+                let changed = match docs.receive(doc, state, msg, &seals) {
                     Ok(c) => c,
                     Err(e) => {
                         fail_doc(session, peer, doc, e.0, out);
@@ -263,8 +291,9 @@ impl Engine {
                     }
                 };
                 match docs.generate(doc, state) {
-                    Ok(Some(reply)) => {
+                    Ok(Some((reply, seals))) => {
                         session.active.insert(doc);
+                        send_seals(peer, doc, seals, out);
                         out.push(Effect::Send(peer, sync_message(docs, doc, reply)));
                     }
                     Ok(None) => {
@@ -284,6 +313,7 @@ impl Engine {
                     return Ok(());
                 }
                 session.in_sync = false;
+                let seals = session.take_seals(doc);
                 // Received documents change this side's summary: say so once things settle.
                 session.dirty = true;
                 // Whatever sync state this connection had for the document no longer matches.
@@ -301,7 +331,7 @@ impl Engine {
                     ));
                     return Ok(());
                 }
-                let changed = match docs.receive_whole(doc, &data) {
+                let changed = match docs.receive_whole(doc, &data, &seals) {
                     Ok(c) => c,
                     Err(e) => {
                         fail_doc(session, peer, doc, e.0, out);
@@ -311,6 +341,22 @@ impl Engine {
                 if changed {
                     out.push(Effect::Changed(doc));
                     self.push_doc(docs, doc, Some(peer), out);
+                }
+            }
+            Message::Seals { doc, seals } => {
+                if !docs.may_sync(peer, doc) {
+                    refuse(peer, doc, out);
+                    return Ok(());
+                }
+                session.pending_seals += seals.len();
+                if session.pending_seals > MAX_PENDING_SEALS {
+                    return Err(format!(
+                        "more than {MAX_PENDING_SEALS} seals sent ahead of their changes"
+                    ));
+                }
+                let held = session.seals.entry(doc).or_default();
+                for seal in seals {
+                    held.insert(seal.hash, seal);
                 }
             }
             Message::DocUnavailable { doc } => {
@@ -376,14 +422,38 @@ fn offer(
         .entry(doc)
         .or_insert_with(|| new_state(docs, peer, doc));
     match docs.generate(doc, state) {
-        Ok(Some(m)) => {
+        Ok(Some((m, seals))) => {
             session.active.insert(doc);
             session.dirty = true;
             session.in_sync = false;
+            send_seals(peer, doc, seals, out);
             out.push(Effect::Send(peer, sync_message(docs, doc, m)));
         }
         Ok(None) => {}
         Err(e) => fail_doc(session, peer, doc, e.0, out),
+    }
+}
+
+/// Sends the seals of the changes the next message for `doc` carries, in messages of at most
+/// [`MAX_SEALS`].
+fn send_seals(peer: DeviceId, doc: DocId, seals: Vec<Seal>, out: &mut Vec<Effect>) {
+    for chunk in seals.chunks(MAX_SEALS) {
+        out.push(Effect::Send(
+            peer,
+            Message::Seals {
+                doc,
+                seals: chunk.to_vec(),
+            },
+        ));
+    }
+}
+
+impl Session {
+    /// The seals received for `doc`'s next message, which uses them up.
+    fn take_seals(&mut self, doc: DocId) -> Seals {
+        let seals = self.seals.remove(&doc).unwrap_or_default();
+        self.pending_seals = self.pending_seals.saturating_sub(seals.len());
+        seals
     }
 }
 

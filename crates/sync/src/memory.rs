@@ -1,4 +1,6 @@
 //! Documents held in memory: the engine's [`Documents`] for tests, simulations and examples.
+//! They neither make nor check seals: the engine only carries seals, the store checks them
+//! (failup-store's tests and the integration tests show it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -7,7 +9,8 @@ use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, ReadDoc};
 use failup_wire::{DeviceId, DocId, InventoryItem, heads_digest};
 
-use crate::{DocError, Documents};
+use crate::{DocError, Documents, Seals};
+use failup_wire::Seal;
 
 /// Automerge documents in a map; every peer may sync every document, unless limited with
 /// [`MemoryDocuments::limit`].
@@ -68,11 +71,11 @@ impl MemoryDocuments {
 }
 
 impl Documents for MemoryDocuments {
-    fn saved(&mut self, doc: DocId) -> Result<Option<Vec<u8>>, DocError> {
-        Ok(self.docs.get_mut(&doc).map(|d| d.save()))
+    fn saved(&mut self, doc: DocId) -> Result<Option<failup_wire::SealedDoc>, DocError> {
+        Ok(self.docs.get_mut(&doc).map(|d| (d.save(), Vec::new())))
     }
 
-    fn receive_whole(&mut self, doc: DocId, data: &[u8]) -> Result<bool, DocError> {
+    fn receive_whole(&mut self, doc: DocId, data: &[u8], _: &Seals) -> Result<bool, DocError> {
         let d = self.docs.entry(doc).or_default();
         let before = d.get_heads();
         catch_unwind(AssertUnwindSafe(|| d.load_incremental(data)))
@@ -113,11 +116,12 @@ impl Documents for MemoryDocuments {
         &mut self,
         doc: DocId,
         state: &mut sync::State,
-    ) -> Result<Option<sync::Message>, DocError> {
-        match self.docs.get_mut(&doc) {
-            Some(d) => Ok(d.sync().generate_sync_message(state)),
-            None => Ok(AutoCommit::new().sync().generate_sync_message(state)),
-        }
+    ) -> Result<Option<(sync::Message, Vec<Seal>)>, DocError> {
+        let msg = match self.docs.get_mut(&doc) {
+            Some(d) => d.sync().generate_sync_message(state),
+            None => AutoCommit::new().sync().generate_sync_message(state),
+        };
+        Ok(msg.map(|m| (m, Vec::new())))
     }
 
     fn receive(
@@ -125,6 +129,7 @@ impl Documents for MemoryDocuments {
         doc: DocId,
         state: &mut sync::State,
         msg: sync::Message,
+        _: &Seals,
     ) -> Result<bool, DocError> {
         let d = self.docs.entry(doc).or_default();
         let before = d.get_heads();

@@ -420,7 +420,7 @@ impl Documents for Poisoned {
         &mut self,
         doc: DocId,
         state: &mut automerge::sync::State,
-    ) -> Result<Option<automerge::sync::Message>, DocError> {
+    ) -> Result<Option<(automerge::sync::Message, Vec<failup_wire::Seal>)>, DocError> {
         self.inner.generate(doc, state)
     }
     fn receive(
@@ -428,20 +428,21 @@ impl Documents for Poisoned {
         doc: DocId,
         state: &mut automerge::sync::State,
         msg: automerge::sync::Message,
+        seals: &Seals,
     ) -> Result<bool, DocError> {
         if doc == self.bad {
             return Err(DocError("damaged".into()));
         }
-        self.inner.receive(doc, state, msg)
+        self.inner.receive(doc, state, msg, seals)
     }
-    fn saved(&mut self, doc: DocId) -> Result<Option<Vec<u8>>, DocError> {
+    fn saved(&mut self, doc: DocId) -> Result<Option<failup_wire::SealedDoc>, DocError> {
         self.inner.saved(doc)
     }
-    fn receive_whole(&mut self, doc: DocId, data: &[u8]) -> Result<bool, DocError> {
+    fn receive_whole(&mut self, doc: DocId, data: &[u8], seals: &Seals) -> Result<bool, DocError> {
         if doc == self.bad {
             return Err(DocError("damaged".into()));
         }
-        self.inner.receive_whole(doc, data)
+        self.inner.receive_whole(doc, data, seals)
     }
 }
 
@@ -684,4 +685,161 @@ fn devices_and_a_partner_converge_under_faults_and_nothing_private_crosses() {
          0 forgeries accepted",
         seeds.len()
     );
+}
+
+/// Memory documents that attach one seal per message sent (its hash the message's first head)
+/// and record the seals each received message came with.
+struct Sealing {
+    inner: MemoryDocuments,
+    received: Vec<(DocId, usize)>,
+}
+
+fn fake_seal(hash: [u8; 32]) -> failup_wire::Seal {
+    failup_wire::Seal {
+        hash,
+        kind: 0,
+        key: [0; 32],
+        sig: [0; 64],
+    }
+}
+
+impl Documents for Sealing {
+    fn inventory(&mut self, peer: DeviceId) -> Result<Vec<failup_wire::InventoryItem>, DocError> {
+        self.inner.inventory(peer)
+    }
+    fn may_sync(&mut self, peer: DeviceId, doc: DocId) -> bool {
+        self.inner.may_sync(peer, doc)
+    }
+    fn may_write(&mut self, peer: DeviceId, doc: DocId) -> bool {
+        self.inner.may_write(peer, doc)
+    }
+    fn holds(&mut self, doc: DocId) -> bool {
+        self.inner.holds(doc)
+    }
+    fn generate(
+        &mut self,
+        doc: DocId,
+        state: &mut automerge::sync::State,
+    ) -> Result<Option<(automerge::sync::Message, Vec<failup_wire::Seal>)>, DocError> {
+        Ok(self.inner.generate(doc, state)?.map(|(m, _)| {
+            let seals = m.heads.iter().map(|h| fake_seal(h.0)).collect();
+            (m, seals)
+        }))
+    }
+    fn receive(
+        &mut self,
+        doc: DocId,
+        state: &mut automerge::sync::State,
+        msg: automerge::sync::Message,
+        seals: &Seals,
+    ) -> Result<bool, DocError> {
+        self.received.push((doc, seals.len()));
+        self.inner.receive(doc, state, msg, seals)
+    }
+    fn saved(&mut self, doc: DocId) -> Result<Option<failup_wire::SealedDoc>, DocError> {
+        Ok(self
+            .inner
+            .saved(doc)?
+            .map(|(d, _)| (d, vec![fake_seal([7; 32]), fake_seal([8; 32])])))
+    }
+    fn receive_whole(&mut self, doc: DocId, data: &[u8], seals: &Seals) -> Result<bool, DocError> {
+        self.received.push((doc, seals.len()));
+        self.inner.receive_whole(doc, data, seals)
+    }
+}
+
+#[test]
+fn seals_travel_just_before_the_changes_they_prove_and_are_used_once() {
+    let (ia, ib) = (device(1), device(2));
+    let mut a_docs = Sealing {
+        inner: MemoryDocuments::new(),
+        received: Vec::new(),
+    };
+    a_docs.inner.insert(doc_id(1), new_doc(1, &["x"]));
+    let mut b_docs = Sealing {
+        inner: MemoryDocuments::new(),
+        received: Vec::new(),
+    };
+    let (mut a, mut b) = (Engine::new(), Engine::new());
+    let mut queue: std::collections::VecDeque<(DeviceId, DeviceId, Message)> = Default::default();
+    let mut last_seals: Option<DocId> = None;
+    let push = |from: DeviceId, effects: Vec<Effect>, q: &mut std::collections::VecDeque<_>| {
+        for e in effects {
+            if let Effect::Send(to, m) = e {
+                q.push_back((from, to, m));
+            }
+        }
+    };
+    let e = a.handle(&mut a_docs, Input::Connected(ib));
+    push(ia, e, &mut queue);
+    let e = b.handle(&mut b_docs, Input::Connected(ia));
+    push(ib, e, &mut queue);
+    let mut steps = 0;
+    while let Some((from, to, msg)) = queue.pop_front() {
+        steps += 1;
+        assert!(steps < 200, "did not settle");
+        match &msg {
+            Message::Seals { doc, .. } => last_seals = Some(*doc),
+            Message::Doc { doc, .. } => {
+                assert_eq!(
+                    last_seals.take(),
+                    Some(*doc),
+                    "a whole document without its seals"
+                )
+            }
+            Message::Sync { doc, data } | Message::Request { doc, data } => {
+                let carries = !automerge::sync::Message::decode(data)
+                    .expect("sync message")
+                    .changes
+                    .is_empty();
+                let sealed = last_seals.take() == Some(*doc);
+                assert!(
+                    sealed || !carries,
+                    "changes from {from:?} without their seals"
+                );
+            }
+            _ => {}
+        }
+        let e = if to == ia {
+            a.handle(&mut a_docs, Input::Received(from, msg))
+        } else {
+            b.handle(&mut b_docs, Input::Received(from, msg))
+        };
+        push(to, e, &mut queue);
+    }
+    assert_eq!(b_docs.received.first(), Some(&(doc_id(1), 2)));
+    assert_eq!(b_docs.inner.ids().collect::<Vec<_>>(), vec![doc_id(1)]);
+}
+
+#[test]
+fn a_peer_that_sends_seals_past_the_limit_is_closed() {
+    let ib = device(2);
+    let mut docs = MemoryDocuments::new();
+    let mut engine = Engine::new();
+    engine.handle(&mut docs, Input::Connected(ib));
+    let batch = |n: usize, base: u8| Message::Seals {
+        doc: doc_id(1),
+        seals: (0..n)
+            .map(|i| {
+                let mut h = [base; 32];
+                h[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                fake_seal(h)
+            })
+            .collect(),
+    };
+    let e = engine.handle(
+        &mut docs,
+        Input::Received(ib, batch(failup_wire::MAX_SEALS, 1)),
+    );
+    assert!(!e.iter().any(|e| matches!(e, Effect::Close(..))));
+    let e = engine.handle(
+        &mut docs,
+        Input::Received(ib, batch(failup_wire::MAX_SEALS, 2)),
+    );
+    assert!(
+        !e.iter().any(|e| matches!(e, Effect::Close(..))),
+        "exactly the limit is fine"
+    );
+    let e = engine.handle(&mut docs, Input::Received(ib, batch(1, 3)));
+    assert!(e.iter().any(|e| matches!(e, Effect::Close(..))), "{e:?}");
 }

@@ -14,8 +14,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// ALPN of the sync protocol, version 1.
-pub const ALPN_SYNC: &[u8] = b"failup/1";
+/// ALPN of the sync protocol, version 2 (version 1 carried no seals: a device speaking it
+/// could not prove who wrote a change, so it is not spoken any more).
+pub const ALPN_SYNC: &[u8] = b"failup/2";
 /// ALPN of the pairing exchange, version 1.
 pub const ALPN_PAIR: &[u8] = b"failup-pair/1";
 /// Largest frame payload accepted, in bytes. A bucket document is tens of KiB and Automerge
@@ -23,8 +24,33 @@ pub const ALPN_PAIR: &[u8] = b"failup-pair/1";
 pub const MAX_FRAME_BYTES: u32 = 16 * 1024 * 1024;
 /// Most documents one inventory may list.
 pub const MAX_INVENTORY: usize = 1 << 20;
+/// Most seals one [`Message::Seals`] may carry: 65,536 seals of 129 bytes are 8.5 MiB, well
+/// inside a frame.
+pub const MAX_SEALS: usize = 1 << 16;
 /// Length of the frame header: a big-endian `u32` payload length.
 pub const FRAME_HEADER_BYTES: usize = 4;
+
+/// A device's signature binding one Automerge change to the device key that wrote it (or, for
+/// a change written before seals existed, that vouches for it). proto/sync.md, "Seals", says
+/// what is signed and how a receiver checks it; `failup-auth` makes and checks them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seal {
+    /// The change's hash.
+    #[serde(with = "serde_bytes")]
+    pub hash: [u8; 32],
+    /// 0: the signer wrote the change (its actor id is the signer's); 1: the signer vouches
+    /// for a change written before seals existed.
+    pub kind: u8,
+    /// The signer's Ed25519 public key.
+    #[serde(with = "serde_bytes")]
+    pub key: [u8; 32],
+    /// The Ed25519 signature over the statement proto/sync.md gives.
+    #[serde(with = "serde_bytes")]
+    pub sig: [u8; 64],
+}
+
+/// A whole document as Automerge saves it, with the seals of all its changes.
+pub type SealedDoc = (Vec<u8>, Vec<Seal>);
 
 /// Everything that can be wrong with bytes from a peer.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -185,6 +211,15 @@ pub enum Message {
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
+    /// Proof of who wrote changes the next `Sync` or `Doc` message for this document carries:
+    /// one seal per change, sent just before it. A change that arrives without a seal that
+    /// checks out is refused, whoever relays it.
+    Seals {
+        /// The document.
+        doc: DocId,
+        /// The seals, at most [`MAX_SEALS`].
+        seals: Vec<Seal>,
+    },
     /// The sender will not sync this document: it does not exist for this peer. A document
     /// the peer may not see gets exactly this answer too.
     DocUnavailable {
@@ -211,13 +246,20 @@ impl Message {
         }
         let msg: Message = ciborium::de::from_reader_with_recursion_limit(bytes, 16)
             .map_err(|e| WireError::Malformed(e.to_string()))?;
-        if let Message::Inventory { items } = &msg {
-            if items.len() > MAX_INVENTORY {
+        match &msg {
+            Message::Inventory { items } if items.len() > MAX_INVENTORY => {
                 return Err(WireError::Malformed(format!(
                     "inventory of {} documents exceeds {MAX_INVENTORY}",
                     items.len()
                 )));
             }
+            Message::Seals { seals, .. } if seals.len() > MAX_SEALS => {
+                return Err(WireError::Malformed(format!(
+                    "{} seals exceed {MAX_SEALS}",
+                    seals.len()
+                )));
+            }
+            _ => {}
         }
         Ok(msg)
     }

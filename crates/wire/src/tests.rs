@@ -47,6 +47,18 @@ pub fn vectors() -> Vec<(&'static str, Message)> {
             },
         ),
         ("doc-unavailable", Message::DocUnavailable { doc }),
+        (
+            "seals",
+            Message::Seals {
+                doc,
+                seals: vec![Seal {
+                    hash: [0x22; 32],
+                    kind: 0,
+                    key: [0x33; 32],
+                    sig: [0x44; 64],
+                }],
+            },
+        ),
     ]
 }
 
@@ -168,3 +180,4 @@ proptest! {
         prop_assert_eq!(Message::decode(&msg.encode()), Ok(msg));
     }
 }
+
