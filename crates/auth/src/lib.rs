@@ -19,6 +19,8 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod membership;
+
 use failup_wire::{DeviceId, DocId, Seal};
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use sha2::{Digest, Sha256};

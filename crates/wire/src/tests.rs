@@ -180,4 +180,3 @@ proptest! {
         prop_assert_eq!(Message::decode(&msg.encode()), Ok(msg));
     }
 }
-

@@ -1,0 +1,188 @@
+use super::*;
+use proptest::prelude::*;
+
+fn dev(n: u8) -> DeviceId {
+    DeviceId([n; 32])
+}
+
+/// Builds circles change by change, each change depending on the given earlier ones.
+#[derive(Default)]
+struct Dag {
+    changes: Vec<Change>,
+}
+
+impl Dag {
+    fn add(&mut self, author: u8, deps: &[usize], acts: Vec<Act>) -> usize {
+        let i = self.changes.len();
+        let mut hash = [0u8; 32];
+        hash[..8].copy_from_slice(&(i as u64 * 7919 + 13).to_le_bytes());
+        hash[31] = author;
+        self.changes.push(Change {
+            hash,
+            deps: deps.iter().map(|&d| self.changes[d].hash).collect(),
+            author: Author::Device(dev(author)),
+            acts,
+        });
+        i
+    }
+    fn hash(&self, i: usize) -> [u8; 32] {
+        self.changes[i].hash
+    }
+    fn verdict(&self) -> Verdict {
+        evaluate(Founder::Root(self.hash(0)), &self.changes)
+    }
+}
+
+/// A founds the circle and adds B and R.
+fn three() -> (Dag, usize) {
+    let mut d = Dag::default();
+    let root = d.add(1, &[], vec![Act::Add(dev(1))]);
+    let b = d.add(1, &[root], vec![Act::Add(dev(2))]);
+    let r = d.add(1, &[b], vec![Act::Add(dev(3))]);
+    (d, r)
+}
+
+#[test]
+fn the_founder_adds_devices_and_a_stranger_adds_nobody() {
+    let (mut d, r) = three();
+    let stranger = d.add(9, &[r], vec![Act::Add(dev(10))]);
+    let v = d.verdict();
+    assert_eq!(v.members, [dev(1), dev(2), dev(3)].into_iter().collect());
+    assert!(!v.counted.contains(&d.hash(stranger)));
+    assert_eq!(v.founder, Some(dev(1)));
+}
+
+#[test]
+fn a_revoked_device_that_had_not_seen_its_revocation_pairs_no_one_and_revokes_no_one() {
+    // Cases 2 and 3: A revokes R; concurrently R revokes A and adds N.
+    let (mut d, r_added) = three();
+    let before = d.add(3, &[r_added], vec![Act::Add(dev(3))]);
+    let revoke = d.add(1, &[before], vec![Act::Revoke(dev(3))]);
+    let rogue = d.add(3, &[before], vec![Act::Revoke(dev(1)), Act::Add(dev(4))]);
+    let later = d.add(3, &[rogue, revoke], vec![Act::Revoke(dev(2))]);
+    let v = d.verdict();
+    assert_eq!(v.members, [dev(1), dev(2)].into_iter().collect());
+    assert!(v.revoked.contains_key(&dev(3)));
+    assert!(!v.revoked.contains_key(&dev(1)) && !v.revoked.contains_key(&dev(2)));
+    assert!(v.void.contains(&d.hash(rogue)) && v.void.contains(&d.hash(later)));
+    // What R did before its revocation stays.
+    assert!(v.counted.contains(&d.hash(before)) && !v.void.contains(&d.hash(before)));
+}
+
+#[test]
+fn concurrent_mutual_revocation_keeps_the_senior_device() {
+    // B (added before R) and R revoke each other concurrently: B stays, R goes, on any side.
+    let (mut d, r) = three();
+    let by_b = d.add(2, &[r], vec![Act::Revoke(dev(3))]);
+    let by_r = d.add(3, &[r], vec![Act::Revoke(dev(2))]);
+    let v = d.verdict();
+    assert!(v.members.contains(&dev(2)) && !v.members.contains(&dev(3)));
+    assert!(v.void.contains(&d.hash(by_r)) && v.counted.contains(&d.hash(by_b)));
+    // Even against the founder, a thief's device loses a race.
+    let (mut d, r) = three();
+    d.add(1, &[r], vec![Act::Revoke(dev(3))]);
+    d.add(3, &[r], vec![Act::Revoke(dev(1))]);
+    let v = d.verdict();
+    assert!(v.members.contains(&dev(1)) && !v.members.contains(&dev(3)));
+}
+
+#[test]
+fn a_revocation_seen_before_acting_stands_and_devices_added_concurrently_rank_by_id() {
+    let mut d = Dag::default();
+    let root = d.add(1, &[], vec![]);
+    let b = d.add(1, &[root], vec![Act::Add(dev(2))]);
+    let c = d.add(1, &[root], vec![Act::Add(dev(5))]);
+    let both = d.add(1, &[b, c], vec![]);
+    d.add(2, &[both], vec![Act::Revoke(dev(5))]);
+    d.add(5, &[both], vec![Act::Revoke(dev(2))]);
+    let v = d.verdict();
+    assert!(v.members.contains(&dev(2)) && !v.members.contains(&dev(5)));
+}
+
+#[test]
+fn a_root_that_is_not_the_circles_founds_nothing() {
+    let (mut d, r) = three();
+    let fake_root = d.add(3, &[], vec![Act::Add(dev(3)), Act::Add(dev(7))]);
+    let merge = d.add(1, &[r, fake_root], vec![]);
+    let v = d.verdict();
+    assert!(!v.members.contains(&dev(7)));
+    assert!(!v.counted.contains(&d.hash(fake_root)));
+    assert!(v.counted.contains(&d.hash(merge)));
+}
+
+#[test]
+fn a_legacy_circle_counts_its_legacy_changes() {
+    let changes = vec![
+        Change {
+            hash: [1; 32],
+            deps: vec![],
+            author: Author::Legacy,
+            acts: vec![Act::Add(dev(1)), Act::Add(dev(2))],
+        },
+        Change {
+            hash: [2; 32],
+            deps: vec![[1; 32]],
+            author: Author::Device(dev(2)),
+            acts: vec![Act::Add(dev(3))],
+        },
+        Change {
+            hash: [3; 32],
+            deps: vec![[2; 32]],
+            author: Author::Device(dev(9)),
+            acts: vec![Act::Add(dev(8))],
+        },
+    ];
+    let v = evaluate(Founder::Legacy, &changes);
+    assert_eq!(v.members, [dev(1), dev(2), dev(3)].into_iter().collect());
+}
+
+/// A random circle: devices join, act and revoke one another, on branches that merge now and
+/// then.
+fn random_dag(seed: Vec<(u8, u8, u8, u8)>) -> Dag {
+    let mut d = Dag::default();
+    d.add(1, &[], vec![Act::Add(dev(1))]);
+    for (who, what, target, dep) in seed {
+        let n = d.changes.len();
+        let a = usize::from(dep) % n;
+        let b = usize::from(what) % n;
+        let deps: Vec<usize> = if what % 3 == 0 && a != b {
+            vec![a, b]
+        } else {
+            vec![a]
+        };
+        let act = match what % 4 {
+            0 | 1 => Act::Add(dev(1 + target % 6)),
+            2 => Act::Revoke(dev(1 + target % 6)),
+            _ => Act::AddPartner(format!("p{}", target % 3)),
+        };
+        d.add(1 + who % 6, &deps, vec![act]);
+    }
+    d
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn every_arrival_order_gives_the_same_verdict(
+        seed in proptest::collection::vec(any::<(u8, u8, u8, u8)>(), 1..40),
+        shuffle in any::<u64>(),
+    ) {
+        let d = random_dag(seed);
+        let v = d.verdict();
+        let mut shuffled = d.changes.clone();
+        // A Fisher-Yates shuffle from a fixed seed.
+        let mut s = shuffle | 1;
+        for i in (1..shuffled.len()).rev() {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            shuffled.swap(i, (s % (i as u64 + 1)) as usize);
+        }
+        let w = evaluate(Founder::Root(d.hash(0)), &shuffled);
+        prop_assert_eq!(&v, &w);
+        // Nobody is both a member and revoked; the founder is never void.
+        prop_assert!(v.members.iter().all(|m| !v.revoked.contains_key(m)));
+        prop_assert!(!v.void.contains(&d.hash(0)));
+    }
+}
