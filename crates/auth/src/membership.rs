@@ -87,6 +87,31 @@ pub struct Verdict {
     pub partners: BTreeSet<String>,
     /// Partners revoked by a change that counts.
     pub partners_revoked: BTreeSet<String>,
+    /// Revoked devices whose every revocation is by a device junior to them: a concurrent
+    /// revocation by them would overrule it, so until the circle settles they may still sync
+    /// the circle (and nothing else) to deliver it.
+    pub contested: BTreeSet<DeviceId>,
+}
+
+/// The id of a circle whose first change is `root`: the first 16 bytes of
+/// SHA-256("failup circle/1" ‖ root hash). Only that change founds the circle.
+pub fn circle_id(root: &[u8; 32]) -> [u8; 16] {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"failup circle/1")
+        .chain_update(root)
+        .finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+/// How the founder of the circle `id` is known among `changes`.
+pub fn founder_of(id: [u8; 16], changes: &[Change]) -> Founder {
+    changes
+        .iter()
+        .find(|c| c.deps.is_empty() && circle_id(&c.hash) == id)
+        .map_or(Founder::Legacy, |c| Founder::Root(c.hash))
 }
 
 /// A set of change indices, as bits.
@@ -288,6 +313,19 @@ pub fn evaluate(founder: Founder, changes: &[Change]) -> Verdict {
     verdict.members.extend(founder_device);
     for d in verdict.revoked.keys() {
         verdict.members.remove(d);
+    }
+    let adds = acts_of(&order, &counted, |a| match a {
+        Act::Add(d) => Some(*d),
+        _ => None,
+    });
+    for (d, rs) in &verdict.revoked {
+        let junior_only = rs.iter().all(|r| {
+            let by = index.get(r).and_then(|&i| order.get(i)).map(|c| c.author);
+            matches!(by, Some(Author::Device(b)) if senior(*d, b, founder_device, &adds, &past))
+        });
+        if junior_only {
+            verdict.contested.insert(*d);
+        }
     }
     verdict
 }

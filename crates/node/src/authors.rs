@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use failup_auth::actor_of;
 use failup_journal::space::Space;
-use failup_store::{Gate, Store};
+use failup_store::{Gate, Store, Writers};
 use failup_wire::{DeviceId, DocId};
 
 use crate::circle;
@@ -27,6 +27,9 @@ pub(crate) struct Authors {
     sides: HashMap<DocId, BTreeSet<DeviceId>>,
     /// The actor ids of every device above, which no vouch may stand for.
     actors: HashSet<[u8; 16]>,
+    /// The circle, which any device with a good seal may write: the membership rules decide
+    /// what its changes count for.
+    circle: Option<DocId>,
 }
 
 impl Authors {
@@ -41,7 +44,10 @@ impl Authors {
         own.insert(me);
         let mut sides: HashMap<DocId, BTreeSet<DeviceId>> = HashMap::new();
         if let Some(doc) = circle.and_then(|c| store.document(c).ok().flatten()) {
-            own.extend(circle::members(&doc).iter().map(|m| m.device));
+            // Devices the membership rules count, revoked ones included: what they wrote
+            // before their revocation stays, and the rules undo the rest.
+            let v = crate::verdict::of(store, circle);
+            own.extend(v.members.iter().chain(v.revoked.keys()).copied());
             for p in circle::partners(&doc) {
                 let mut writers: BTreeSet<DeviceId> = p.devices.keys().copied().collect();
                 // The partner's other devices are vouched for in their side, by a device met
@@ -65,7 +71,12 @@ impl Authors {
             .chain(sides.values().flatten())
             .map(actor_of)
             .collect();
-        Authors { own, sides, actors }
+        Authors {
+            own,
+            sides,
+            actors,
+            circle,
+        }
     }
 }
 
@@ -74,9 +85,12 @@ impl Gate for Authors {
         <[u8; 16]>::try_from(actor).is_ok_and(|a| self.actors.contains(&a))
     }
 
-    fn writers(&self, doc: DocId, incoming: &automerge::AutoCommit) -> BTreeSet<DeviceId> {
+    fn writers(&self, doc: DocId, incoming: &automerge::AutoCommit) -> Writers {
+        if Some(doc) == self.circle {
+            return Writers::Anyone;
+        }
         let Some(side) = self.sides.get(&doc) else {
-            return self.own.clone();
+            return Writers::Only(self.own.clone());
         };
         let mut writers = side.clone();
         // The partner's devices as their side, with the new changes, lists them: a partner
@@ -92,6 +106,6 @@ impl Gate for Authors {
                     .filter(|d| !self.own.contains(d)),
             );
         }
-        writers
+        Writers::Only(writers)
     }
 }

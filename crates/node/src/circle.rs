@@ -28,6 +28,7 @@ use std::net::SocketAddr;
 
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue};
+use failup_auth::membership;
 use failup_wire::{DeviceId, DocId};
 
 /// The value of the root `failup` key of a circle document.
@@ -309,6 +310,112 @@ pub fn members(doc: &AutoCommit) -> Vec<Member> {
         m.revoked = revoked.contains(&m.device);
     }
     out.into_values().collect()
+}
+
+/// What each change of a circle does to membership, read from its operations: a put at the
+/// root key `revoked/<id>` (or into an old-layout `revoked` map) revokes, an object or value
+/// written at `<id>` in a `devices` map adds, and the same for partners. `author` says who
+/// wrote each change (from its seal); a change with no seal here is left out, as if never
+/// received.
+pub fn changes(
+    doc: &mut AutoCommit,
+    author: impl Fn(&[u8; 32]) -> Option<membership::Author>,
+) -> Vec<membership::Change> {
+    use automerge::legacy::{Key, ObjectId, OpId, OpType};
+    use std::collections::HashSet;
+    let all = doc.get_changes(&[]);
+    // Objects made at the root under `devices`, `revoked` and `partners`, and the entries of
+    // `partners` (each a label's map, whose `devices` map lists the partner's devices).
+    let mut devices: HashSet<OpId> = HashSet::new();
+    let mut revoked_maps: HashSet<OpId> = HashSet::new();
+    let mut partner_maps: HashSet<OpId> = HashSet::new();
+    let mut partner_entries: std::collections::HashMap<OpId, String> = Default::default();
+    let mut partner_devices: std::collections::HashMap<OpId, String> = Default::default();
+    let mut out = Vec::with_capacity(all.len());
+    for change in &all {
+        let hash = change.hash().0;
+        let Some(who) = author(&hash) else {
+            continue;
+        };
+        let expanded = change.decode();
+        let actor = expanded.actor_id.clone();
+        let start = expanded.start_op.get();
+        let mut acts = Vec::new();
+        for (i, op) in expanded.operations.iter().enumerate() {
+            let id = OpId(start + i as u64, actor.clone());
+            let Key::Map(key) = &op.key else {
+                continue;
+            };
+            let key = key.as_str();
+            match (&op.obj, &op.action) {
+                (ObjectId::Root, OpType::Make(ObjType::Map)) if key == "devices" => {
+                    devices.insert(id);
+                }
+                (ObjectId::Root, OpType::Make(ObjType::Map)) if key == "revoked" => {
+                    revoked_maps.insert(id);
+                }
+                (ObjectId::Root, OpType::Make(ObjType::Map)) if key == "partners" => {
+                    partner_maps.insert(id);
+                }
+                (ObjectId::Root, OpType::Put(_)) => {
+                    if let Some(d) = key
+                        .strip_prefix(REVOKED_PREFIX)
+                        .and_then(|d| d.parse().ok())
+                    {
+                        acts.push(membership::Act::Revoke(d));
+                    } else if let Some(l) = key.strip_prefix(PARTNER_REVOKED_PREFIX) {
+                        acts.push(membership::Act::RevokePartner(l.to_owned()));
+                    }
+                }
+                (ObjectId::Id(obj), OpType::Delete) => {
+                    let _ = obj;
+                }
+                (ObjectId::Id(obj), action) if devices.contains(obj) => {
+                    if let (Some(d), OpType::Make(_) | OpType::Put(_)) =
+                        (canonical_device(key), action)
+                    {
+                        acts.push(membership::Act::Add(d));
+                    }
+                }
+                (ObjectId::Id(obj), OpType::Put(_)) if revoked_maps.contains(obj) => {
+                    if let Ok(d) = key.parse() {
+                        acts.push(membership::Act::Revoke(d));
+                    }
+                }
+                (ObjectId::Id(obj), OpType::Make(ObjType::Map)) if partner_maps.contains(obj) => {
+                    partner_entries.insert(id, key.to_owned());
+                    acts.push(membership::Act::AddPartner(key.to_owned()));
+                }
+                (ObjectId::Id(obj), OpType::Make(ObjType::Map))
+                    if key == "devices" && partner_entries.contains_key(obj) =>
+                {
+                    if let Some(label) = partner_entries.get(obj).cloned() {
+                        partner_devices.insert(id, label);
+                    }
+                }
+                (ObjectId::Id(obj), OpType::Put(_)) if partner_entries.contains_key(obj) => {
+                    if let Some(label) = partner_entries.get(obj) {
+                        acts.push(membership::Act::AddPartner(label.clone()));
+                    }
+                }
+                (ObjectId::Id(obj), _) if partner_devices.contains_key(obj) => {
+                    if let Some(label) = partner_devices.get(obj) {
+                        acts.push(membership::Act::AddPartner(label.clone()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        acts.sort();
+        acts.dedup();
+        out.push(membership::Change {
+            hash,
+            deps: change.deps().iter().map(|h| h.0).collect(),
+            author: who,
+            acts,
+        });
+    }
+    out
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod error;
 pub mod pairing;
 pub mod request;
 pub mod sharing;
+mod verdict;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -76,8 +77,11 @@ pub struct Node {
     circle: Option<DocId>,
     /// Devices met at a join, trusted until the circle document arrives and says who belongs.
     bootstrap: BTreeMap<DeviceId, (String, Vec<SocketAddr>)>,
-    /// Every device this device has ever seen revoked. Kept locally and only ever grown, so
-    /// nothing merged into the circle later can bring a revoked device back.
+    /// Partners' devices this device has seen revoked (and circle devices revoked before the
+    /// membership rules existed). Kept locally and only ever grown. A circle device's
+    /// revocation is not kept here: the rules read it from the circle's history, where no
+    /// later change can hide it, and a revocation that the rules void (one by a device revoked
+    /// first) must not lock a device out for good.
     revoked: BTreeSet<DeviceId>,
     /// Whether `revoked` grew since it was last written (a failed write is retried).
     revoked_unsaved: bool,
@@ -93,6 +97,8 @@ pub struct Node {
     pending_docs: Vec<DocId>,
     /// Who may write which document, for changes from outside.
     authors: authors::Authors,
+    /// The membership rules' last verdict on the circle.
+    verdicts: verdict::Cache,
 }
 
 /// A document id kept as a setting (its 16 bytes).
@@ -167,6 +173,7 @@ impl Node {
             trust_changed: false,
             pending_docs: Vec::new(),
             authors: authors::Authors::default(),
+            verdicts: verdict::Cache::default(),
         })
     }
 
@@ -407,9 +414,14 @@ impl Node {
             .collect()
     }
 
-    /// Whether `device` was ever seen revoked here.
+    /// Whether `device` is revoked: by the circle's rules, or in the local list.
     pub fn is_revoked(&self, device: DeviceId) -> bool {
-        self.revoked.contains(&device)
+        self.revoked.contains(&device) || self.verdict().revoked.contains_key(&device)
+    }
+
+    /// The membership rules' verdict on the circle as held now.
+    fn verdict(&self) -> std::sync::Arc<failup_auth::membership::Verdict> {
+        self.verdicts.get(&self.store, self.circle)
     }
 
     /// Until when unknown devices may complete a handshake (an unused invite is open).
@@ -421,12 +433,38 @@ impl Node {
         setting_doc(&self.store, JOINED_CIRCLE).ok().flatten()
     }
 
-    /// Every device ever in the circle, revoked ones marked (none without a circle).
+    /// Every device ever in the circle, revoked ones marked (none without a circle): the
+    /// devices the rules count, with the names and addresses the circle gives them. A device
+    /// written into the circle by a change that does not count is not a member, whatever the
+    /// circle's content says.
     fn members(&self) -> Vec<circle::Member> {
-        self.circle
+        let Some(doc) = self
+            .circle
             .and_then(|doc| self.store.document(doc).ok().flatten())
-            .map(|d| circle::members(&d))
-            .unwrap_or_default()
+        else {
+            return Vec::new();
+        };
+        let v = self.verdict();
+        let mut out: Vec<circle::Member> = circle::members(&doc)
+            .into_iter()
+            .filter(|m| v.members.contains(&m.device) || v.revoked.contains_key(&m.device))
+            .map(|mut m| {
+                m.revoked = v.revoked.contains_key(&m.device);
+                m
+            })
+            .collect();
+        for d in v.members.iter().chain(v.revoked.keys()) {
+            if !out.iter().any(|m| m.device == *d) {
+                out.push(circle::Member {
+                    device: *d,
+                    name: String::new(),
+                    addrs: Vec::new(),
+                    revoked: v.revoked.contains_key(d),
+                });
+            }
+        }
+        out.sort_by_key(|m| m.device);
+        out
     }
 
     /// Changes the circle document with `edit` (which says whether it changed anything) and
@@ -477,9 +515,8 @@ impl Node {
         let partners = self.partners();
         let me = self.device();
         let members = self.members();
+        let verdict = self.verdict();
         let before = self.revoked.len();
-        self.revoked
-            .extend(members.iter().filter(|m| m.revoked).map(|m| m.device));
         // Once the circle is here, it alone says who belongs.
         if self.circle.is_some() && !self.bootstrap.is_empty() {
             let in_circle: BTreeSet<DeviceId> = members.iter().map(|m| m.device).collect();
@@ -492,6 +529,15 @@ impl Node {
             .filter(|m| !m.revoked && !self.revoked.contains(&m.device))
             .map(|m| m.device)
             .collect();
+        // A device revoked only by devices junior to it may have revoked them first: it may
+        // still deliver the circle (and sync nothing else) until the circle settles.
+        let contested: BTreeSet<DeviceId> = verdict
+            .contested
+            .iter()
+            .filter(|d| !self.revoked.contains(d))
+            .copied()
+            .collect();
+        trusted.extend(contested.iter().copied());
         trusted.extend(self.bootstrap.keys().filter(|d| !self.revoked.contains(d)));
         let sharing::PartnerDevices {
             access: partner_access,
@@ -511,6 +557,7 @@ impl Node {
         self.access = sharing::Access {
             partner: partner_access,
             circle: self.circle.or(self.pending_circle()),
+            contested,
         };
         self.authors = authors::Authors::compute(
             &self.store,
@@ -780,7 +827,13 @@ impl Node {
             &self.config.advertise,
         )?;
         am.commit();
-        let doc = DocId(rand::random());
+        // The id names the founding change, so no other change can claim to found the circle.
+        let root = am
+            .get_heads()
+            .first()
+            .map(|h| h.0)
+            .ok_or_else(|| NodeError::Corrupt("a new circle has no change".into()))?;
+        let doc = DocId(failup_auth::membership::circle_id(&root));
         self.store.write_document(doc, &mut am, &[])?;
         self.store.set_setting(CIRCLE, &doc.0)?;
         self.circle = Some(doc);

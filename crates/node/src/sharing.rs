@@ -46,11 +46,16 @@ pub(crate) struct Access {
     pub(crate) partner: HashMap<DeviceId, Vec<(DocId, DocId)>>,
     /// The circle, which no partner's device ever gets, whatever a space claims.
     pub(crate) circle: Option<DocId>,
+    /// Devices of the circle whose revocation is contested: they sync the circle alone.
+    pub(crate) contested: BTreeSet<DeviceId>,
 }
 
 impl Access {
     /// Whether `peer` may sync `doc`. Devices that are not partners' are this person's own.
     pub(crate) fn may_sync(&self, peer: DeviceId, doc: DocId) -> bool {
+        if self.contested.contains(&peer) {
+            return Some(doc) == self.circle;
+        }
         match self.partner.get(&peer) {
             Some(spaces) => {
                 Some(doc) != self.circle && spaces.iter().any(|(m, t)| *m == doc || *t == doc)
@@ -61,6 +66,9 @@ impl Access {
 
     /// Whether changes to `doc` may come from `peer`.
     pub(crate) fn may_write(&self, peer: DeviceId, doc: DocId) -> bool {
+        if self.contested.contains(&peer) {
+            return Some(doc) == self.circle;
+        }
         match self.partner.get(&peer) {
             Some(spaces) => Some(doc) != self.circle && spaces.iter().any(|(_, t)| *t == doc),
             None => true,
@@ -124,12 +132,24 @@ impl Node {
         Ok(out.into_values().collect())
     }
 
-    /// The partner records, from the circle.
+    /// The partner records, from the circle: those a change that counts recorded, revoked
+    /// if a change that counts revoked them.
     pub(crate) fn partners(&self) -> Vec<Partner> {
-        self.circle
+        let Some(doc) = self
+            .circle
             .and_then(|doc| self.store.document(doc).ok().flatten())
-            .map(|d| circle::partners(&d))
-            .unwrap_or_default()
+        else {
+            return Vec::new();
+        };
+        let v = self.verdict();
+        circle::partners(&doc)
+            .into_iter()
+            .filter(|p| v.partners.contains(&p.label))
+            .map(|mut p| {
+                p.revoked = v.partners_revoked.contains(&p.label);
+                p
+            })
+            .collect()
     }
 
     fn partner(&self, label: &str) -> Result<Partner, NodeError> {

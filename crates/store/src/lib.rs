@@ -169,11 +169,27 @@ pub trait Gate {
     /// The devices that may write `doc`, which reads as `incoming` with the new changes
     /// applied (a document may name further writers, as a partner's side names the partner's
     /// devices).
-    fn writers(
-        &self,
-        doc: failup_wire::DocId,
-        incoming: &automerge::AutoCommit,
-    ) -> std::collections::BTreeSet<failup_wire::DeviceId>;
+    fn writers(&self, doc: failup_wire::DocId, incoming: &automerge::AutoCommit) -> Writers;
+}
+
+/// Who may write a document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Writers {
+    /// Any device whose seal checks out: a document whose rules are read from its changes
+    /// (the circle, where a change by a device that does not belong counts for nothing).
+    Anyone,
+    /// These devices only.
+    Only(std::collections::BTreeSet<failup_wire::DeviceId>),
+}
+
+impl Writers {
+    /// Whether `device` may write.
+    pub fn admit(&self, device: failup_wire::DeviceId) -> bool {
+        match self {
+            Writers::Anyone => true,
+            Writers::Only(set) => set.contains(&device),
+        }
+    }
 }
 
 /// Seals received for changes not yet applied, by change hash.

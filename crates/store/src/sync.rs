@@ -75,6 +75,15 @@ impl Store {
         Ok(out)
     }
 
+    /// The heads of one document, if held.
+    pub fn heads(&self, doc: DocId) -> Result<Option<Heads>, StoreError> {
+        let read = self.db.begin_read()?;
+        Ok(read
+            .open_table(HEADS)?
+            .get(doc.as_u128())?
+            .map(|v| parse_heads(v.value())))
+    }
+
     /// Whether this device holds `doc`.
     pub fn holds(&self, doc: DocId) -> Result<bool, StoreError> {
         let doc = doc.as_u128();
@@ -272,7 +281,7 @@ impl Store {
             .map(|m| (m.hash.0, m.actor.to_bytes().to_vec()))
             .collect();
         let writers = if new.is_empty() {
-            Default::default()
+            Writers::Only(Default::default())
         } else {
             gate.writers(id, am)
         };
@@ -287,7 +296,7 @@ impl Store {
                 .ok_or_else(|| refused("no seal came with it".into()))?;
             let author = failup_auth::check(seal, id, &hash, &actor, |a| gate.is_device_actor(a))
                 .map_err(|e| refused(e.to_string()))?;
-            if !writers.contains(&author.device) {
+            if !writers.admit(author.device) {
                 return Err(refused(format!(
                     "device {} may not write this document",
                     author.device.short()

@@ -44,13 +44,8 @@ impl Gate for Open {
     fn is_device_actor(&self, _: &[u8]) -> bool {
         false
     }
-    fn writers(
-        &self,
-        _: failup_wire::DocId,
-        am: &automerge::AutoCommit,
-    ) -> std::collections::BTreeSet<failup_wire::DeviceId> {
-        let _ = am;
-        ALL.with(|a| a.borrow().clone())
+    fn writers(&self, _: failup_wire::DocId, _: &automerge::AutoCommit) -> Writers {
+        Writers::Only(ALL.with(|a| a.borrow().clone()))
     }
 }
 
@@ -599,12 +594,8 @@ impl Gate for Only {
     fn is_device_actor(&self, _: &[u8]) -> bool {
         false
     }
-    fn writers(
-        &self,
-        _: failup_wire::DocId,
-        _: &automerge::AutoCommit,
-    ) -> std::collections::BTreeSet<failup_wire::DeviceId> {
-        self.0.clone()
+    fn writers(&self, _: failup_wire::DocId, _: &automerge::AutoCommit) -> Writers {
+        Writers::Only(self.0.clone())
     }
 }
 

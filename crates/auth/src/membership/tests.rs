@@ -65,8 +65,34 @@ fn a_revoked_device_that_had_not_seen_its_revocation_pairs_no_one_and_revokes_no
     assert!(v.revoked.contains_key(&dev(3)));
     assert!(!v.revoked.contains_key(&dev(1)) && !v.revoked.contains_key(&dev(2)));
     assert!(v.void.contains(&d.hash(rogue)) && v.void.contains(&d.hash(later)));
+    // Revoked by the founder: nothing to contest.
+    assert!(v.contested.is_empty());
     // What R did before its revocation stays.
     assert!(v.counted.contains(&d.hash(before)) && !v.void.contains(&d.hash(before)));
+}
+
+#[test]
+fn a_senior_device_revoked_by_a_junior_one_is_contested_until_it_answers() {
+    // R, reaching only B, revokes A, the founder: B cannot know yet whether A revoked R
+    // concurrently, so A stays able to deliver the circle to B.
+    let (mut d, r) = three();
+    let by_r = d.add(3, &[r], vec![Act::Revoke(dev(1))]);
+    let v = d.verdict();
+    assert!(v.revoked.contains_key(&dev(1)) && v.contested.contains(&dev(1)));
+    // A's concurrent revocation of R arrives: A is back, R is out.
+    d.add(1, &[r], vec![Act::Revoke(dev(3))]);
+    let v = d.verdict();
+    assert!(v.members.contains(&dev(1)) && !v.members.contains(&dev(3)));
+    assert!(v.void.contains(&d.hash(by_r)));
+    assert!(v.contested.is_empty());
+}
+
+#[test]
+fn the_circle_id_names_its_founding_change() {
+    let (d, _) = three();
+    let id = circle_id(&d.hash(0));
+    assert_eq!(founder_of(id, &d.changes), Founder::Root(d.hash(0)));
+    assert_eq!(founder_of([0; 16], &d.changes), Founder::Legacy);
 }
 
 #[test]
