@@ -476,6 +476,13 @@ impl State {
             tracing::warn!(peer = %gone.short(), "revoked: disconnecting");
             self.drop_conn(gone, "revoked");
         }
+        // What a peer may sync may have changed (a device whose revocation was contested is
+        // back, a partner's device was vouched for): start a fresh round with each, in which
+        // documents refused before are tried again.
+        let peers: Vec<DeviceId> = self.conns.keys().copied().collect();
+        for peer in peers {
+            self.engine(Input::Resync(peer));
+        }
     }
 
     /// A device announced itself on the local network: if it is trusted, its announced

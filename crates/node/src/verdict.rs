@@ -38,11 +38,14 @@ pub(crate) fn of(store: &Store, circle: Option<DocId>) -> Verdict {
     membership::evaluate(membership::founder_of(id.0, &changes), &changes)
 }
 
+/// A verdict with the circle heads it was worked out at.
+type AtHeads = (Vec<[u8; 32]>, Arc<Verdict>);
+
 /// The last verdict, kept while the circle's heads stay the same: reading every change of the
 /// circle on each question would cost a load and a decode.
 #[derive(Default)]
 pub(crate) struct Cache {
-    last: std::cell::RefCell<Option<(Vec<[u8; 32]>, Arc<Verdict>)>>,
+    last: std::cell::RefCell<Option<AtHeads>>,
 }
 
 impl Cache {

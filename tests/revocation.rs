@@ -1,0 +1,122 @@
+//! Revocation that sticks, with real daemons: a lost device that its owner revoked while
+//! another device was offline reaches that device and tries to lock the owner out (by
+//! revoking the owner's device at the same time) and to bring in a device of its own. Once
+//! the owner's devices meet, both come to nothing on every device.
+
+use std::time::Duration;
+
+use failup_tests::{Daemon, wait_until};
+
+const SOON: Duration = Duration::from_secs(40);
+
+fn peers(d: &Daemon) -> Vec<serde_json::Value> {
+    serde_json::from_str::<serde_json::Value>(&d.ok(&["--json", "peers"]))
+        .ok()
+        .and_then(|p| p.as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// Whether `d` lists the device named `name`, revoked or not.
+fn lists(d: &Daemon, name: &str, revoked: bool) -> bool {
+    peers(d)
+        .iter()
+        .any(|p| p["name"] == name && p["revoked"] == revoked)
+}
+
+fn has(d: &Daemon, text: &str) -> bool {
+    d.ok(&["list", "--limit", "100"]).contains(text)
+}
+
+/// A founds the circle with B and R, all three in touch.
+fn circle() -> (Daemon, Daemon, Daemon) {
+    let a = Daemon::start("laptop");
+    let b = Daemon::start("phone");
+    let r = Daemon::start("lost-tablet");
+    a.pair(&b);
+    a.pair(&r);
+    wait_until("everyone to know everyone", SOON, || {
+        lists(&b, "lost-tablet", false) && lists(&r, "phone", false)
+    });
+    (a, b, r)
+}
+
+#[test]
+fn a_revoked_device_that_revokes_its_owner_at_the_same_time_comes_to_nothing() {
+    let (mut a, mut b, r) = circle();
+    // A revokes R while B is offline.
+    b.stop();
+    let r_id = r.device();
+    a.ok(&["peers", "remove", &r_id]);
+    a.stop();
+    // R, reaching only B, revokes A: concurrently with A's revocation of R.
+    b.restart();
+    wait_until("R and B to meet", SOON, || {
+        lists(&r, "phone", false) && {
+            peers(&r)
+                .iter()
+                .any(|p| p["name"] == "phone" && p["connected"] == true)
+        }
+    });
+    let a_id = a.device();
+    r.ok(&["peers", "remove", &a_id]);
+    wait_until("B to hear of R's revocation of A", SOON, || {
+        lists(&b, "laptop", true)
+    });
+    // The owner's devices meet again: A's revocation of R stands (A founded the circle), R's
+    // of A is void, on both.
+    a.restart();
+    wait_until("B to take A back and drop R", SOON, || {
+        lists(&b, "laptop", false) && lists(&b, "lost-tablet", true)
+    });
+    wait_until("A to agree", SOON, || {
+        lists(&a, "phone", false) && lists(&a, "lost-tablet", true)
+    });
+    // And they sync: new private entries reach B, never R.
+    a.ok(&["log", "after the storm, from the laptop"]);
+    b.ok(&["log", "after the storm, from the phone"]);
+    wait_until("A and B to sync both ways", SOON, || {
+        has(&b, "after the storm, from the laptop") && has(&a, "after the storm, from the phone")
+    });
+    let out = r.run(&["sync", "--timeout", "3s"]);
+    assert!(!out.status.success(), "the revoked tablet still syncs");
+    assert!(
+        !has(&r, "after the storm"),
+        "the revoked tablet got a new entry"
+    );
+}
+
+#[test]
+fn a_device_paired_by_a_revoked_device_receives_nothing_once_the_owner_is_heard() {
+    let (mut a, mut b, mut r) = circle();
+    b.stop();
+    let r_id = r.device();
+    a.ok(&["peers", "remove", &r_id]);
+    a.stop();
+    // R, reaching only B, pairs a device of the thief's.
+    b.restart();
+    let n = Daemon::start("thiefs-phone");
+    r.pair(&n);
+    wait_until("B to hear of the new device", SOON, || {
+        lists(&b, "thiefs-phone", false)
+    });
+    a.restart();
+    wait_until("B to learn A's revocation of R", SOON, || {
+        lists(&b, "lost-tablet", true)
+    });
+    wait_until("the thief's device gone from A and B", SOON, || {
+        !lists(&b, "thiefs-phone", false) && !lists(&a, "thiefs-phone", false)
+    });
+    a.ok(&["log", "secret written after the owner was heard"]);
+    wait_until("B to have it", SOON, || {
+        has(&b, "secret written after the owner was heard")
+    });
+    // The thief's two devices still trust each other; none of the owner's trusts either.
+    assert!(!has(&r, "secret written after the owner was heard"));
+    r.stop();
+    let out = n.run(&["sync", "--timeout", "3s"]);
+    assert!(
+        !out.status.success(),
+        "the thief's device syncs with the owner's devices"
+    );
+    assert!(!has(&n, "secret written after the owner was heard"));
+}
