@@ -120,3 +120,82 @@ fn a_device_paired_by_a_revoked_device_receives_nothing_once_the_owner_is_heard(
     );
     assert!(!has(&n, "secret written after the owner was heard"));
 }
+
+fn text_of(d: &Daemon, id: &str) -> Option<String> {
+    let out = d.run(&["--json", "show", id]);
+    if !out.status.success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["text"].as_str().map(str::to_owned)
+}
+
+fn undone(d: &Daemon, name: &str) -> u64 {
+    peers(d)
+        .iter()
+        .find(|p| p["name"] == name)
+        .and_then(|p| p["undone"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn what_a_revoked_device_did_after_its_revocation_is_undone_and_nothing_else() {
+    let (mut a, mut b, r) = circle();
+    let deleted = a
+        .ok(&["log", "an entry the thief deletes"])
+        .trim()
+        .to_owned();
+    let edited = a.ok(&["log", "words the thief rewrites"]).trim().to_owned();
+    // Before its revocation, R writes something of its own: that stays.
+    let before = r
+        .ok(&["log", "written on the tablet before it was lost"])
+        .trim()
+        .to_owned();
+    wait_until("everything everywhere", SOON, || {
+        [&a, &b, &r].iter().all(|d| {
+            text_of(d, &deleted).is_some()
+                && text_of(d, &edited).is_some()
+                && text_of(d, &before).is_some()
+        })
+    });
+    b.stop();
+    let r_id = r.device();
+    a.ok(&["peers", "remove", &r_id]);
+    a.stop();
+    // R, reaching only B, deletes, rewrites and plants.
+    b.restart();
+    r.ok(&["delete", &deleted, "--yes"]);
+    r.ok(&["edit", &edited, "--text", "REWRITTEN by the thief"]);
+    let planted = r.ok(&["log", "PLANTED by the thief"]).trim().to_owned();
+    wait_until("B to take the thief's changes", SOON, || {
+        text_of(&b, &deleted).is_none()
+            && text_of(&b, &planted).is_some()
+            && text_of(&b, &edited).as_deref() == Some("REWRITTEN by the thief")
+    });
+    a.restart();
+    for (d, who) in [(&a, "laptop"), (&b, "phone")] {
+        wait_until(&format!("the journal put back on the {who}"), SOON, || {
+            text_of(d, &deleted).as_deref() == Some("an entry the thief deletes")
+                && text_of(d, &edited).as_deref() == Some("words the thief rewrites")
+                && text_of(d, &planted).is_none()
+        });
+        assert_eq!(
+            text_of(d, &before).as_deref(),
+            Some("written on the tablet before it was lost"),
+            "what R wrote before its revocation stays"
+        );
+        let check: serde_json::Value =
+            serde_json::from_str(&d.ok(&["--json", "check"])).expect("json");
+        assert_eq!(check["mismatches"], 0);
+    }
+    // Whichever device learned of the revocation after the changes undid them, and says so.
+    wait_until("the undone changes reported", SOON, || {
+        undone(&a, "lost-tablet") + undone(&b, "lost-tablet") >= 3
+    });
+    let line = if undone(&a, "lost-tablet") > 0 {
+        a.ok(&["peers"])
+    } else {
+        b.ok(&["peers"])
+    };
+    assert!(line.contains("undone"), "{line}");
+}

@@ -241,6 +241,23 @@ fn devices(ctx: &Ctx) -> Vec<Finding> {
         Ok(Response::Peers(p)) => p,
         _ => Vec::new(),
     };
+    for p in peers.iter().filter(|p| p.revoked && p.undone > 0) {
+        let name = if p.name.is_empty() {
+            &p.device
+        } else {
+            &p.name
+        };
+        v.push(finding(
+            "revoked",
+            Level::Ok,
+            format!(
+                "{name}: {} change{} it made after its revocation undone",
+                p.undone,
+                if p.undone == 1 { "" } else { "s" }
+            ),
+            None,
+        ));
+    }
     let peers: Vec<PeerInfo> = peers
         .into_iter()
         .filter(|p| p.role != "self" && !p.revoked)

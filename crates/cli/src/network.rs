@@ -222,7 +222,13 @@ pub fn pair(ctx: &Ctx, cmd: PairCommand, out: &mut dyn Write) -> Result<()> {
 }
 
 fn peer_line(p: &PeerInfo) -> String {
-    let state = if p.revoked {
+    let state = if p.revoked && p.undone > 0 {
+        format!(
+            "revoked, {} change{} it made after its revocation undone",
+            p.undone,
+            if p.undone == 1 { "" } else { "s" }
+        )
+    } else if p.revoked {
         "revoked".to_owned()
     } else if p.role == "self" {
         "this device".to_owned()
@@ -308,7 +314,7 @@ fn print_peers(ctx: &Ctx, list: &[PeerInfo], out: &mut dyn Write) -> Result<()> 
                     "device": p.device, "name": p.name, "role": p.role,
                     "addrs": p.addrs, "connected": p.connected,
                     "last_seen": p.last_seen, "last_sync": p.last_sync,
-                    "revoked": p.revoked,
+                    "revoked": p.revoked, "undone": p.undone,
                 })
             })
             .collect();

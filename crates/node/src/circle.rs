@@ -128,18 +128,62 @@ pub fn add_addr(
     Ok(true)
 }
 
-/// Revokes a device for good.
+/// What a revocation records besides the device: when, and how much of the device's writing
+/// the revoker had seen, so every device can tell which of its changes to undo.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RevocationNote {
+    /// When, in milliseconds since the epoch.
+    pub at_ms: i64,
+    /// For each document the revoker held changes of the device in: the highest sequence
+    /// number among them. Changes past it (and in documents not listed) it had not seen.
+    pub seen: Vec<([u8; 16], u64)>,
+}
+
+/// Revokes a device for good, noting what of its writing this device had seen.
 pub fn revoke(
     doc: &mut AutoCommit,
     device: DeviceId,
-    now_ms: i64,
+    note: &RevocationNote,
 ) -> Result<(), automerge::AutomergeError> {
+    // Encoding a vector of fixed-size pairs into memory cannot fail.
+    let bytes = postcard::to_allocvec(note).unwrap_or_default();
     doc.put(
         ROOT,
         format!("{REVOKED_PREFIX}{device}"),
-        ScalarValue::Timestamp(now_ms),
+        ScalarValue::Bytes(bytes),
     )?;
     Ok(())
+}
+
+/// The revocation notes of the circle, by the change that wrote each, with the device it
+/// revokes. A revocation from before notes existed (a timestamp) notes nothing seen.
+pub fn notes(
+    doc: &mut AutoCommit,
+) -> std::collections::HashMap<[u8; 32], Vec<(DeviceId, RevocationNote)>> {
+    use automerge::legacy::{Key, ObjectId, OpType};
+    let mut out: std::collections::HashMap<[u8; 32], Vec<(DeviceId, RevocationNote)>> =
+        Default::default();
+    for change in doc.get_changes(&[]) {
+        for op in change.decode().operations {
+            let (ObjectId::Root, Key::Map(key), OpType::Put(value)) =
+                (&op.obj, &op.key, &op.action)
+            else {
+                continue;
+            };
+            let Some(device) = key
+                .strip_prefix(REVOKED_PREFIX)
+                .and_then(|d| d.parse::<DeviceId>().ok())
+            else {
+                continue;
+            };
+            let note = match value {
+                ScalarValue::Bytes(b) => postcard::from_bytes(b).unwrap_or_default(),
+                _ => RevocationNote::default(),
+            };
+            out.entry(change.hash().0).or_default().push((device, note));
+        }
+    }
+    out
 }
 
 /// The device a map key names, if it is written in the canonical spelling: any other spelling
@@ -435,7 +479,7 @@ mod tests {
         .expect("create");
         add(&mut one, b, "phone", &[]).expect("add");
         let mut two = one.fork();
-        revoke(&mut one, b, 5).expect("revoke");
+        revoke(&mut one, b, &RevocationNote::default()).expect("revoke");
         add(
             &mut two,
             b,
@@ -460,7 +504,7 @@ mod tests {
         create(&mut one, a, "laptop", &[]).expect("create");
         add(&mut one, r, "stolen", &[]).expect("add");
         let mut rogue = one.fork();
-        revoke(&mut one, r, 5).expect("revoke");
+        revoke(&mut one, r, &RevocationNote::default()).expect("revoke");
         // Concurrently, the device to be revoked deletes every revocation key it knows, tries
         // the old map layout, and rewrites the devices map.
         let key = format!("{REVOKED_PREFIX}{r}");
@@ -487,7 +531,7 @@ mod tests {
             .put_object(&devices, sneaky.as_str(), ObjType::Map)
             .expect("put");
         doc.put(&e, "name", "still me").expect("put");
-        revoke(&mut doc, r, 1).expect("revoke");
+        revoke(&mut doc, r, &RevocationNote::default()).expect("revoke");
         let m = members(&doc);
         assert!(m.iter().filter(|m| m.device == r).all(|m| m.revoked));
         assert_eq!(m.iter().filter(|m| m.device == r).count(), 1);

@@ -18,6 +18,7 @@ pub mod error;
 pub mod pairing;
 pub mod request;
 pub mod sharing;
+mod undo;
 mod verdict;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,6 +46,9 @@ const JOINED_CIRCLE: &str = "joined-circle";
 const BOOTSTRAP: &str = "bootstrap";
 /// Setting: every device this device has ever seen revoked.
 const REVOKED: &str = "revoked";
+/// Setting: the changes of each revoked device (or device that never belonged) found void and
+/// undone here, as postcard `Vec<([u8; 32], Vec<[u8; 32]>)>`.
+const UNDONE: &str = "undone";
 
 /// What a node needs to know about the device it runs on.
 #[derive(Debug, Clone)]
@@ -99,6 +103,11 @@ pub struct Node {
     authors: authors::Authors,
     /// The membership rules' last verdict on the circle.
     verdicts: verdict::Cache,
+    /// The void changes undone here, by writer.
+    undone: BTreeMap<DeviceId, BTreeSet<[u8; 32]>>,
+    /// What the last pass over every bucket undid for: the revoked devices with their
+    /// revocations, and who belongs. Another pass is due when it changes.
+    undo_basis: Option<Vec<u8>>,
 }
 
 /// A document id kept as a setting (its 16 bytes).
@@ -153,6 +162,7 @@ impl Node {
         }
         let revoked: Vec<[u8; 32]> = postcard_setting(&store, REVOKED)?;
         let bootstrap: Vec<([u8; 32], String, Vec<String>)> = postcard_setting(&store, BOOTSTRAP)?;
+        let undone: Vec<([u8; 32], Vec<[u8; 32]>)> = postcard_setting(&store, UNDONE)?;
         Ok(Node {
             store,
             config,
@@ -174,6 +184,11 @@ impl Node {
             pending_docs: Vec::new(),
             authors: authors::Authors::default(),
             verdicts: verdict::Cache::default(),
+            undone: undone
+                .into_iter()
+                .map(|(d, hs)| (DeviceId(d), hs.into_iter().collect()))
+                .collect(),
+            undo_basis: None,
         })
     }
 
@@ -354,11 +369,13 @@ impl Node {
             // The circle this device joined arrived.
             self.adopt_circle(doc)
         } else {
+            // A journal bucket from another device of this person: what arrived may include
+            // changes of a revoked device that its revoker had not seen.
+            let undone = self.undo_void(Some(doc), Timestamp::now());
             if !partners.is_empty() {
-                // A journal bucket from another device of this person.
                 self.reproject();
             }
-            Ok(())
+            undone
         };
         if let Err(e) = result {
             tracing::error!("cannot take in a change to {doc}: {e}");
@@ -579,6 +596,11 @@ impl Node {
         foreign?;
         // Partners' devices trust a device of this person's once this side lists it.
         self.vouch(&members, &partners);
+        // A revocation may have voided changes already here. The trust view above stands
+        // whatever happens; a failed pass is tried again on the next refresh.
+        if let Err(e) = self.undo_void(None, Timestamp::now()) {
+            tracing::error!("cannot undo the changes of a revoked device yet: {e}");
+        }
         Ok(())
     }
 
@@ -608,6 +630,7 @@ impl Node {
                 last_seen: None,
                 last_sync: None,
                 revoked: m.revoked || self.revoked.contains(&m.device),
+                undone: self.undone_of(m.device) as u64,
             })
             .collect())
     }
@@ -667,8 +690,11 @@ impl Node {
             ));
         }
         if self.circle.is_some() {
-            let ms = now.as_millisecond();
-            self.edit_circle(|am| circle::revoke(am, device, ms).map(|()| true))?;
+            let note = circle::RevocationNote {
+                at_ms: now.as_millisecond(),
+                seen: self.seen_of(device)?,
+            };
+            self.edit_circle(|am| circle::revoke(am, device, &note).map(|()| true))?;
         }
         self.bootstrap.remove(&device);
         self.save_bootstrap()?;

@@ -230,6 +230,10 @@ pub struct PeerInfo {
     pub last_sync: Option<String>,
     /// Whether it was revoked.
     pub revoked: bool,
+    /// How many of its changes were found void (written after its revocation, unseen by its
+    /// revoker) and undone here.
+    #[serde(default)]
+    pub undone: u64,
 }
 
 /// What `failup status` shows.

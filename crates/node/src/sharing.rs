@@ -547,6 +547,7 @@ impl Node {
                             last_seen: None,
                             last_sync: None,
                             revoked: p.revoked,
+                            undone: 0,
                         })
                         .collect(),
                     shared_by_me: count(p.mine),

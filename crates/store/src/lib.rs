@@ -307,11 +307,13 @@ mod index;
 mod record;
 mod schema;
 mod sync;
+mod undo;
 use documents::*;
 use index::*;
 use record::encode;
 use schema::*;
 pub use sync::{Heads, Prepared};
+pub use undo::Undone;
 
 #[cfg(test)]
 mod tests;

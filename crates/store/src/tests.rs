@@ -691,3 +691,129 @@ fn a_store_from_before_seals_vouches_once_for_everything_it_holds() {
     let fresh = s.all_seals(doc).expect("seals");
     assert_eq!(fresh.iter().filter(|x| x.kind == 0).count(), 1);
 }
+
+#[test]
+fn void_changes_are_undone_by_new_changes_and_nothing_else_is() {
+    let (da, dr) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let (mut a, mut r) = (open(&da), open(&dr));
+    let kept = a.log(new("kept as it was"), t(1), day(1)).expect("log");
+    let edited = a.log(new("the original words"), t(2), day(1)).expect("log");
+    sync_all(&mut a, &mut r);
+    let hashes = |s: &Store| -> std::collections::BTreeSet<[u8; 32]> {
+        s.inventory()
+            .expect("inv")
+            .into_iter()
+            .flat_map(|(d, _)| {
+                let mut am = s.document(d).expect("doc").expect("held");
+                let own: Vec<[u8; 32]> = am
+                    .get_changes_meta(&[])
+                    .iter()
+                    .filter(|m| m.actor.to_bytes() == s.actor.as_slice())
+                    .map(|m| m.hash.0)
+                    .collect();
+                own
+            })
+            .collect()
+    };
+    let before = hashes(&r);
+    // What the revoked device does after its revocation.
+    r.delete(kept.id, t(3)).expect("delete");
+    r.update(
+        edited.id,
+        EntryPatch {
+            text: Some("rewritten by the thief".into()),
+            ..EntryPatch::default()
+        },
+        t(4),
+    )
+    .expect("edit");
+    let planted = r
+        .log(new("planted by the thief"), t(5), day(1))
+        .expect("log");
+    // And an honest edit made concurrently, on this side, to an entry the thief left alone.
+    let honest = a.log(new("written meanwhile"), t(6), day(1)).expect("log");
+    sync_all(&mut a, &mut r);
+    assert!(a.get(kept.id).expect("get").is_none());
+    let void: std::collections::BTreeSet<[u8; 32]> =
+        hashes(&r).difference(&before).copied().collect();
+    // Delete, edit, a new bucket and the entry in it.
+    assert_eq!(void.len(), 4);
+    let docs: Vec<failup_wire::DocId> = a
+        .inventory()
+        .expect("inv")
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect();
+    assert_eq!(
+        docs.len(),
+        2,
+        "the thief's entry went into a bucket of its own"
+    );
+
+    // The thief's changes since `before`: its seq numbers past those it had then.
+    let thief = r.signer.as_ref().expect("signer").device();
+    let seen: std::collections::BTreeMap<failup_wire::DocId, u64> = docs
+        .iter()
+        .map(|d| {
+            let mut am = a.document(*d).expect("doc").expect("held");
+            let max = am
+                .get_changes_meta(&[])
+                .iter()
+                .filter(|m| before.contains(&m.hash.0))
+                .map(|m| m.seq)
+                .max()
+                .unwrap_or(0);
+            (*d, max)
+        })
+        .collect();
+    let undone: Vec<Undone> = docs
+        .iter()
+        .map(|d| {
+            let limit = seen.get(d).copied().unwrap_or(0);
+            a.undo(*d, &|w, seq| w == thief && seq > limit, t(7))
+                .expect("undo")
+        })
+        .collect();
+    let found: std::collections::BTreeSet<[u8; 32]> = undone
+        .iter()
+        .flat_map(|u| u.void.iter().map(|(_, h)| *h))
+        .collect();
+    assert_eq!(found, void);
+    assert_eq!(undone.iter().map(|u| u.entries).sum::<usize>(), 3);
+    assert_eq!(
+        a.get(kept.id).expect("get").map(|e| e.text).as_deref(),
+        Some("kept as it was")
+    );
+    assert_eq!(
+        a.get(edited.id).expect("get").map(|e| e.text).as_deref(),
+        Some("the original words")
+    );
+    assert!(a.get(planted.id).expect("get").is_none());
+    assert!(
+        a.get(honest.id).expect("get").is_some(),
+        "nothing else undone"
+    );
+    assert_eq!(a.check().expect("check").mismatches, 0);
+    // Once undone, nothing more to write; and the undo syncs like any change.
+    for d in &docs {
+        let limit = seen.get(d).copied().unwrap_or(0);
+        let again = a.undo(*d, &|w, seq| w == thief && seq > limit, t(8));
+        assert_eq!(again.expect("again").entries, 0);
+    }
+    let dc = tempfile::tempdir().expect("tmp");
+    let mut c = open(&dc);
+    sync_all(&mut a, &mut c);
+    for d in &docs {
+        let limit = seen.get(d).copied().unwrap_or(0);
+        let again = c.undo(*d, &|w, seq| w == thief && seq > limit, t(9));
+        assert_eq!(again.expect("converged").entries, 0);
+    }
+
+    assert_eq!(
+        c.list(&Filter::default(), None).expect("list"),
+        a.list(&Filter::default(), None).expect("list")
+    );
+}
