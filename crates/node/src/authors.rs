@@ -30,6 +30,8 @@ pub(crate) struct Authors {
     /// The circle, which any device with a good seal may write: the membership rules decide
     /// what its changes count for.
     circle: Option<DocId>,
+    /// Both sides of every space: never journal buckets, whatever they hold.
+    pub(crate) spaces: Vec<DocId>,
 }
 
 impl Authors {
@@ -43,12 +45,14 @@ impl Authors {
         let mut own: BTreeSet<DeviceId> = bootstrap.into_iter().collect();
         own.insert(me);
         let mut sides: HashMap<DocId, BTreeSet<DeviceId>> = HashMap::new();
+        let mut spaces = Vec::new();
         if let Some(doc) = circle.and_then(|c| store.document(c).ok().flatten()) {
             // Devices the membership rules count, revoked ones included: what they wrote
             // before their revocation stays, and the rules undo the rest.
             let v = crate::verdict::of(store, circle);
             own.extend(v.members.iter().chain(v.revoked.keys()).copied());
             for p in circle::partners(&doc) {
+                spaces.extend([p.mine, p.theirs]);
                 let mut writers: BTreeSet<DeviceId> = p.devices.keys().copied().collect();
                 // The partner's other devices are vouched for in their side, by a device met
                 // at pairing or one vouched for before it.
@@ -76,6 +80,7 @@ impl Authors {
             sides,
             actors,
             circle,
+            spaces,
         }
     }
 }

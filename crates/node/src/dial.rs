@@ -46,6 +46,10 @@ pub const STABLE_CONNECTION: Duration = Duration::from_secs(10);
 /// by device id; a connection arriving later means the device lost the old one (it restarted,
 /// say), so the new one replaces it rather than waiting for the old one to time out.
 pub const DIAL_RACE: Duration = Duration::from_secs(2);
+/// Least time between two wakes of one device by changes to who is trusted. Such changes come
+/// from the circle and from partners' sides, which a partner writes as often as it likes: the
+/// bound keeps a partner from turning its writes into a stream of dials.
+pub const MIN_TRUST_WAKE: Duration = Duration::from_secs(5);
 
 /// The daemon's name for one connection (quinn's `stable_id`, say): the policy only compares
 /// these, so any value unique among a device's live connections will do.
@@ -188,6 +192,8 @@ struct Peer {
     woken: bool,
     /// The connection kept for the device.
     conn: Option<Conn>,
+    /// When a change to who is trusted last woke it.
+    trust_woken_at: Option<Instant>,
 }
 
 impl Peer {
@@ -201,6 +207,7 @@ impl Peer {
             dialing: false,
             woken: false,
             conn: None,
+            trust_woken_at: None,
         }
     }
 
@@ -225,6 +232,22 @@ impl Peer {
             // A running hold still applies: `dial_at` takes the later of the two, which is how
             // a wake during a hold is remembered until the hold ends.
             self.ready_at = self.ready_at.min(now);
+        }
+    }
+
+    /// A wake from a change to who is trusted, at most once per [`MIN_TRUST_WAKE`]: a later one
+    /// moves the next dial to the end of that interval instead of to now.
+    fn trust_wake(&mut self, now: Instant) {
+        match self.trust_woken_at {
+            Some(last) if now < last + MIN_TRUST_WAKE => {
+                if self.conn.is_none() && !self.dialing {
+                    self.ready_at = self.ready_at.min(last + MIN_TRUST_WAKE);
+                }
+            }
+            _ => {
+                self.trust_woken_at = Some(now);
+                self.wake(now);
+            }
         }
     }
 
@@ -408,8 +431,9 @@ impl Policy {
                 Some(p) => {
                     p.addrs = dedup(addrs);
                     // The circle changed, so the other side may have just come to trust this
-                    // device: a dialer backing off after a refusal tries again now.
-                    p.wake(now);
+                    // device: a dialer backing off after a refusal tries again now (or soon,
+                    // if such a change woke it a moment ago).
+                    p.trust_wake(now);
                 }
                 None => {
                     let head_start = if self.live && peer < self.me {
@@ -1106,5 +1130,48 @@ mod tests {
         assert_eq!(CloseReason::Replaced.as_str(), "replaced");
         assert_eq!(CloseReason::Revoked.as_str(), "revoked");
         assert_eq!(CloseReason::Revoked.to_string(), "revoked");
+    }
+
+    #[test]
+    fn changes_to_who_is_trusted_wake_a_device_at_most_once_per_interval() {
+        // A partner rewriting its side every 100 ms: each write changes the trusted set.
+        let clock = Clock::new();
+        let (me, them) = (dev(1), dev(2));
+        let mut p = dialing(&clock, me, them);
+        let mut dials = 0;
+        p.handle(clock.ms(10), Event::DialFailed { peer: them });
+        for i in 0..100u64 {
+            let now = clock.ms(100 + i * 100);
+            let port = 1000 + u16::try_from(i).expect("port");
+            let actions = p.handle(now, circle(&[(them, vec![addr(port)])]));
+            dials += actions
+                .iter()
+                .filter(|a| matches!(a, Action::Dial { .. }))
+                .count();
+            for a in actions {
+                if matches!(a, Action::Dial { .. }) {
+                    p.handle(now, Event::DialFailed { peer: them });
+                }
+            }
+            dials += p
+                .handle(now, Event::Tick)
+                .iter()
+                .filter(|a| matches!(a, Action::Dial { .. }))
+                .count();
+        }
+        // Ten seconds of writes: a wake now and then, and the backoff between.
+        let bound = (10_000 / MIN_TRUST_WAKE.as_millis() as usize) + 6;
+        assert!(
+            dials <= bound,
+            "{dials} dials in ten seconds (bound {bound})"
+        );
+        assert!(dials >= 1);
+        // An explicit wake (the user asked to sync) still dials at once.
+        let now = clock.ms(10_150);
+        let d = p.handle(now, Event::Wake(them));
+        assert!(
+            d.iter().any(|a| matches!(a, Action::Dial { .. })) || p.peers[&them].dialing,
+            "{d:?}"
+        );
     }
 }

@@ -103,6 +103,8 @@ pub struct Node {
     authors: authors::Authors,
     /// The membership rules' last verdict on the circle.
     verdicts: verdict::Cache,
+    /// Rate limits of the pairing exchange.
+    throttle: pairing::Throttle,
     /// The void changes undone here, by writer.
     undone: BTreeMap<DeviceId, BTreeSet<[u8; 32]>>,
     /// What the last pass over every bucket undid for: the revoked devices with their
@@ -189,6 +191,7 @@ impl Node {
                 .map(|(d, hs)| (DeviceId(d), hs.into_iter().collect()))
                 .collect(),
             undo_basis: None,
+            throttle: pairing::Throttle::default(),
         })
     }
 
@@ -759,6 +762,18 @@ impl Node {
         hello: pairing::Hello,
         now: Timestamp,
     ) -> Reply {
+        if !self.throttle.admit(remote.ip(), now) {
+            if let Some(unlogged) = self.throttle.log_refusal(now) {
+                tracing::warn!(
+                    "pairing attempts from {} refused: too many ({unlogged} more refusals not \
+                     logged)",
+                    remote.ip()
+                );
+            }
+            return Reply::Refused(
+                "too many pairing attempts from this address; wait a minute and try again".into(),
+            );
+        }
         let verdict = match self.invites.check(&hello.secret, now) {
             Err(reason) => Err(reason),
             // Checked before the invite is spent, so a revoked device cannot burn it.
@@ -803,7 +818,12 @@ impl Node {
         match verdict {
             Ok(reply) => reply,
             Err(reason) => {
-                tracing::warn!(peer = %peer.short(), "pairing refused: {reason}");
+                if let Some(unlogged) = self.throttle.log_refusal(now) {
+                    tracing::warn!(
+                        peer = %peer.short(),
+                        "pairing refused: {reason} ({unlogged} more refusals not logged)"
+                    );
+                }
                 Reply::Refused(reason)
             }
         }
@@ -958,7 +978,9 @@ pub struct NodeDocuments<'a> {
 }
 
 impl NodeDocuments<'_> {
-    /// After the circle changed, judges what arrives next by the circle as it is now.
+    /// After the circle changed, judges what arrives next by the circle as it is now: who may
+    /// write each document, and which documents are sides of spaces (never indexed as journal
+    /// buckets), decided before the next document is accepted.
     fn received(&mut self, doc: DocId, changed: bool) {
         if changed && Some(doc) == self.access.circle {
             *self.authors = authors::Authors::compute(
@@ -967,6 +989,9 @@ impl NodeDocuments<'_> {
                 self.me,
                 self.bootstrap.iter().copied(),
             );
+            if let Err(e) = self.store.set_foreign(self.authors.spaces.iter().copied()) {
+                tracing::error!("cannot mark the sides of spaces: {e}");
+            }
         }
     }
 }

@@ -208,9 +208,106 @@ impl Invites {
     }
 }
 
+/// Pairing attempts one source address may make per [`ATTEMPT_WINDOW`]; past it, attempts are
+/// refused without looking at the code. A code holds 128 random bits, so this is not what keeps
+/// guessing hopeless: it keeps one address from making this device do unbounded work.
+pub const MAX_ATTEMPTS_PER_SOURCE: u32 = 10;
+/// The window [`MAX_ATTEMPTS_PER_SOURCE`] counts over.
+pub const ATTEMPT_WINDOW: Duration = Duration::from_secs(60);
+/// Least time between two log lines about refused pairing attempts; the ones between are
+/// counted and told in the next line.
+pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// Sources remembered at most; past this the oldest windows are forgotten.
+const MAX_SOURCES: usize = 1024;
+
+/// Rate limits for the pairing exchange: attempts per source address, and log lines about
+/// refused attempts. Driven by `now`, so it is tested with a fake clock.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    sources: std::collections::HashMap<std::net::IpAddr, (Timestamp, u32)>,
+    last_log: Option<Timestamp>,
+    unlogged: u64,
+}
+
+impl Throttle {
+    /// Whether an attempt from `source` at `now` may be looked at.
+    pub fn admit(&mut self, source: std::net::IpAddr, now: Timestamp) -> bool {
+        let window = jiff::SignedDuration::try_from(ATTEMPT_WINDOW).unwrap_or_default();
+        if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&source) {
+            self.sources
+                .retain(|_, (start, _)| now.duration_since(*start) < window);
+            if self.sources.len() >= MAX_SOURCES {
+                // Still full of live windows: the oldest goes.
+                if let Some(oldest) = self
+                    .sources
+                    .iter()
+                    .min_by_key(|(_, (t, _))| *t)
+                    .map(|(k, _)| *k)
+                {
+                    self.sources.remove(&oldest);
+                }
+            }
+        }
+        let entry = self.sources.entry(source).or_insert((now, 0));
+        if now.duration_since(entry.0) >= window {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        entry.1 <= MAX_ATTEMPTS_PER_SOURCE
+    }
+
+    /// Whether to log a refusal at `now`; when it is, also how many refusals went unlogged
+    /// since the last line.
+    pub fn log_refusal(&mut self, now: Timestamp) -> Option<u64> {
+        let interval = jiff::SignedDuration::try_from(REFUSAL_LOG_INTERVAL).unwrap_or_default();
+        match self.last_log {
+            Some(t) if now.duration_since(t) < interval => {
+                self.unlogged += 1;
+                None
+            }
+            _ => {
+                self.last_log = Some(now);
+                Some(std::mem::take(&mut self.unlogged))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_source_gets_a_bounded_number_of_attempts_per_window() {
+        let mut t = Throttle::default();
+        let a: std::net::IpAddr = "192.0.2.1".parse().expect("ip");
+        let b: std::net::IpAddr = "192.0.2.2".parse().expect("ip");
+        let at = |s: i64| Timestamp::from_second(1_000_000 + s).expect("time");
+        for _ in 0..MAX_ATTEMPTS_PER_SOURCE {
+            assert!(t.admit(a, at(0)));
+        }
+        assert!(!t.admit(a, at(1)), "one past the limit");
+        assert!(t.admit(b, at(1)), "another source is not held up");
+        assert!(!t.admit(a, at(59)));
+        assert!(t.admit(a, at(60)), "a new window");
+        // Many sources: memory stays bounded.
+        for i in 0..5000u32 {
+            let ip = std::net::IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            t.admit(ip, at(61));
+        }
+        assert!(t.sources.len() <= MAX_SOURCES);
+    }
+
+    #[test]
+    fn refusals_are_logged_at_a_bounded_rate_with_a_count() {
+        let mut t = Throttle::default();
+        let at = |s: i64| Timestamp::from_second(1_000_000 + s).expect("time");
+        assert_eq!(t.log_refusal(at(0)), Some(0));
+        for s in 1..10 {
+            assert_eq!(t.log_refusal(at(s)), None);
+        }
+        assert_eq!(t.log_refusal(at(10)), Some(9));
+    }
 
     #[test]
     fn codes_round_trip_and_garbage_is_refused() {

@@ -28,6 +28,11 @@ use crate::{Node, NodeError};
 
 /// Longest partner label, in bytes.
 pub const MAX_LABEL_BYTES: usize = 64;
+/// Most devices of one partner this device trusts and dials: those met at pairing first, then
+/// those their side lists, in id order. A partner listing more gets the first ones only.
+pub const MAX_PARTNER_DEVICES: usize = 8;
+/// Most addresses dialed per partner device, in the order their side lists them.
+pub const MAX_PARTNER_ADDRS: usize = 4;
 
 /// Partners' devices as this device knows them.
 pub(crate) struct PartnerDevices {
@@ -74,6 +79,32 @@ impl Access {
             None => true,
         }
     }
+}
+
+/// A partner's devices as this device takes them: those met at pairing, then those their
+/// side lists (in id order) up to [`MAX_PARTNER_DEVICES`] in all, each with at most
+/// [`MAX_PARTNER_ADDRS`] addresses. A partner names its devices; it does not get to name how
+/// many, nor point this person's devices at any number of addresses.
+pub(crate) fn capped(
+    met: &BTreeMap<DeviceId, Vec<SocketAddr>>,
+    listed: BTreeMap<String, Vec<String>>,
+) -> BTreeMap<DeviceId, Vec<SocketAddr>> {
+    let mut devices = met.clone();
+    for (id, a) in listed {
+        let Some(d) = circle::canonical_device(&id) else {
+            continue;
+        };
+        if !devices.contains_key(&d) && devices.len() >= MAX_PARTNER_DEVICES {
+            continue;
+        }
+        let parsed: Vec<SocketAddr> = a.iter().filter_map(|x| x.parse().ok()).collect();
+        devices.entry(d).or_default().extend(parsed);
+    }
+    for a in devices.values_mut() {
+        a.dedup();
+        a.truncate(MAX_PARTNER_ADDRS);
+    }
+    devices
 }
 
 /// One side of a space, if held (the partner's side arrives by sync after pairing).
@@ -312,17 +343,11 @@ impl Node {
         let mut revoked = BTreeSet::new();
         let own: BTreeSet<DeviceId> = members.iter().map(|m| m.device).collect();
         for p in partners {
-            let mut devices = p.devices.clone();
-            if let Ok(Some(side)) = space(&self.store, p.theirs) {
-                for (id, a) in side.devices().unwrap_or_default() {
-                    let Some(d) = circle::canonical_device(&id) else {
-                        continue;
-                    };
-                    let parsed: Vec<SocketAddr> = a.iter().filter_map(|x| x.parse().ok()).collect();
-                    devices.entry(d).or_default().extend(parsed);
-                }
-            }
-            for (d, a) in devices {
+            let listed = match space(&self.store, p.theirs) {
+                Ok(Some(side)) => side.devices().unwrap_or_default(),
+                _ => BTreeMap::new(),
+            };
+            for (d, a) in capped(&p.devices, listed) {
                 // A partner cannot make one of this person's devices theirs.
                 if own.contains(&d) || d == self.device() {
                     continue;
@@ -666,5 +691,46 @@ impl Node {
             s.comment(&comment)?;
             Ok(true)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partner_cannot_list_devices_or_addresses_past_the_caps() {
+        let met: BTreeMap<DeviceId, Vec<SocketAddr>> = [(
+            DeviceId([9; 32]),
+            vec!["192.0.2.9:1".parse().expect("addr")],
+        )]
+        .into();
+        let listed: BTreeMap<String, Vec<String>> = (0..50u8)
+            .map(|i| {
+                let addrs = (0..20u16)
+                    .map(|p| format!("192.0.2.{i}:{}", 1000 + p))
+                    .collect();
+                (DeviceId([i; 32]).to_string(), addrs)
+            })
+            .collect();
+        let got = capped(&met, listed);
+        assert_eq!(got.len(), MAX_PARTNER_DEVICES);
+        assert!(
+            got.contains_key(&DeviceId([9; 32])),
+            "the device met at pairing stays"
+        );
+        assert!(got.values().all(|a| a.len() <= MAX_PARTNER_ADDRS));
+        // Exactly at the caps, nothing is dropped.
+        let listed: BTreeMap<String, Vec<String>> = (0..7u8)
+            .map(|i| {
+                let addrs = (0..4u16)
+                    .map(|p| format!("192.0.2.{i}:{}", 1000 + p))
+                    .collect();
+                (DeviceId([i; 32]).to_string(), addrs)
+            })
+            .collect();
+        let got = capped(&met, listed);
+        assert_eq!(got.len(), 8);
+        assert_eq!(got.values().map(Vec::len).sum::<usize>(), 1 + 7 * 4);
     }
 }
