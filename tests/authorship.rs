@@ -182,3 +182,92 @@ fn a_paired_device_cannot_write_under_another_devices_actor_id() {
     let check: serde_json::Value = serde_json::from_str(&a.ok(&["--json", "check"])).expect("json");
     assert_eq!(check["mismatches"], 0);
 }
+
+/// The peak resident memory of a process, in KiB (`VmHWM`).
+fn peak_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The bound docs/security.md states for what a daemon holds while refusing a decompression
+/// bomb: the 64 MiB inflation limit with room for the daemon itself.
+const BOMB_PEAK_KIB: u64 = 384 * 1024;
+
+#[test]
+fn a_decompression_bomb_is_refused_within_the_memory_bound_and_syncing_goes_on() {
+    let a = Daemon::start("laptop");
+    let mut b = Daemon::start("phone");
+    let c = Daemon::start("tablet");
+    a.pair(&b);
+    a.pair(&c);
+    let id = a.ok(&["log", "a story before the bomb"]).trim().to_owned();
+    wait_until("the phone to hold the entry", SOON, || {
+        b.run(&["show", &id]).status.success()
+    });
+    b.stop();
+    let (doc, _) = {
+        let store = failup_store::Store::open(&b.home.store(), Duration::from_secs(5))
+            .expect("the phone's store");
+        let entry = store.resolve(&id).expect("id");
+        bucket_of(&store, entry)
+    };
+    let key = b.home.path().join("device.key");
+    // 1 GiB of zeros in about a megabyte, three ways: merged into a document A holds, as a
+    // new document, and as the changes of a sync message.
+    let bomb = failup_journal::inflate::bomb(1 << 30);
+    assert!(bomb.len() < 2 << 20, "{}", bomb.len());
+    let sync = automerge::sync::Message {
+        heads: vec![],
+        need: vec![],
+        have: vec![],
+        changes: automerge::sync::ChunkList::from(vec![bomb.clone()]),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    }
+    .encode();
+    let pid = a.pid().expect("pid");
+    let before = peak_kib(pid);
+    for (target, msg) in [
+        (
+            doc,
+            Message::Doc {
+                doc,
+                data: bomb.clone(),
+            },
+        ),
+        (
+            DocId([0x42; 16]),
+            Message::Doc {
+                doc: DocId([0x42; 16]),
+                data: bomb.clone(),
+            },
+        ),
+        (doc, Message::Sync { doc, data: sync }),
+    ] {
+        assert!(
+            send_as(&key, &a, target, vec![msg]),
+            "the bomb was not refused"
+        );
+    }
+    let peak = peak_kib(pid);
+    assert!(
+        peak < BOMB_PEAK_KIB,
+        "the daemon's peak memory reached {peak} KiB (it was {before} KiB before the bombs)"
+    );
+    // A keeps syncing with its other device.
+    a.ok(&["log", "after the bomb"]);
+    wait_until(
+        "the tablet to get the entry written after the bombs",
+        SOON,
+        || c.ok(&["list"]).contains("after the bomb"),
+    );
+    let check: serde_json::Value = serde_json::from_str(&a.ok(&["--json", "check"])).expect("json");
+    assert_eq!(check["mismatches"], 0);
+}

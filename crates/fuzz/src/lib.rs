@@ -210,8 +210,33 @@ pub fn targets() -> Vec<Target> {
             name: "journal bucket",
             seeds: || vec![bucket_bytes()],
             run: |b| {
+                if failup_journal::inflate::check_inflated(b).is_err() {
+                    return;
+                }
                 if let Ok(bucket) = Bucket::load(b, [], &[9; 16]) {
                     let _ = bucket.entries();
+                }
+            },
+        },
+        Target {
+            name: "peer document, inflation bounded",
+            seeds: || {
+                let mut sync_bomb = Vec::new();
+                sync_bomb.extend(bucket_bytes());
+                sync_bomb.extend(failup_journal::inflate::bomb(1 << 20));
+                vec![
+                    bucket_bytes(),
+                    // High-ratio inputs (a thousand to one and more); one past the bound is
+                    // in tests/authorship.rs, since inflating 64 MiB per mutation is slow.
+                    failup_journal::inflate::bomb(1 << 16),
+                    failup_journal::inflate::bomb(1 << 24),
+                    sync_bomb,
+                ]
+            },
+            run: |b| {
+                // As the store takes a document from a peer: bounded first, then loaded.
+                if failup_journal::inflate::check_inflated(b).is_ok() {
+                    let _ = catch_unwind(AssertUnwindSafe(|| AutoCommit::load(b)));
                 }
             },
         },
@@ -219,6 +244,9 @@ pub fn targets() -> Vec<Target> {
             name: "space side",
             seeds: || vec![space_bytes()],
             run: |b| {
+                if failup_journal::inflate::check_inflated(b).is_err() {
+                    return;
+                }
                 let loaded = catch_unwind(AssertUnwindSafe(|| AutoCommit::load(b)));
                 if let Ok(Ok(doc)) = loaded {
                     let circle = doc.clone();

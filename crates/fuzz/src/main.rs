@@ -11,6 +11,27 @@ static HEAP: PeakAlloc = PeakAlloc;
 const BOUND: usize = 64 * 1024 * 1024;
 
 fn main() {
+    // `failup-fuzz --seeds TARGET DIR`: writes a target's seeds as files, the starting corpus
+    // of the coverage-guided fuzzer (crates/fuzz/guided.sh).
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, target, dir] = args.as_slice() {
+        if flag == "--seeds" {
+            let Some(t) = failup_fuzz::targets()
+                .into_iter()
+                .find(|t| t.name.replace(' ', "-") == *target)
+            else {
+                eprintln!("failup-fuzz: no target {target:?}");
+                std::process::exit(2);
+            };
+            for (i, seed) in (t.seeds)().iter().enumerate() {
+                if let Err(e) = std::fs::write(format!("{dir}/seed-{i}"), seed) {
+                    eprintln!("failup-fuzz: cannot write {dir}/seed-{i}: {e}");
+                    std::process::exit(1);
+                }
+            }
+            return;
+        }
+    }
     // A caught panic is counted, not printed.
     std::panic::set_hook(Box::new(|_| {}));
     let inputs: usize = std::env::args()

@@ -10,6 +10,7 @@
 
 pub mod entry;
 pub mod export;
+pub mod inflate;
 pub mod layout;
 pub mod query;
 mod serde_compact;

@@ -37,6 +37,7 @@ pub struct Prepared {
 /// Loads a whole saved document, and when it is a journal bucket, reads its entries for the
 /// index. `None` entries: another kind of document (the circle), indexed by nothing.
 fn read_whole(data: &[u8]) -> Result<(AutoCommit, Option<Vec<Entry>>), StoreError> {
+    failup_journal::inflate::check_inflated(data)?;
     // A whole load of a saved document is far cheaper than replaying it into an empty one.
     let am = guarded_automerge(|| AutoCommit::load(data))?;
     if layout_of(&am).as_deref() != Some(LAYOUT_MARK) {
@@ -258,6 +259,8 @@ impl Store {
         seals: &PendingSeals,
         gate: &dyn Gate,
     ) -> Result<bool, StoreError> {
+        // What the message's changes inflate to is bounded before Automerge sees them.
+        failup_journal::inflate::check_inflated_all(msg.changes.iter())?;
         let doc = doc.as_u128();
         let (mut am, held) = self.take_loaded(doc)?;
         let before = am.get_heads();
@@ -417,6 +420,7 @@ impl Store {
         let (mut am, held) = self.take_loaded(doc)?;
         let before = am.get_heads();
         if held {
+            failup_journal::inflate::check_inflated(data)?;
             guarded_automerge(|| am.load_incremental(data))?;
             return self.commit_received(doc, am, held, before, seals, gate);
         }
