@@ -374,3 +374,277 @@ fn a_modified_partner_client_gets_nothing_private() {
         "the refused requests are logged"
     );
 }
+
+/// What a modified client writes: an OSC that sets the window title (ended by BEL), a colour
+/// (CSI), the one-character C1 CSI clearing the screen, and a right-to-left override.
+const HOSTILE: &str = "\u{1b}]0;pwned\u{7}\u{1b}[31m\u{9b}2J\u{202e}";
+/// [`HOSTILE`] as the commands show it (`failup_journal::text::shown`).
+const SHOWN: &str = "\\u{1b}]0;pwned\\u{7}\\u{1b}[31m\\u{9b}2J\\u{202e}";
+/// [`HOSTILE`] inside a JSON string as `--json` writes it.
+const IN_JSON: &str = "\\u001b]0;pwned\\u0007\\u001b[31m\\u009b2J\\u202e";
+
+/// The raw controls of [`HOSTILE`] found in `bytes`: ESC, BEL, U+009B and U+202E in UTF-8.
+fn raw_controls(bytes: &[u8]) -> Vec<&'static str> {
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    [
+        ("ESC", &b"\x1b"[..]),
+        ("BEL", &b"\x07"[..]),
+        ("U+009B", &b"\xc2\x9b"[..]),
+        ("U+202E", &b"\xe2\x80\xae"[..]),
+    ]
+    .into_iter()
+    .filter(|(_, n)| has(n))
+    .map(|(name, _)| name)
+    .collect()
+}
+
+/// `bytes` without the colours the CLI paints (`ESC [ digits and semicolons m`), for output
+/// asked for with `--color always`, where those are the only escape sequences allowed.
+fn without_colours(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(b"\x1b[") {
+            let len = bytes[i + 2..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit() || **b == b';')
+                .count();
+            if bytes.get(i + 2 + len) == Some(&b'm') {
+                i += 3 + len;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Insists `failup ARGS` failed with one line on stderr that names the control character and
+/// does not repeat it.
+fn refused(d: &Daemon, args: &[&str], says: &str) {
+    let out = d.run(args);
+    assert_eq!(out.status.code(), Some(1), "{args:?} was accepted");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(says), "{args:?}: {err}");
+    assert!(raw_controls(&out.stderr).is_empty(), "{err:?}");
+}
+
+#[test]
+fn a_partners_escape_sequences_reach_the_terminal_only_escaped() {
+    let alex = Daemon::start("alex-laptop");
+    let mut sam = Daemon::start("sam-phone");
+    let code = alex
+        .ok(&["partner", "invite", "--name", "sam"])
+        .trim()
+        .to_owned();
+    sam.ok(&["partner", "join", &code, "--name", "alex"]);
+
+    // Typed here, such text is refused, whatever the field, with one line naming it.
+    refused(
+        &alex,
+        &["log", "\u{1b}[31mred"],
+        "text contains a control character (U+001B) at position 1; failup keeps text plain",
+    );
+    refused(
+        &alex,
+        &["log", "fine", "--lesson", "ok \u{202e}"],
+        "lesson contains a control character (U+202E) at position 4",
+    );
+    refused(&alex, &["log", "fine", "--tag", "a\u{9b}"], "tag contains");
+    assert!(alex.texts().is_empty(), "nothing was logged");
+
+    let mine = alex
+        .ok(&[
+            "log",
+            "missed the train",
+            "--lesson",
+            "leave earlier",
+            "--share",
+            "sam",
+        ])
+        .trim()
+        .to_owned();
+    let sams = sam
+        .ok(&["log", "lost the keys", "--share", "alex"])
+        .trim()
+        .to_owned();
+    wait_until("alex's entry in sam's feed", SOON, || {
+        feed(&sam).iter().any(|(i, _)| *i == mine)
+    });
+    wait_until("sam's entry in alex's feed", SOON, || {
+        feed(&alex).iter().any(|(i, _)| *i == sams)
+    });
+    // Sam's own client refuses such a comment too.
+    refused(
+        &sam,
+        &["cheer", &mine, "nice \u{1b}]0;pwned\u{7}"],
+        "the comment contains a control character (U+001B) at position 6",
+    );
+
+    // So sam's side is written the way a modified client would: sam's daemon stopped, sam's
+    // store opened with sam's device key, so what is written is sealed as sam's own writing
+    // and alex's daemon accepts it like any change of sam's.
+    sam.stop();
+    let hostile_id = {
+        let mut store = failup_store::Store::open(&sam.home.store(), Duration::from_secs(5))
+            .expect("sam's store");
+        let signer = failup_net::Identity::load_or_create(&sam.home.path().join("device.key"))
+            .expect("sam's key")
+            .signer()
+            .expect("signer");
+        store
+            .set_signer(std::sync::Arc::new(signer))
+            .expect("signer");
+        // Sam's side is the space that holds the entry sam shared.
+        let sams_id: failup_journal::EntryId = sams.parse().expect("id");
+        let (side, mut am) = store
+            .inventory()
+            .expect("inventory")
+            .into_iter()
+            .filter_map(|(doc, _)| Some((doc, store.document(doc).ok().flatten()?)))
+            .find(|(_, am)| {
+                failup_journal::space::Space::from_doc(am.clone())
+                    .ok()
+                    .and_then(|s| s.entry(sams_id).ok().flatten())
+                    .is_some()
+            })
+            .expect("sam's side of the space");
+        let before = am.get_heads();
+        let mut space = failup_journal::space::Space::from_doc(am).expect("space");
+        // A new shared entry, with no private entry behind it: sam's daemon brings shared
+        // copies back in line with the private entries they copy, and would undo an edit of
+        // the one shared through the CLI.
+        let now = jiff::Timestamp::now();
+        let ms = u64::try_from(now.as_millisecond()).expect("after 1970");
+        let id = failup_journal::EntryId::from_parts(ms, rand::random());
+        let text = |s: &str| Some(format!("{s} {HOSTILE}"));
+        space
+            .put(&failup_journal::space::SharedEntry {
+                id,
+                shared_at: now,
+                updated: now,
+                day: jiff::civil::Date::constant(2026, 11, 23),
+                fields: failup_journal::space::parse_fields("text,area,tags,lesson,next")
+                    .expect("fields"),
+                text: text("story"),
+                scale: None,
+                area: text("area"),
+                tags: Some([format!("tag{HOSTILE}")].into_iter().collect()),
+                feeling: None,
+                lesson: text("lesson"),
+                muscle: None,
+                use_it: None,
+                next: text("next"),
+                iterations: None,
+                closed_at: None,
+            })
+            .expect("put");
+        // Comments are refused by `Space::comment` as by sam's CLI: written clean, then their
+        // text replaced in the document itself.
+        for (n, under) in [(1u128, sams_id), (2, mine.parse().expect("id"))] {
+            space
+                .comment(&failup_journal::space::Comment {
+                    id: failup_journal::IterationId::from_parts(ms, n),
+                    entry: under,
+                    at: now,
+                    text: "placeholder".into(),
+                })
+                .expect("comment");
+        }
+        let mut am = space.into_doc();
+        {
+            use automerge::ReadDoc;
+            use automerge::transaction::Transactable;
+            let (_, comments) = am
+                .get(automerge::ROOT, "comments")
+                .expect("read")
+                .expect("comments");
+            for n in [1u128, 2] {
+                let key = failup_journal::IterationId::from_parts(ms, n).to_string();
+                let (_, obj) = am
+                    .get(&comments, key.as_str())
+                    .expect("read")
+                    .expect("comment");
+                am.put(&obj, "text", format!("comment {HOSTILE}"))
+                    .expect("put");
+            }
+            am.commit();
+        }
+        store
+            .write_document(side, &mut am, &before)
+            .expect("write sam's side");
+        id.to_string()
+    };
+    sam.restart();
+    // Only a nudge to dial now rather than after a backoff; the wait below decides.
+    let _ = sam.run(&["sync", "--timeout", "20s"]);
+    wait_until(
+        "the hostile entry and comments on alex's device",
+        SOON,
+        || {
+            let f = feed(&alex);
+            f.iter().any(|(i, _)| *i == hostile_id)
+                && f.iter().any(|(i, item)| {
+                    *i == sams && comments(item).iter().any(|c| c.contains("pwned"))
+                })
+                && json(&alex, &["show", &mine])["comments"]
+                    .to_string()
+                    .contains("pwned")
+        },
+    );
+
+    // Every command that prints them, in a pipe, with colours forced, and as JSON.
+    let commands: [&[&str]; 4] = [&["feed"], &["show", &mine], &["list"], &["today"]];
+    for args in commands {
+        let plain = alex.run(args);
+        assert!(plain.status.success(), "{args:?}");
+        assert_eq!(raw_controls(&plain.stdout), Vec::<&str>::new(), "{args:?}");
+
+        let coloured = alex.run(&[&["--color", "always"][..], args].concat());
+        assert!(coloured.status.success(), "{args:?}");
+        let unpainted = without_colours(&coloured.stdout);
+        assert_eq!(raw_controls(&unpainted), Vec::<&str>::new(), "{args:?}");
+
+        let as_json = alex.run(&[&["--json"][..], args].concat());
+        assert!(as_json.status.success(), "{args:?}");
+        assert_eq!(
+            raw_controls(&as_json.stdout),
+            Vec::<&str>::new(),
+            "{args:?}"
+        );
+        serde_json::from_slice::<serde_json::Value>(&as_json.stdout).expect("valid JSON");
+
+        // Where the partner's text is shown at all, it is shown escaped.
+        let text = String::from_utf8_lossy(&plain.stdout);
+        let coloured = String::from_utf8_lossy(&unpainted);
+        let json_text = String::from_utf8_lossy(&as_json.stdout);
+        match args[0] {
+            "feed" => {
+                for field in ["story", "lesson", "area", "next", "comment"] {
+                    let want = format!("{field} {SHOWN}");
+                    assert!(text.contains(&want), "{want} not in {text}");
+                    assert!(coloured.contains(&want), "{want} not in {coloured}");
+                    let want = format!("{field} {IN_JSON}");
+                    assert!(json_text.contains(&want), "{want} not in {json_text}");
+                }
+                assert!(text.contains(&format!("tag{SHOWN}")), "{text}");
+            }
+            "show" => {
+                assert!(text.contains(&format!("comment {SHOWN}")), "{text}");
+                assert!(coloured.contains(&format!("comment {SHOWN}")), "{coloured}");
+                assert!(
+                    json_text.contains(&format!("comment {IN_JSON}")),
+                    "{json_text}"
+                );
+            }
+            // The partner's entries and comments are never in alex's own journal, which is all
+            // `list` and `today` read: they print alex's entry, as it is.
+            _ => {
+                assert!(text.contains("missed the train"), "{args:?}: {text}");
+                assert!(!text.contains("pwned") && !json_text.contains("pwned"));
+            }
+        }
+    }
+}

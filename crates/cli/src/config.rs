@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use failup_journal::text::{Lines, check_plain, shown};
 use failup_journal::{REFRAME_QUESTIONS, ReframeField};
 use toml_edit::{DocumentMut, Item, Table, Value};
 
@@ -186,12 +187,9 @@ fn parse_value(k: &Key, text: &str) -> Result<Value> {
         if t.is_empty() {
             bail!("{} cannot be empty", k.name);
         }
-        if t.chars().any(char::is_control) {
-            bail!(
-                "{} must be one line of text without control characters",
-                k.name
-            );
-        }
+        // One line: a newline or a tab is refused with every character that drives a
+        // terminal, naming the character.
+        check_plain(k.name, t, Lines::One)?;
         if t.chars().count() > max {
             bail!("{} is longer than {max} characters ({what})", k.name);
         }
@@ -224,6 +222,8 @@ fn parse_value(k: &Key, text: &str) -> Result<Value> {
             if text.len() > MAX_STORY_TEMPLATE {
                 bail!("{} is longer than {MAX_STORY_TEMPLATE} bytes", k.name);
             }
+            // It starts every new story, which would then be refused.
+            check_plain(k.name, text, Lines::Many)?;
             Ok(Value::from(text))
         }
     }
@@ -473,31 +473,32 @@ pub(crate) fn command(
                         serde_json::json!({"key": k, "value": v, "source": s, "help": h})
                     })
                     .collect();
-                serde_json::to_writer_pretty(&mut *out, &v)?;
-                writeln!(out)?;
+                crate::print_json(out, &v, crate::JsonLayout::Pretty)?;
             } else {
                 for (key, value, source, _) in &rows {
                     let value = display(key, value);
-                    writeln!(out, "{key} = {value}  ({source})")?;
+                    // The source may be an error quoting what the file holds.
+                    writeln!(out, "{}", shown(&format!("{key} = {value}  ({source})")))?;
                 }
             }
             for k in ctx.config.unknown_keys() {
                 eprintln!(
-                    "warning: {} has an unknown setting {k:?}; remove it with `failup config unset {k}`",
-                    ctx.config.path().display()
+                    "warning: {} has an unknown setting {k:?}; remove it with `failup config unset {}`",
+                    ctx.config.path().display(),
+                    shown(&k)
                 );
             }
         }
         C::Get { key } => {
             let (value, source) = ctx.config.get(&key)?;
             if ctx.json {
-                writeln!(
+                crate::print_json(
                     out,
-                    "{}",
-                    serde_json::json!({"key": key, "value": value, "source": source.to_string()})
+                    &serde_json::json!({"key": key, "value": value, "source": source.to_string()}),
+                    crate::JsonLayout::Line,
                 )?;
             } else {
-                writeln!(out, "{value}")?;
+                writeln!(out, "{}", shown(&value))?;
             }
         }
         C::Set { key, value } => {
@@ -507,18 +508,22 @@ pub(crate) fn command(
             config.save()?;
             let (now, source) = config.get(&key)?;
             if let Source::Env(var) = source {
-                eprintln!("set {key} in the file, but ${var} overrides it: {now}");
+                eprintln!(
+                    "set {} in the file, but ${var} overrides it: {}",
+                    shown(&key),
+                    shown(&now)
+                );
             } else {
-                eprintln!("set {key} = {now}");
+                eprintln!("set {} = {}", shown(&key), shown(&now));
             }
         }
         C::Unset { key } => {
             let mut config = Config::load(&ctx.home)?;
             if config.unset(&key)? {
                 config.save()?;
-                eprintln!("removed {key} from {}", config.path().display());
+                eprintln!("removed {} from {}", shown(&key), config.path().display());
             } else {
-                eprintln!("{key} was not set in {}", config.path().display());
+                eprintln!("{} was not set in {}", shown(&key), config.path().display());
             }
         }
         C::Path => writeln!(out, "{}", ctx.config.path().display())?,

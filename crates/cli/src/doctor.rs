@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use failup_daemon::control::{Client, PeerInfo, Request, Response};
+use failup_journal::text::shown;
 use jiff::{Timestamp, ToSpan};
 
 use crate::Ctx;
@@ -357,11 +358,11 @@ pub fn run(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
                 })
             })
             .collect();
-        serde_json::to_writer_pretty(
-            &mut *out,
+        crate::print_json(
+            out,
             &serde_json::json!({"checks": v, "problems": problems}),
+            crate::JsonLayout::Pretty,
         )?;
-        writeln!(out)?;
     } else {
         use crate::style::Role;
         for f in &findings {
@@ -371,9 +372,10 @@ pub fn run(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
                 Level::Warn => ctx.style.paint(Role::Open, &tag),
                 Level::Problem => ctx.style.paint(Role::Macro, &tag),
             };
-            writeln!(out, "{tag} {:8} {}", f.check, f.detail)?;
+            // A finding quotes device names, which other devices chose: escaped as shown.
+            writeln!(out, "{tag} {:8} {}", f.check, shown(&f.detail))?;
             if let Some(fix) = &f.fix {
-                writeln!(out, "{:16} fix: {fix}", "")?;
+                writeln!(out, "{:16} fix: {}", "", shown(fix))?;
             }
         }
     }

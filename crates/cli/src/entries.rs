@@ -5,6 +5,7 @@ use std::io::{self, IsTerminal, Read, Write};
 
 use anyhow::{Context, Result, bail};
 use failup_journal::export::EntryView;
+use failup_journal::text::shown;
 use failup_journal::{
     Entry, EntryPatch, Filter, Iteration, IterationId, NewEntry, REFRAME_QUESTIONS, ReframeField,
     Scale, Status,
@@ -161,15 +162,14 @@ pub(crate) fn list(ctx: &Ctx, a: args::ListArgs, out: &mut dyn Write) -> Result<
             }
             views.push(v);
         }
-        serde_json::to_writer_pretty(&mut *out, &views)?;
-        writeln!(out)?;
+        crate::print_json(out, &views, crate::JsonLayout::Pretty)?;
     } else if entries.is_empty() {
         eprintln!("no entries");
     } else {
         for e in &entries {
             let mut line = render::list_line(e, &ctx.style);
             if let Some(with) = shared.get(&e.id) {
-                line.push_str(&format!("  [shared with {}]", with.join(", ")));
+                line.push_str(&format!("  [shared with {}]", shown(&with.join(", "))));
             }
             writeln!(out, "{line}")?;
         }
@@ -186,14 +186,14 @@ pub(crate) fn reflect(ctx: &Ctx, a: args::ReflectArgs) -> Result<()> {
         ..EntryPatch::default()
     };
     if patch.is_empty() {
-        eprintln!("{}: {}", short(entry.id), entry.title());
+        eprintln!("{}: {}", short(entry.id), shown(entry.title()));
         eprintln!("(press Enter to keep an answer as it is)");
         for (field, question) in ctx.config.questions()? {
             let current = entry
                 .reframe(field)
-                .map(|c| format!(" [{c}]"))
+                .map(|c| format!(" [{}]", shown(c)))
                 .unwrap_or_default();
-            let answer = ask(&format!("{question}{current}\n> "))?;
+            let answer = ask(&format!("{}{current}\n> ", shown(&question)))?;
             if answer.trim().is_empty() {
                 continue;
             }
@@ -258,7 +258,7 @@ pub(crate) fn edit(ctx: &Ctx, a: EditArgs) -> Result<()> {
         }
     }
     let entry = ctx.open()?.update(entry.id, patch, ctx.now)?;
-    eprintln!("updated {}: {}", short(entry.id), entry.title());
+    eprintln!("updated {}: {}", short(entry.id), shown(entry.title()));
     Ok(())
 }
 
@@ -329,7 +329,7 @@ pub(crate) fn set_closed(ctx: &Ctx, prefix: &str, close: bool) -> Result<()> {
         "{} {}: {}",
         if close { "closed" } else { "reopened" },
         short(entry.id),
-        entry.title()
+        shown(entry.title())
     );
     Ok(())
 }
@@ -356,8 +356,7 @@ pub(crate) fn show(ctx: &Ctx, id: &str, out: &mut dyn Write) -> Result<()> {
             obj.insert("shared_with".into(), serde_json::json!(share.with));
             obj.insert("comments".into(), partners::comments_json(&share.comments));
         }
-        serde_json::to_writer_pretty(&mut *out, &v)?;
-        writeln!(out)?;
+        crate::print_json(out, &v, crate::JsonLayout::Pretty)?;
     } else {
         let questions = ctx.config.questions()?;
         write!(
@@ -366,7 +365,7 @@ pub(crate) fn show(ctx: &Ctx, id: &str, out: &mut dyn Write) -> Result<()> {
             render::entry(&entry, &ctx.tz, &questions, &ctx.style)
         )?;
         if let Some(share) = &share {
-            writeln!(out, "\nShared with {}", share.with.join(", "))?;
+            writeln!(out, "\nShared with {}", shown(&share.with.join(", ")))?;
             write!(out, "{}", partners::comments_text(&share.comments, &ctx.tz))?;
         }
     }
@@ -396,7 +395,7 @@ pub(crate) fn iterate(
         "iteration {} recorded on {}: {}",
         entry.iterations.len(),
         short(entry.id),
-        entry.title()
+        shown(entry.title())
     );
     Ok(())
 }
@@ -411,7 +410,7 @@ pub(crate) fn delete(ctx: &Ctx, id: &str, yes: bool) -> Result<()> {
         let answer = ask(&format!(
             "delete {} \"{}\"? [y/N] ",
             short(entry.id),
-            entry.title()
+            shown(entry.title())
         ))?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
             eprintln!("kept {}", short(entry.id));
@@ -420,6 +419,6 @@ pub(crate) fn delete(ctx: &Ctx, id: &str, yes: bool) -> Result<()> {
     }
     // The node takes a deleted entry out of every space as it deletes it.
     ctx.open()?.delete(entry.id, ctx.now)?;
-    eprintln!("deleted {}: {}", short(entry.id), entry.title());
+    eprintln!("deleted {}: {}", short(entry.id), shown(entry.title()));
     Ok(())
 }

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, ValueEnum};
+use failup_journal::text::shown;
 use failup_journal::{Entry, Outcome, Scale};
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -102,7 +103,7 @@ fn main() -> ExitCode {
             let rendered = e.render().to_string();
             let first = rendered.lines().next().unwrap_or("invalid arguments");
             let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("failup: {first} (see failup --help)");
+            eprintln!("failup: {} (see failup --help)", shown(first));
             return ExitCode::from(2);
         }
     };
@@ -111,7 +112,8 @@ fn main() -> ExitCode {
         Ok(Err(e)) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             let msg = format!("{e:#}").replace('\n', " ");
-            eprintln!("failup: {msg}");
+            // A message may quote text a person typed or a peer sent: escaped as it is shown.
+            eprintln!("failup: {}", shown(&msg));
             if e.downcast_ref::<Unreachable>().is_some() {
                 ExitCode::from(3)
             } else {
@@ -125,7 +127,7 @@ fn main() -> ExitCode {
                 .or_else(|| payload.downcast_ref::<&str>().copied())
                 .unwrap_or("unknown panic")
                 .replace('\n', " ");
-            eprintln!("failup: internal error (please report it): {msg}");
+            eprintln!("failup: internal error (please report it): {}", shown(&msg));
             ExitCode::from(70)
         }
     }
@@ -311,6 +313,32 @@ pub(crate) fn write_atomically(
     std::fs::File::open(&dir)
         .and_then(|d| d.sync_all())
         .with_context(what)?;
+    Ok(())
+}
+
+/// How a command's JSON is laid out.
+#[derive(Clone, Copy)]
+pub(crate) enum JsonLayout {
+    /// Indented, for a whole listing.
+    Pretty,
+    /// One line, for a short answer.
+    Line,
+}
+
+/// Writes `value` as JSON and a newline: every command's `--json` output goes through here, so
+/// the C1 and bidirectional controls serde_json leaves raw are escaped as `\uXXXX` too
+/// (`failup_journal::text::json_escaped`), and a partner's text cannot drive a terminal that
+/// shows the JSON either.
+pub(crate) fn print_json(
+    out: &mut dyn Write,
+    value: &impl serde::Serialize,
+    layout: JsonLayout,
+) -> Result<()> {
+    let json = match layout {
+        JsonLayout::Pretty => serde_json::to_string_pretty(value)?,
+        JsonLayout::Line => serde_json::to_string(value)?,
+    };
+    writeln!(out, "{}", failup_journal::text::json_escaped(&json))?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use failup_daemon::control::{Client, PeerInfo, Request, Response};
+use failup_journal::text::shown;
 
 use crate::Ctx;
 use crate::args::{LogFormat, PairCommand, PeersCommand};
@@ -173,10 +174,10 @@ pub fn id(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         None => Vec::new(),
     };
     if ctx.json {
-        writeln!(
+        crate::print_json(
             out,
-            "{}",
-            serde_json::json!({"device": identity.device().to_string(), "listen": listen})
+            &serde_json::json!({"device": identity.device().to_string(), "listen": listen}),
+            crate::JsonLayout::Line,
         )?;
         return Ok(());
     }
@@ -214,6 +215,10 @@ pub fn pair(ctx: &Ctx, cmd: PairCommand, out: &mut dyn Write) -> Result<()> {
             }
         }
         PairCommand::Join { code, name } => {
+            // Held to the rules of the `name` setting: the name is shown in every listing.
+            let name = name
+                .map(|n| crate::config::check("name", &n).context("--name"))
+                .transpose()?;
             ask(&mut c, Request::Join { code, name }, None)?;
             eprintln!("paired: the devices now trust each other and will sync");
         }
@@ -221,6 +226,8 @@ pub fn pair(ctx: &Ctx, cmd: PairCommand, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+/// One device as `failup peers` lists it; its name and addresses come from the circle, which
+/// other devices write, so the whole line is escaped ([`shown`]).
 fn peer_line(p: &PeerInfo) -> String {
     let state = if p.revoked && p.undone > 0 {
         format!(
@@ -245,7 +252,7 @@ fn peer_line(p: &PeerInfo) -> String {
         .as_deref()
         .map(|t| format!(", synced {t}"))
         .unwrap_or_default();
-    format!(
+    let line = format!(
         "{}  {}  {}  {}  [{}]{synced}",
         if p.name.is_empty() {
             "(unnamed)"
@@ -256,7 +263,8 @@ fn peer_line(p: &PeerInfo) -> String {
         p.role,
         state,
         p.addrs.join(" ")
-    )
+    );
+    shown(&line).into_owned()
 }
 
 /// `failup peers [addr|remove]`: through the daemon, or with none running, the node opened
@@ -318,8 +326,7 @@ fn print_peers(ctx: &Ctx, list: &[PeerInfo], out: &mut dyn Write) -> Result<()> 
                 })
             })
             .collect();
-        serde_json::to_writer_pretty(&mut *out, &v)?;
-        writeln!(out)?;
+        crate::print_json(out, &v, crate::JsonLayout::Pretty)?;
     } else if list.is_empty() {
         eprintln!("no paired devices yet: run `failup pair invite` on this device");
     } else {
@@ -368,14 +375,14 @@ pub fn sync(ctx: &Ctx, timeout: &str, out: &mut dyn Write) -> Result<()> {
     match answer {
         Response::Synced { in_sync, missing } => {
             if ctx.json {
-                writeln!(
+                crate::print_json(
                     out,
-                    "{}",
-                    serde_json::json!({"in_sync": in_sync, "missing": missing})
+                    &serde_json::json!({"in_sync": in_sync, "missing": missing}),
+                    crate::JsonLayout::Line,
                 )?;
             } else {
                 for d in &in_sync {
-                    writeln!(out, "in sync: {d}")?;
+                    writeln!(out, "in sync: {}", shown(d))?;
                 }
             }
             if !missing.is_empty() {
@@ -398,7 +405,11 @@ pub fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     crate::ensure_home(&ctx.home)?;
     let Some(mut c) = Client::connect(&ctx.home) else {
         if ctx.json {
-            writeln!(out, "{}", serde_json::json!({"running": false}))?;
+            crate::print_json(
+                out,
+                &serde_json::json!({"running": false}),
+                crate::JsonLayout::Line,
+            )?;
         } else {
             writeln!(out, "daemon: not running")?;
         }
@@ -407,23 +418,23 @@ pub fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     match ask(&mut c, Request::Status, Some(Duration::from_secs(10)))? {
         Response::Status(s) => {
             if ctx.json {
-                writeln!(
+                crate::print_json(
                     out,
-                    "{}",
-                    serde_json::json!({
+                    &serde_json::json!({
                         "running": true, "device": s.device, "listen": s.listen,
                         "connected": s.connected, "out_of_sync": s.out_of_sync,
                         "documents": s.documents, "frames_sent": s.frames_sent,
                         "bytes_sent": s.bytes_sent,
-                    })
+                    }),
+                    crate::JsonLayout::Line,
                 )?;
             } else {
                 writeln!(out, "daemon: running")?;
-                writeln!(out, "device: {}", s.device)?;
-                writeln!(out, "listening: {}", s.listen.join(" "))?;
+                writeln!(out, "device: {}", shown(&s.device))?;
+                writeln!(out, "listening: {}", shown(&s.listen.join(" ")))?;
                 writeln!(out, "connected: {}", s.connected.len())?;
                 for d in &s.connected {
-                    writeln!(out, "  {d}")?;
+                    writeln!(out, "  {}", shown(d))?;
                 }
                 writeln!(out, "documents: {}", s.documents)?;
                 writeln!(

@@ -9,6 +9,7 @@ use anyhow::{Result, bail};
 use failup_daemon::control::{CommentInfo, FeedItem, Request, Response};
 use failup_journal::EntryId;
 use failup_journal::space::SharedEntry;
+use failup_journal::text::shown;
 
 use crate::Ctx;
 use crate::args::PartnerCommand;
@@ -54,8 +55,7 @@ pub fn partner(ctx: &Ctx, cmd: PartnerCommand, out: &mut dyn Write) -> Result<()
                 bail!("the daemon answered unexpectedly");
             };
             if ctx.json {
-                serde_json::to_writer_pretty(&mut *out, &list_json(&list))?;
-                writeln!(out)?;
+                crate::print_json(out, &list_json(&list), crate::JsonLayout::Pretty)?;
             } else if list.is_empty() {
                 eprintln!("no partners yet: run `failup partner invite`");
             } else {
@@ -63,7 +63,7 @@ pub fn partner(ctx: &Ctx, cmd: PartnerCommand, out: &mut dyn Write) -> Result<()
                     writeln!(
                         out,
                         "{}{}  you share {}, they share {}",
-                        p.label,
+                        shown(&p.label),
                         if p.revoked { " (revoked)" } else { "" },
                         p.shared_by_me,
                         p.shared_with_me
@@ -80,7 +80,8 @@ pub fn partner(ctx: &Ctx, cmd: PartnerCommand, out: &mut dyn Write) -> Result<()
                             .last_sync
                             .as_ref()
                             .map_or(String::new(), |t| format!(", last sync {t}"));
-                        writeln!(out, "  {}  {state}{synced}", d.device)?;
+                        let line = format!("  {}  {state}{synced}", d.device);
+                        writeln!(out, "{}", shown(&line))?;
                     }
                 }
             }
@@ -93,7 +94,8 @@ pub fn partner(ctx: &Ctx, cmd: PartnerCommand, out: &mut dyn Write) -> Result<()
                 },
             )?)?;
             eprintln!(
-                "revoked: no device of {label}'s syncs with yours again; they keep what they already received"
+                "revoked: no device of {}'s syncs with yours again; they keep what they already received",
+                shown(&label)
             );
         }
     }
@@ -134,7 +136,7 @@ pub fn share_id(ctx: &Ctx, id: EntryId, with: &str, only: Option<String>) -> Res
             now_ms: ctx.now.as_millisecond(),
         },
     )?)?;
-    eprintln!("shared with {with}");
+    eprintln!("shared with {}", shown(with));
     Ok(())
 }
 
@@ -148,7 +150,10 @@ pub fn unshare(ctx: &Ctx, id: &str, with: &str) -> Result<()> {
             with: with.to_owned(),
         },
     )?)?;
-    eprintln!("no longer shared with {with}; what they already received stays with them");
+    eprintln!(
+        "no longer shared with {}; what they already received stays with them",
+        shown(with)
+    );
     Ok(())
 }
 
@@ -186,15 +191,16 @@ pub fn comments_json(comments: &[CommentInfo]) -> serde_json::Value {
     )
 }
 
-/// Comments as text, indented under an entry.
+/// Comments as text, indented under an entry; who wrote them and what they wrote escaped, as
+/// a partner's client may have written anything.
 pub fn comments_text(comments: &[CommentInfo], tz: &jiff::tz::TimeZone) -> String {
     let mut s = String::new();
     for c in comments {
         let when = render::local(c.comment.at, tz);
         s.push_str(&format!(
             "  {} ({when}): {}\n",
-            c.by.as_deref().unwrap_or("me"),
-            c.comment.text
+            shown(c.by.as_deref().unwrap_or("me")),
+            shown(&c.comment.text)
         ));
     }
     s
@@ -222,8 +228,7 @@ pub fn feed(ctx: &Ctx, partner: Option<String>, out: &mut dyn Write) -> Result<(
                 })
             })
             .collect();
-        serde_json::to_writer_pretty(&mut *out, &v)?;
-        writeln!(out)?;
+        crate::print_json(out, &v, crate::JsonLayout::Pretty)?;
         return Ok(());
     }
     if items.is_empty() {
@@ -235,6 +240,8 @@ pub fn feed(ctx: &Ctx, partner: Option<String>, out: &mut dyn Write) -> Result<(
     Ok(())
 }
 
+/// One item of the feed as text. Everything in it but the id and the day was written by the
+/// partner's device, so every string is escaped ([`shown`]).
 fn feed_text(i: &FeedItem, tz: &jiff::tz::TimeZone) -> String {
     let e = &i.entry;
     let mut s = format!(
@@ -242,11 +249,11 @@ fn feed_text(i: &FeedItem, tz: &jiff::tz::TimeZone) -> String {
         if i.new { "* " } else { "" },
         render::short(e.id),
         e.day,
-        i.partner
+        shown(&i.partner)
     );
     let mut field = |name: &str, v: &Option<String>| {
         if let Some(v) = v {
-            s.push_str(&format!("  {name}: {v}\n"));
+            s.push_str(&format!("  {name}: {}\n", shown(v)));
         }
     };
     field("what happened", &e.text);
@@ -257,10 +264,8 @@ fn feed_text(i: &FeedItem, tz: &jiff::tz::TimeZone) -> String {
     field("area", &e.area);
     if let Some(tags) = &e.tags {
         if !tags.is_empty() {
-            s.push_str(&format!(
-                "  tags: {}\n",
-                tags.iter().cloned().collect::<Vec<_>>().join(", ")
-            ));
+            let tags: Vec<String> = tags.iter().map(|t| shown(t).into_owned()).collect();
+            s.push_str(&format!("  tags: {}\n", tags.join(", ")));
         }
     }
     if let Some(n) = e.iterations {
@@ -277,4 +282,64 @@ fn feed_text(i: &FeedItem, tz: &jiff::tz::TimeZone) -> String {
     s.push_str(&comments_text(&i.comments, tz));
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use failup_journal::space::{Comment, parse_fields};
+    use failup_journal::{IterationId, NewEntry};
+
+    #[test]
+    fn a_partners_text_is_escaped_in_the_feed() {
+        let bad = "\u{1b}]0;pwned\u{7}\u{1b}[31m\u{9b}2J\u{202e}";
+        let mut entry = SharedEntry::project(
+            &NewEntry {
+                text: "fine".into(),
+                ..NewEntry::default()
+            }
+            .into_entry(
+                EntryId::from_parts(1_700_000_000_000, 1),
+                jiff::Timestamp::UNIX_EPOCH,
+                jiff::civil::Date::constant(2026, 11, 23),
+            )
+            .expect("entry"),
+            &parse_fields("text,lesson,area,tags").expect("fields"),
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        // What a modified client may have written into its side.
+        entry.text = Some(format!("story {bad}"));
+        entry.lesson = Some(format!("lesson {bad}"));
+        entry.area = Some(format!("area {bad}"));
+        entry.tags = Some([format!("tag{bad}")].into_iter().collect());
+        let item = FeedItem {
+            partner: format!("sam{bad}"),
+            comments: vec![CommentInfo {
+                by: Some(format!("sam{bad}")),
+                comment: Comment {
+                    id: IterationId::from_parts(1, 1),
+                    entry: entry.id,
+                    at: jiff::Timestamp::UNIX_EPOCH,
+                    text: format!("comment {bad}"),
+                },
+            }],
+            entry,
+            new: true,
+        };
+        let text = feed_text(&item, &jiff::tz::TimeZone::UTC);
+        assert!(
+            !text.chars().any(failup_journal::text::needs_escape),
+            "{text:?}"
+        );
+        for field in ["story", "lesson", "area", "comment"] {
+            assert!(
+                text.contains(&format!(
+                    "{field} \\u{{1b}}]0;pwned\\u{{7}}\\u{{1b}}[31m\\u{{9b}}2J\\u{{202e}}"
+                )),
+                "{field}: {text}"
+            );
+        }
+        let json = comments_json(&item.comments).to_string();
+        assert!(failup_journal::text::json_escaped(&json).contains("\\u202e"));
+    }
 }

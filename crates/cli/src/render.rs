@@ -1,8 +1,13 @@
 //! How entries and figures look in a terminal. Pure functions from values to text, so the
 //! output can be checked in tests without running a command.
+//!
+//! Every piece of text from an entry or a setting goes through [`shown`] before it is placed
+//! (and before it is painted, so the colours this module adds are the only escape sequences in
+//! what it returns).
 
 use std::fmt::Write;
 
+use failup_journal::text::shown;
 use failup_journal::{Entry, EntryId, ReframeField, Scale, Stats, Status, Today};
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -63,10 +68,11 @@ pub fn list_line(e: &Entry, style: &Style) -> String {
             scale
         },
         status(e, style),
-        shorten(e.title(), TITLE_WIDTH, style)
+        shorten(&shown(e.title()), TITLE_WIDTH, style)
     );
     for tag in &e.tags {
-        line.push_str(&format!("  {}", style.paint(Role::Tag, &format!("#{tag}"))));
+        let tag = format!("#{}", shown(tag));
+        line.push_str(&format!("  {}", style.paint(Role::Tag, &tag)));
     }
     line
 }
@@ -94,13 +100,13 @@ pub fn entry(
     );
     let _ = writeln!(out, "day:      {} ({})", e.day, e.day.strftime("%A"));
     if let Some(area) = &e.area {
-        let _ = writeln!(out, "area:     {area}");
+        let _ = writeln!(out, "area:     {}", shown(area));
     }
     if !e.tags.is_empty() {
         let tags: Vec<String> = e
             .tags
             .iter()
-            .map(|t| style.paint(Role::Tag, &format!("#{t}")))
+            .map(|t| style.paint(Role::Tag, &format!("#{}", shown(t))))
             .collect();
         let _ = writeln!(out, "tags:     {}", tags.join(" "));
     }
@@ -108,16 +114,20 @@ pub fn entry(
     if e.updated != e.created {
         let _ = writeln!(out, "updated:  {}", local(e.updated, tz));
     }
-    let _ = writeln!(out, "\n{}\n", e.text);
+    let _ = writeln!(out, "\n{}\n", shown(&e.text));
     for (field, question) in questions {
-        let answer = e.reframe(*field).unwrap_or("(not answered yet)");
-        let _ = writeln!(out, "{}\n  {answer}", style.paint(Role::Heading, question));
+        let answer = shown(e.reframe(*field).unwrap_or("(not answered yet)"));
+        let _ = writeln!(
+            out,
+            "{}\n  {answer}",
+            style.paint(Role::Heading, &shown(question))
+        );
     }
     let _ = writeln!(
         out,
         "\n{} {}",
         style.paint(Role::Heading, "next step:"),
-        e.next.as_deref().unwrap_or("(none yet)")
+        shown(e.next.as_deref().unwrap_or("(none yet)"))
     );
     if !e.iterations.is_empty() {
         let _ = writeln!(out, "\n{}", style.paint(Role::Heading, "iterations:"));
@@ -131,7 +141,7 @@ pub fn entry(
                 "  {}. {}  {}{outcome}",
                 n + 1,
                 local(it.at, tz),
-                it.tried
+                shown(&it.tried)
             );
         }
     }
@@ -276,9 +286,9 @@ pub fn stats(s: &Stats, style: &Style) -> String {
         }
         for n in list {
             let name = if title == "top tags" {
-                style.paint(Role::Tag, &format!("#{}", n.name))
+                style.paint(Role::Tag, &format!("#{}", shown(&n.name)))
             } else {
-                n.name.clone()
+                shown(&n.name).into_owned()
             };
             let _ = writeln!(out, "  {:4}  {name}", n.count);
         }
@@ -291,7 +301,7 @@ fn short_line(e: &Entry, style: &Style) -> String {
         "  {}  {}  {}",
         style.paint(Role::Id, &short(e.id)),
         e.day,
-        shorten(e.title(), TITLE_WIDTH, style)
+        shorten(&shown(e.title()), TITLE_WIDTH, style)
     )
 }
 
@@ -351,7 +361,7 @@ pub fn today(t: &Today, today: Date, lesson_question: &str, style: &Style) -> St
             let _ = writeln!(out, "{}", short_line(e, style));
             match &e.lesson {
                 Some(lesson) => {
-                    let _ = writeln!(out, "      {lesson_question} {lesson}");
+                    let _ = writeln!(out, "      {} {}", shown(lesson_question), shown(lesson));
                     let _ = writeln!(
                         out,
                         "      {} failup iterate {} \"...\" --outcome better|same|worse",
@@ -400,6 +410,105 @@ mod tests {
                 short(e.id)
             )
         );
+    }
+
+    /// Text that reached the journal without passing the rules (written before them, or by
+    /// another device's client), in every field `show`, `list`, `today` and `stats` print.
+    fn hostile_entry() -> Entry {
+        let bad = "\u{1b}]0;pwned\u{7}\u{1b}[31m\u{9b}2J\u{202e}";
+        let mut e = NewEntry {
+            text: "fine".into(),
+            ..NewEntry::default()
+        }
+        .into_entry(
+            EntryId::from_parts(1_700_000_000_000, 1),
+            Timestamp::UNIX_EPOCH,
+            Date::constant(2026, 11, 23),
+        )
+        .expect("entry");
+        e.text = format!("title {bad}\nmore {bad}");
+        e.area = Some(format!("area{bad}"));
+        e.tags = [format!("tag{bad}")].into_iter().collect();
+        e.lesson = Some(format!("lesson {bad}"));
+        e.next = Some(format!("next {bad}"));
+        e.iterations.push(failup_journal::Iteration {
+            id: failup_journal::IterationId::from_parts(1, 1),
+            at: Timestamp::UNIX_EPOCH,
+            tried: format!("tried {bad}"),
+            outcome: None,
+        });
+        e
+    }
+
+    #[test]
+    fn text_is_escaped_before_it_is_painted() {
+        let e = hostile_entry();
+        let colour = Style {
+            color: true,
+            unicode: true,
+        };
+        let mut questions = default_questions();
+        questions[0].1 = "what \u{1b}[2J?".into();
+        let mut builder = StatsBuilder::new(TimeZone::UTC);
+        builder.add(&e);
+        let figures = builder.finish(Date::constant(2026, 11, 24), None);
+        let today_view = Today::build(vec![e.clone()], Date::constant(2026, 11, 23));
+        for style in [Style::PLAIN, colour] {
+            for out in [
+                list_line(&e, &style),
+                entry(&e, &TimeZone::UTC, &questions, &style),
+                stats(&figures, &style),
+                today(&today_view, Date::constant(2026, 11, 23), "lesson?", &style),
+            ] {
+                // The only escape sequences left are the colours this module paints.
+                let unpainted = without_colours(&out);
+                assert!(
+                    !unpainted.chars().any(failup_journal::text::needs_escape),
+                    "{out:?}"
+                );
+                assert!(
+                    !out.contains("\u{1b}]0;") && !out.contains('\u{7}'),
+                    "{out:?}"
+                );
+                assert!(
+                    !out.contains('\u{9b}') && !out.contains('\u{202e}'),
+                    "{out:?}"
+                );
+                assert!(out.contains("\\u{9b}"), "{out:?}");
+            }
+        }
+        let shown = entry(&e, &TimeZone::UTC, &questions, &Style::PLAIN);
+        assert!(shown.contains("what \\u{1b}[2J?"), "{shown}");
+        assert!(
+            shown.contains("lesson \\u{1b}]0;pwned\\u{7}\\u{1b}[31m\\u{9b}2J\\u{202e}"),
+            "{shown}"
+        );
+    }
+
+    /// `text` without its SGR sequences (`ESC [ digits and semicolons m`).
+    fn without_colours(text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("\u{1b}[") {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + 2..];
+            let len = after
+                .find(|c: char| !(c.is_ascii_digit() || c == ';'))
+                .unwrap_or(after.len());
+            if after[len..].starts_with('m') {
+                rest = &after[len + 1..];
+            } else {
+                // Not a colour: kept, so the check sees it.
+                out.push_str(&rest[at..at + 2]);
+                rest = after;
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn default_questions() -> [(ReframeField, String); 3] {
+        failup_journal::REFRAME_QUESTIONS.map(|(f, q)| (f, q.to_owned()))
     }
 
     #[test]

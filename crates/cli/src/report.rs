@@ -27,8 +27,7 @@ pub(crate) fn today(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
             "open_total": t.open_total,
             "on_this_day": views(&t.on_this_day),
         });
-        serde_json::to_writer_pretty(&mut *out, &v)?;
-        writeln!(out)?;
+        crate::print_json(out, &v, crate::JsonLayout::Pretty)?;
     } else {
         let question = ctx.config.value("prompts.lesson")?;
         write!(
@@ -131,8 +130,7 @@ pub(crate) fn stats(
         eprintln!("wrote the charts to {}", path.display());
     }
     if ctx.json {
-        serde_json::to_writer_pretty(&mut *out, &stats)?;
-        writeln!(out)?;
+        crate::print_json(out, &stats, crate::JsonLayout::Pretty)?;
     } else {
         write!(out, "{}", render::stats(&stats, &ctx.style))?;
     }
@@ -143,14 +141,14 @@ pub(crate) fn stats(
 pub(crate) fn check(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     let report = ctx.open()?.check()?;
     if ctx.json {
-        writeln!(
+        crate::print_json(
             out,
-            "{}",
-            serde_json::json!({
+            &serde_json::json!({
                 "documents": report.documents,
                 "entries": report.entries,
                 "mismatches": report.mismatches,
-            })
+            }),
+            crate::JsonLayout::Line,
         )?;
     } else {
         writeln!(

@@ -7,6 +7,7 @@
 use std::fmt::Write;
 
 use failup_journal::Stats;
+use failup_journal::text::shown;
 use jiff::civil::Date;
 
 use crate::render::{self, level};
@@ -20,10 +21,12 @@ const CELL: usize = 11;
 const STEP: usize = 13;
 const LEFT: usize = 40;
 
-/// Escapes text for SVG element content and attribute values.
+/// Escapes text for SVG element content and attribute values: controls become visible
+/// escapes first ([`shown`]), as on a terminal, since XML 1.0 forbids most of them; a newline
+/// or a tab left after that is dropped, as every label here is one line.
 fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    for c in shown(text).chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
@@ -219,6 +222,13 @@ mod tests {
 
     #[test]
     fn text_is_escaped() {
-        assert_eq!(esc("<a & \"b\">\u{7}"), "&lt;a &amp; &quot;b&quot;&gt;");
+        assert_eq!(
+            esc("<a & \"b\">\u{7}\n"),
+            "&lt;a &amp; &quot;b&quot;&gt;\\u{7}"
+        );
+        assert_eq!(
+            esc("\u{1b}[31m\u{9b}\u{202e}"),
+            "\\u{1b}[31m\\u{9b}\\u{202e}"
+        );
     }
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::JournalError;
 use crate::serde_compact;
+use crate::text::{Lines, check_plain};
 
 /// Largest accepted free-text field (the story, a reframe answer, a next step, an iteration), in
 /// bytes. A page of writing is a few KiB; this leaves room for long entries while keeping one
@@ -597,12 +598,8 @@ fn check_label(name: &str, value: &str) -> Result<(), JournalError> {
             "{name} is longer than {MAX_LABEL_BYTES} bytes"
         )));
     }
-    if value.chars().any(char::is_control) {
-        return Err(JournalError::Invalid(format!(
-            "{name} may not contain control characters"
-        )));
-    }
-    Ok(())
+    // One line: a newline or a tab is refused along with everything that drives a terminal.
+    check_plain(name, value, Lines::One)
 }
 
 fn check_text(name: &str, value: &str) -> Result<(), JournalError> {
@@ -614,13 +611,20 @@ fn check_text(name: &str, value: &str) -> Result<(), JournalError> {
             "{name} is longer than {MAX_TEXT_BYTES} bytes"
         )));
     }
-    Ok(())
+    check_plain(name, value, Lines::Many)
 }
 
 fn normalize_text(name: &str, value: &str) -> Result<String, JournalError> {
     let value = value.trim();
-    check_text(name, value)?;
-    Ok(value.to_owned())
+    // Windows line endings are line endings, not a carriage return to refuse: a story piped
+    // from such a file reads as the editor path (which splits on lines) already reads it.
+    let value = if value.contains("\r\n") {
+        value.replace("\r\n", "\n")
+    } else {
+        value.to_owned()
+    };
+    check_text(name, &value)?;
+    Ok(value)
 }
 
 /// Empty or blank optional text means "no answer", so a person can clear a field with `""`.
@@ -710,6 +714,69 @@ mod tests {
         assert!(normalize_tag("").is_err());
         assert!(normalize_tag(&"t".repeat(MAX_LABEL_BYTES)).is_ok());
         assert!(normalize_tag(&"t".repeat(MAX_LABEL_BYTES + 1)).is_err());
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_field_typed() {
+        let id = EntryId::from_parts(1, 1);
+        let day = Date::constant(2026, 1, 1);
+        let make = |f: &dyn Fn(&mut NewEntry)| {
+            let mut n = new("fine");
+            f(&mut n);
+            n.into_entry(id, ts(0), day)
+        };
+        let err = make(&|n| n.text = "\u{1b}[31mred".into()).expect_err("text");
+        assert_eq!(
+            err.to_string(),
+            "text contains a control character (U+001B) at position 1; failup keeps text plain"
+        );
+        let err = make(&|n| n.lesson = Some("ok \u{9b}2J".into())).expect_err("lesson");
+        assert!(err.to_string().starts_with("lesson contains"), "{err}");
+        let err = make(&|n| n.area = Some("wo\u{202e}rk".into())).expect_err("area");
+        assert!(err.to_string().contains("area contains"), "{err}");
+        let err = make(&|n| n.tags = vec!["a\u{7}".into()]).expect_err("tag");
+        assert!(err.to_string().contains("tag contains"), "{err}");
+        // A multi-line field keeps its newlines and tabs; a one-line field does not.
+        assert!(make(&|n| n.use_it = Some("one\n\ttwo".into())).is_ok());
+        assert!(make(&|n| n.area = Some("one\ttwo".into())).is_err());
+
+        let patch = |p: EntryPatch| p.normalized();
+        let err = patch(EntryPatch {
+            iteration: Some(Iteration {
+                id: IterationId::from_parts(2, 2),
+                at: ts(1),
+                tried: "left \u{1b}]0;x\u{7}".into(),
+                outcome: None,
+            }),
+            ..EntryPatch::default()
+        })
+        .expect_err("iteration");
+        assert!(err.to_string().starts_with("iteration contains"), "{err}");
+        assert!(
+            patch(EntryPatch {
+                next: Some(Some("\u{2066}x".into())),
+                ..EntryPatch::default()
+            })
+            .is_err()
+        );
+
+        // An entry that arrives whole (an import) is held to the same rule.
+        let mut whole = make(&|_| {}).expect("entry");
+        whole.muscle = Some("pa\u{0}tience".into());
+        assert!(whole.validate().is_err());
+    }
+
+    #[test]
+    fn windows_line_endings_are_line_endings() {
+        let e = new("first line\r\nsecond line\r\n")
+            .into_entry(EntryId::from_parts(1, 1), ts(0), Date::constant(2026, 1, 1))
+            .expect("crlf is not a control character to refuse");
+        assert_eq!(e.text, "first line\nsecond line");
+        assert!(
+            new("a lone\rcarriage return")
+                .into_entry(EntryId::from_parts(1, 1), ts(0), Date::constant(2026, 1, 1))
+                .is_err()
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::JournalError;
 use crate::entry::{Entry, REFRAME_QUESTIONS, Scale, Status};
+use crate::text::{json_escaped, shown};
 
 /// The `format` field of an export file.
 pub const EXPORT_FORMAT: &str = "failup-export";
@@ -70,7 +71,10 @@ pub fn write_json<'a>(
     write!(out, "{header},\"entries\":[")?;
     for (i, entry) in entries.into_iter().enumerate() {
         out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
-        serde_json::to_writer(&mut *out, &EntryView::from(entry))?;
+        // Through a string, so C1 and bidirectional controls left raw by serde_json are
+        // escaped too: an export printed on a terminal cannot drive it.
+        let line = serde_json::to_string(&EntryView::from(entry))?;
+        out.write_all(json_escaped(&line).as_bytes())?;
     }
     out.write_all(b"\n]}\n")
 }
@@ -103,7 +107,8 @@ pub fn read_json(bytes: &[u8]) -> Result<Vec<Entry>, JournalError> {
     Ok(file.entries)
 }
 
-/// Writes the journal as a Markdown diary, one section per day in the order given.
+/// Writes the journal as a Markdown diary, one section per day in the order given. A diary is
+/// for reading, so its text is escaped as the commands show it ([`shown`]).
 pub fn write_markdown<'a>(
     out: &mut dyn Write,
     tz: &TimeZone,
@@ -120,13 +125,13 @@ pub fn write_markdown<'a>(
             Scale::Micro => "",
             Scale::Macro => " (macro)",
         };
-        writeln!(out, "\n### {}{scale}\n", e.title())?;
+        writeln!(out, "\n### {}{scale}\n", shown(e.title()))?;
         let mut facts = vec![format!("status: {}", e.status().as_str())];
         if let Some(area) = &e.area {
-            facts.push(format!("area: {area}"));
+            facts.push(format!("area: {}", shown(area)));
         }
         if !e.tags.is_empty() {
-            let tags: Vec<String> = e.tags.iter().map(|t| format!("#{t}")).collect();
+            let tags: Vec<String> = e.tags.iter().map(|t| format!("#{}", shown(t))).collect();
             facts.push(tags.join(" "));
         }
         if let Some(f) = e.feeling {
@@ -136,15 +141,15 @@ pub fn write_markdown<'a>(
         writeln!(out, "*{}*\n", facts.join(" · "))?;
         let rest: Vec<&str> = e.text.lines().skip(1).collect();
         if !rest.is_empty() {
-            writeln!(out, "{}\n", rest.join("\n").trim())?;
+            writeln!(out, "{}\n", shown(rest.join("\n").trim()))?;
         }
         for (field, question) in REFRAME_QUESTIONS {
             if let Some(answer) = e.reframe(field) {
-                writeln!(out, "**{question}** {answer}\n")?;
+                writeln!(out, "**{question}** {}\n", shown(answer))?;
             }
         }
         if let Some(next) = &e.next {
-            writeln!(out, "**Next step:** {next}\n")?;
+            writeln!(out, "**Next step:** {}\n", shown(next))?;
         }
         for it in &e.iterations {
             let when = it
@@ -155,7 +160,7 @@ pub fn write_markdown<'a>(
                 .outcome
                 .map(|o| format!(" ({})", o.as_str()))
                 .unwrap_or_default();
-            writeln!(out, "- {when}: {}{outcome}", it.tried)?;
+            writeln!(out, "- {when}: {}{outcome}", shown(&it.tried))?;
         }
         if let Some(closed) = e.closed_at {
             let when = closed.to_zoned_datetime(tz.clone()).strftime("%Y-%m-%d");
@@ -248,6 +253,34 @@ mod tests {
                 .to_string()
                 .contains("feeling")
         );
+    }
+
+    #[test]
+    fn an_import_with_control_characters_is_refused_and_exports_are_inert() {
+        let mut out = Vec::new();
+        write_json(&mut out, Timestamp::UNIX_EPOCH, &sample()).expect("write");
+        let text = String::from_utf8(out).expect("utf8");
+        let hostile = text.replace("mock interview", "mock \\u001b[31minterview");
+        let err = read_json(hostile.as_bytes()).expect_err("refused");
+        assert!(
+            err.to_string()
+                .contains("iteration contains a control character (U+001B) at position 6"),
+            "{err}"
+        );
+        // Entries written before the rule (or by another device) still export, inertly.
+        let mut entries = sample();
+        entries[0].lesson = Some("\u{9b}2J \u{202e}gnirts".into());
+        let mut json = Vec::new();
+        write_json(&mut json, Timestamp::UNIX_EPOCH, &entries).expect("write");
+        let json = String::from_utf8(json).expect("utf8");
+        assert!(json.contains("\\u009b2J \\u202egnirts"), "{json}");
+        let value: serde_json::Value = serde_json::from_str(&json).expect("valid json");
+        assert_eq!(value["entries"][0]["lesson"], "\u{9b}2J \u{202e}gnirts");
+        let mut md = Vec::new();
+        write_markdown(&mut md, &TimeZone::UTC, &entries).expect("write");
+        let md = String::from_utf8(md).expect("utf8");
+        assert!(md.contains("\\u{9b}2J \\u{202e}gnirts"), "{md}");
+        assert!(!md.chars().any(crate::text::needs_escape));
     }
 
     #[test]

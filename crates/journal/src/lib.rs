@@ -16,6 +16,7 @@ pub mod query;
 mod serde_compact;
 pub mod space;
 pub mod stats;
+pub mod text;
 pub mod today;
 
 pub use entry::{

@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::JournalError;
 use crate::entry::{Entry, EntryId, IterationId, MAX_TEXT_BYTES, Scale};
+use crate::text::{Lines, check_plain};
 
 /// The value of the root `failup` key for a shared space.
 pub const SPACE_MARK: &str = "space/1";
@@ -469,6 +470,9 @@ impl Space {
             return Err(JournalError::Invalid("a comment needs some text".into()));
         }
         bounded(&comment.text, MAX_TEXT_BYTES, "the comment")?;
+        // Written here, by this person: held to the rule for typed text. A partner's comments
+        // are read by [`Space::comments`] as they are, and escaped when shown.
+        check_plain("the comment", &comment.text, Lines::Many)?;
         let obj = self
             .doc
             .put_object(

@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 
 use failup_journal::EntryId;
 use failup_journal::space::{Comment, Field, SharedEntry, Space, parse_fields};
+use failup_journal::text::{Lines, check_plain};
 use failup_store::Store;
 use failup_wire::{DeviceId, DocId};
 use jiff::Timestamp;
@@ -196,6 +197,8 @@ impl Node {
 
     /// A label for a new partner must be free and sensible.
     pub(crate) fn check_new_label(&self, label: &str) -> Result<(), NodeError> {
+        // Named first, with the character: a label is shown in every feed line and listing.
+        check_plain("a partner's label", label, Lines::One)?;
         if label.trim().is_empty()
             || label.len() > MAX_LABEL_BYTES
             || label.contains('/')

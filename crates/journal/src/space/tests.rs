@@ -177,3 +177,43 @@ fn bad_field_lists_and_comments_are_refused() {
     };
     assert!(space.comment(&empty).is_err());
 }
+
+#[test]
+fn a_comment_written_here_refuses_control_characters_but_one_read_is_kept_as_written() {
+    let mut space = Space::create(&[1; 16], [9; 16]).expect("create");
+    let entry = private_entry().id;
+    let c = |id: u128, text: &str| Comment {
+        id: IterationId::from_parts(1, id),
+        entry,
+        at: t(1),
+        text: text.into(),
+    };
+    let err = space
+        .comment(&c(1, "nice \u{1b}]0;pwned\u{7}"))
+        .expect_err("refused");
+    assert!(
+        err.to_string()
+            .starts_with("the comment contains a control character (U+001B) at position 6"),
+        "{err}"
+    );
+    space
+        .comment(&c(2, "well done\n\tkeep going"))
+        .expect("lines and tabs");
+    // A partner's client may write anything into its own side: reading never refuses it (the
+    // commands escape it when they show it).
+    let mut doc = space.into_doc();
+    let comments = map_at(&doc, &ROOT, "comments").expect("read").expect("map");
+    let (_, obj) = doc
+        .get(
+            &comments,
+            IterationId::from_parts(1, 2).to_string().as_str(),
+        )
+        .expect("read")
+        .expect("comment");
+    doc.put(&obj, "text", "\u{9b}2J\u{202e}").expect("put");
+    let space = Space::from_doc(doc).expect("space");
+    assert_eq!(
+        space.comments().expect("comments")[0].text,
+        "\u{9b}2J\u{202e}"
+    );
+}
