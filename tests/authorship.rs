@@ -1,8 +1,10 @@
 //! Authorship is proven, not asserted: a modified client holding the real key of a paired
 //! device (or of a partner's) sends changes written under another device's Automerge actor id,
 //! sealed with its own key as "written" and as "vouched for"; the daemon refuses each and keeps
-//! the journal as it was, and takes the same client's honest, sealed change.
-
+//! the journal as it was, and takes the same client's honest, sealed change. A partner's
+//! modified client writes no document of the journal and cannot pass its side of a space off
+//! as a journal bucket, on the device it reaches nor on a new device that meets the side and
+//! the circle in whatever order. A decompression bomb is refused within the memory bound.
 use std::time::Duration;
 
 use automerge::AutoCommit;
@@ -270,4 +272,208 @@ fn a_decompression_bomb_is_refused_within_the_memory_bound_and_syncing_goes_on()
     );
     let check: serde_json::Value = serde_json::from_str(&a.ok(&["--json", "check"])).expect("json");
     assert_eq!(check["mismatches"], 0);
+}
+
+/// The changes made to `am` since `before`, as one message's bytes, each sealed by `signer` as
+/// written by it.
+fn sealed_since(
+    am: &mut AutoCommit,
+    before: &[automerge::ChangeHash],
+    doc: DocId,
+    signer: &failup_auth::Signer,
+) -> Vec<Message> {
+    let seals = am
+        .get_changes(before)
+        .iter()
+        .map(|c| signer.seal(failup_auth::Kind::Wrote, doc, c.hash().0))
+        .collect();
+    vec![
+        Message::Seals { doc, seals },
+        Message::Doc {
+            doc,
+            data: am.save_after(before),
+        },
+    ]
+}
+
+/// An entry for `Bucket::insert`, as a modified client plants it.
+fn planted(text: &str) -> failup_journal::Entry {
+    let now = jiff::Timestamp::now();
+    let ms = u64::try_from(now.as_millisecond()).expect("after 1970");
+    failup_journal::NewEntry {
+        text: text.into(),
+        ..failup_journal::NewEntry::default()
+    }
+    .into_entry(
+        EntryId::from_parts(ms, rand::random()),
+        now,
+        jiff::civil::Date::constant(2026, 11, 30),
+    )
+    .expect("entry")
+}
+
+#[test]
+fn a_partners_modified_client_cannot_write_the_journal_nor_pass_its_side_off_as_a_bucket() {
+    let mut a = Daemon::start("alex-laptop");
+    let mut s = Daemon::start("sam-phone");
+    let code = a
+        .ok(&["partner", "invite", "--name", "sam"])
+        .trim()
+        .to_owned();
+    s.ok(&["partner", "join", &code, "--name", "alex"]);
+    let mine = a.ok(&["log", "alex's own setback"]).trim().to_owned();
+    let shared = s
+        .ok(&["log", "sam shares this", "--share", "alex"])
+        .trim()
+        .to_owned();
+    let in_feed = |d: &Daemon| d.ok(&["feed"]).contains("sam shares this");
+    wait_until("sam's shared entry in alex's feed", SOON, || in_feed(&a));
+    s.stop();
+
+    // Sam's real key, and both sides of the space as sam's store holds them.
+    let key = s.home.path().join("device.key");
+    let signer = failup_net::Identity::load_or_create(&key)
+        .expect("key")
+        .signer()
+        .expect("signer");
+    let sides: Vec<(DocId, AutoCommit)> = {
+        let store = failup_store::Store::open(&s.home.store(), Duration::from_secs(5))
+            .expect("sam's store");
+        store
+            .inventory()
+            .expect("inventory")
+            .into_iter()
+            .filter_map(|(doc, _)| Some((doc, store.document(doc).ok().flatten()?)))
+            .filter(|(_, am)| failup_journal::space::Space::from_doc(am.clone()).is_ok())
+            .collect()
+    };
+    let shared_id: EntryId = shared.parse().expect("id");
+    let holds_shared = |am: &AutoCommit| {
+        failup_journal::space::Space::from_doc(am.clone())
+            .ok()
+            .and_then(|sp| sp.entry(shared_id).ok().flatten())
+            .is_some()
+    };
+    let (sams_side, sams_doc) = sides
+        .iter()
+        .find(|(_, am)| holds_shared(am))
+        .cloned()
+        .expect("sam's side");
+    let (alexs_side, alexs_doc) = sides
+        .iter()
+        .find(|(_, am)| !holds_shared(am))
+        .cloned()
+        .expect("alex's side");
+    let alex: failup_wire::DeviceId = a.device().parse().expect("device id");
+    let before_check: serde_json::Value =
+        serde_json::from_str(&a.ok(&["--json", "check"])).expect("json");
+
+    // 1. A new document shaped like a journal bucket, sealed by sam: a partner writes no
+    //    document of alex's journal.
+    let mut bucket =
+        failup_journal::Bucket::create(&signer.actor(), [0x5a; 16], jiff::Timestamp::now())
+            .expect("bucket");
+    let new_entry = planted("PLANTED as a new bucket");
+    bucket
+        .insert(std::slice::from_ref(&new_entry), jiff::Timestamp::now())
+        .expect("insert");
+    let mut am = bucket.into_doc();
+    let msgs = sealed_since(&mut am, &[], DocId([0x5a; 16]), &signer);
+    assert!(
+        send_as(&key, &a, DocId([0x5a; 16]), msgs),
+        "a partner's new bucket was not refused"
+    );
+
+    // 2. A change under alex's actor id, sealed by sam: to alex's side, which a partner may
+    //    read but not write, it is ignored (checked in alex's store below); to sam's side,
+    //    which sam may write, the seal does not match the actor id and it is refused.
+    let forge = |doc: &AutoCommit, id: DocId| {
+        let mut forged = doc
+            .clone()
+            .with_actor(automerge::ActorId::from(failup_auth::actor_of(&alex)));
+        let heads = forged.get_heads();
+        {
+            use automerge::transaction::Transactable;
+            forged
+                .put(
+                    automerge::ROOT,
+                    "failup",
+                    failup_journal::layout::LAYOUT_MARK,
+                )
+                .expect("put");
+            forged.commit();
+        }
+        let hash = forged.get_heads()[0];
+        (sealed_since(&mut forged, &heads, id, &signer), hash)
+    };
+    let (msgs, forged_on_alexs) = forge(&alexs_doc, alexs_side);
+    send_as(&key, &a, alexs_side, msgs);
+    let (msgs, _) = forge(&sams_doc, sams_side);
+    assert!(
+        send_as(&key, &a, sams_side, msgs),
+        "a change to sam's side under alex's actor id was not refused"
+    );
+    assert!(in_feed(&a), "sam's side is as it was");
+
+    // 3. Sam's own side, which sam may write, rewritten as a journal bucket with an entry in
+    //    it: taken as sam's writing, never as alex's journal.
+    let mut side = sams_doc
+        .clone()
+        .with_actor(automerge::ActorId::from(signer.actor()));
+    let heads = side.get_heads();
+    {
+        use automerge::transaction::Transactable;
+        side.put(
+            automerge::ROOT,
+            "failup",
+            failup_journal::layout::LAYOUT_MARK,
+        )
+        .expect("put");
+        side.put_object(automerge::ROOT, "entries", automerge::ObjType::Map)
+            .expect("entries");
+        side.commit();
+    }
+    let mut bucket = failup_journal::Bucket::from_doc(side).expect("bucket-shaped");
+    let side_entry = planted("PLANTED through the partner's side");
+    bucket
+        .insert(std::slice::from_ref(&side_entry), jiff::Timestamp::now())
+        .expect("insert");
+    let mut side = bucket.into_doc();
+    let msgs = sealed_since(&mut side, &heads, sams_side, &signer);
+    assert!(
+        !send_as(&key, &a, sams_side, msgs),
+        "sam's change to sam's own side was refused"
+    );
+    // The side no longer reads as a space, so sam's entry leaves alex's feed: alex took it.
+    wait_until("alex to take the rewritten side", SOON, || !in_feed(&a));
+
+    // A new device of alex's, which meets the side and the circle in whatever order they come.
+    let n = Daemon::start("alex-tablet");
+    a.pair(&n);
+    wait_until("the tablet to hold every document", SOON, || {
+        let want: serde_json::Value =
+            serde_json::from_str(&a.ok(&["--json", "check"])).expect("json");
+        let got: serde_json::Value =
+            serde_json::from_str(&n.ok(&["--json", "check"])).expect("json");
+        got["documents"] == want["documents"] && n.run(&["show", &mine]).status.success()
+    });
+    for d in [&a, &n] {
+        let list = d.ok(&["list"]);
+        assert!(list.contains("alex's own setback"), "{list}");
+        assert!(!list.contains("PLANTED"), "{list}");
+        for e in [&new_entry, &side_entry] {
+            assert!(!d.run(&["show", &e.id.to_string()]).status.success());
+        }
+        let check: serde_json::Value =
+            serde_json::from_str(&d.ok(&["--json", "check"])).expect("json");
+        assert_eq!(check["mismatches"], 0);
+        assert_eq!(check["entries"], before_check["entries"]);
+    }
+    // Alex's side in alex's store: still a space, without the forged change.
+    a.stop();
+    let store =
+        failup_store::Store::open(&a.home.store(), Duration::from_secs(5)).expect("alex's store");
+    let mut side = store.document(alexs_side).expect("read").expect("held");
+    assert!(side.get_change_by_hash(&forged_on_alexs).is_none());
+    assert!(failup_journal::space::Space::from_doc(side).is_ok());
 }

@@ -574,6 +574,12 @@ fn a_foreign_document_never_takes_over_journal_entries() {
         )
         .contains("edited in private")
     );
+    // And `check` reads the journal as the index does: the foreign document is not part of it.
+    let report = mine.check().expect("check");
+    assert_eq!(
+        (report.documents, report.entries, report.mismatches),
+        (1, 1, 0)
+    );
 
     // Learned too late: a document indexed before it was known to be foreign loses its rows.
     let dc = tempfile::tempdir().expect("tmp");
@@ -586,6 +592,7 @@ fn a_foreign_document_never_takes_over_journal_entries() {
     late.set_foreign([forged_doc]).expect("foreign");
     assert_eq!(late.len().expect("len"), 0);
     assert!(late.get(real.id).expect("get").is_none());
+    assert_eq!(late.check().expect("check").mismatches, 0);
 }
 
 /// Lets only the devices named write.
