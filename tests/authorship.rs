@@ -4,7 +4,10 @@
 //! the journal as it was, and takes the same client's honest, sealed change. A partner's
 //! modified client writes no document of the journal and cannot pass its side of a space off
 //! as a journal bucket, on the device it reaches nor on a new device that meets the side and
-//! the circle in whatever order. A decompression bomb is refused within the memory bound.
+//! the circle in whatever order. A revoked device's real key, at a device that has not yet
+//! heard of the revocation, forges nothing and replays nothing, and is shut out once it has. A
+//! decompression bomb is refused within the memory bound.
+
 use std::time::Duration;
 
 use automerge::AutoCommit;
@@ -476,4 +479,125 @@ fn a_partners_modified_client_cannot_write_the_journal_nor_pass_its_side_off_as_
     let mut side = store.document(alexs_side).expect("read").expect("held");
     assert!(side.get_change_by_hash(&forged_on_alexs).is_none());
     assert!(failup_journal::space::Space::from_doc(side).is_ok());
+}
+
+/// Whether the device whose key is at `key` gets a sync connection to `target` at all.
+fn connects(key: &std::path::Path, target: &Daemon) -> bool {
+    let (addr, id) = failup_tests::dial_target(target);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let (ep, identity) = failup_tests::client_endpoint(key);
+        let got = tokio::time::timeout(
+            Duration::from_secs(10),
+            failup_net::connect(&ep, &identity, id, addr, failup_wire::ALPN_SYNC),
+        )
+        .await;
+        let ok = match got {
+            // A connection the daemon admits and then closes at once is refused too.
+            Ok(Ok(conn)) => tokio::time::timeout(Duration::from_secs(2), conn.closed())
+                .await
+                .is_err(),
+            _ => false,
+        };
+        ep.close(0u32.into(), b"done");
+        ep.wait_idle().await;
+        ok
+    })
+}
+
+#[test]
+fn a_revoked_devices_real_key_forges_nothing_replays_nothing_and_is_then_shut_out() {
+    let mut a = Daemon::start("laptop");
+    let mut b = Daemon::start("phone");
+    let mut r = Daemon::start("lost-tablet");
+    a.pair(&b);
+    a.pair(&r);
+    let id = a.ok(&["log", "what the laptop wrote"]).trim().to_owned();
+    let old = r.ok(&["log", "the tablet's own entry"]).trim().to_owned();
+    wait_until("everyone to hold both entries", SOON, || {
+        [&a, &b, &r].iter().all(|d| {
+            d.run(&["show", &id]).status.success() && d.run(&["show", &old]).status.success()
+        })
+    });
+    let key = r.home.path().join("device.key");
+    assert!(
+        connects(&key, &a),
+        "before its revocation, the tablet's key is let in"
+    );
+    // A revokes R while B is offline; R's thief then runs a modified client with R's key.
+    b.stop();
+    r.stop();
+    a.ok(&["peers", "remove", &r.device()]);
+    a.stop();
+    b.restart();
+    let tablet = failup_net::Identity::load_or_create(&key)
+        .expect("key")
+        .signer()
+        .expect("signer");
+    let (doc, am, entry) = {
+        let store = failup_store::Store::open(&r.home.store(), Duration::from_secs(5))
+            .expect("the tablet's store");
+        let entry = store.resolve(&id).expect("id");
+        let (doc, am) = bucket_of(&store, entry);
+        (doc, am, entry)
+    };
+    let laptop: failup_wire::DeviceId = a.device().parse().expect("device id");
+
+    // B has not heard of the revocation, so it lets R in; a change under the laptop's actor
+    // id, sealed by the tablet, is still refused.
+    let (change, hash) = rewrite(
+        &am,
+        failup_auth::actor_of(&laptop),
+        entry,
+        "FORGED by the thief",
+    );
+    assert!(
+        send_as(
+            &key,
+            &b,
+            doc,
+            vec![
+                Message::Seals {
+                    doc,
+                    seals: vec![tablet.seal(failup_auth::Kind::Wrote, doc, hash)],
+                },
+                Message::Doc { doc, data: change },
+            ],
+        ),
+        "a change under the laptop's actor id was not refused"
+    );
+    // The tablet's old, honestly sealed changes, sent again whole with their seals: B holds
+    // them already, and nothing changes.
+    let (whole, seals) = {
+        let mut store = failup_store::Store::open(&r.home.store(), Duration::from_secs(5))
+            .expect("the tablet's store");
+        store.saved_document(doc).expect("saved").expect("held")
+    };
+    send_as(
+        &key,
+        &b,
+        doc,
+        vec![
+            Message::Seals { doc, seals },
+            Message::Doc { doc, data: whole },
+        ],
+    );
+    assert_eq!(text_of(&b, &id), "what the laptop wrote");
+    assert_eq!(text_of(&b, &old), "the tablet's own entry");
+
+    // Once B hears of the revocation, neither device lets the tablet's key in.
+    a.restart();
+    wait_until("the phone to learn of the revocation", SOON, || {
+        b.ok(&["--json", "peers"]).contains("\"revoked\":true")
+            || b.ok(&["--json", "peers"]).contains("\"revoked\": true")
+    });
+    wait_until("the tablet's key to be shut out", SOON, || {
+        !connects(&key, &a) && !connects(&key, &b)
+    });
+    for d in [&a, &b] {
+        assert_eq!(text_of(d, &id), "what the laptop wrote");
+        let check: serde_json::Value =
+            serde_json::from_str(&d.ok(&["--json", "check"])).expect("json");
+        assert_eq!(check["mismatches"], 0);
+    }
 }
