@@ -29,6 +29,23 @@ pub struct Target {
     pub run: fn(&[u8]),
 }
 
+impl Target {
+    /// Its name as a command line and a directory take it: lowercase letters and digits, the
+    /// rest as single dashes ("peer document, inflation bounded" is
+    /// `peer-document-inflation-bounded`).
+    pub fn slug(&self) -> String {
+        let mut out = String::new();
+        for c in self.name.chars() {
+            if c.is_ascii_alphanumeric() {
+                out.push(c.to_ascii_lowercase());
+            } else if !out.ends_with('-') {
+                out.push('-');
+            }
+        }
+        out.trim_end_matches('-').to_owned()
+    }
+}
+
 fn ts(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
 }

@@ -18,7 +18,7 @@ fn main() {
         if flag == "--seeds" {
             let Some(t) = failup_fuzz::targets()
                 .into_iter()
-                .find(|t| t.name.replace(' ', "-") == *target)
+                .find(|t| t.slug() == *target)
             else {
                 eprintln!("failup-fuzz: no target {target:?}");
                 std::process::exit(2);
@@ -34,10 +34,19 @@ fn main() {
     }
     // A caught panic is counted, not printed.
     std::panic::set_hook(Box::new(|_| {}));
-    let inputs: usize = std::env::args()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(100_000);
+    let inputs: usize = match args.get(1) {
+        None => 100_000,
+        Some(n) => match n.parse() {
+            Ok(n) => n,
+            Err(_) => {
+                eprintln!(
+                    "failup-fuzz: usage: failup-fuzz [INPUTS_PER_TARGET] | failup-fuzz --seeds \
+                     TARGET DIR"
+                );
+                std::process::exit(2);
+            }
+        },
+    };
     let started = std::time::Instant::now();
     let peak = || {
         let grew = HEAP.peak_usage().saturating_sub(HEAP.current_usage());

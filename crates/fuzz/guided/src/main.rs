@@ -1,5 +1,5 @@
 //! One libFuzzer binary for every target of `failup-fuzz`: `FAILUP_FUZZ_TARGET` names the
-//! target (as `failup-fuzz` prints it, spaces as dashes). Built and run by `guided.sh`.
+//! target by its slug (`failup_fuzz::Target::slug`). Built and run by `guided.sh`.
 
 #![no_main]
 
@@ -10,8 +10,8 @@ fn target() -> &'static failup_fuzz::Target {
     TARGET.get_or_init(|| {
         let want = std::env::var("FAILUP_FUZZ_TARGET").unwrap_or_default();
         let all = failup_fuzz::targets();
-        let names: Vec<String> = all.iter().map(|t| t.name.replace(' ', "-")).collect();
-        match all.into_iter().find(|t| t.name.replace(' ', "-") == want) {
+        let names: Vec<String> = all.iter().map(failup_fuzz::Target::slug).collect();
+        match all.into_iter().find(|t| t.slug() == want) {
             Some(t) => t,
             None => {
                 eprintln!("set FAILUP_FUZZ_TARGET to one of: {}", names.join(" "));
