@@ -418,3 +418,43 @@ fn a_second_daemon_on_one_home_is_refused_naming_the_first() {
     // The first one carries on.
     a.ok(&["log", "still here"]);
 }
+
+/// Guessing invite secrets: ten wrong guesses a minute from one address are answered, the
+/// next is refused unseen, and the inviter's log says so in a bounded number of lines.
+#[test]
+fn pairing_guesses_are_limited_per_address_and_logged_at_a_bounded_rate() {
+    let a = Daemon::start("laptop");
+    let c = Daemon::start("guesser");
+    let fresh = a.ok(&["pair", "invite"]).trim().to_owned();
+    let mut chars: Vec<char> = fresh.chars().collect();
+    let at = chars.len() - 20;
+    chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
+    let tampered: String = chars.into_iter().collect();
+    let guess = || {
+        let out = c.run(&["pair", "join", &tampered]);
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).trim_end().to_owned()
+    };
+    for n in 1..=10 {
+        let err = guess();
+        assert!(err.contains("wrong invite code"), "guess {n}: {err}");
+    }
+    for _ in 0..3 {
+        let err = guess();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("too many pairing attempts from this address"),
+            "{err}"
+        );
+    }
+    // The real code is refused too until the minute is out: the limit is on the address.
+    let out = c.run(&["pair", "join", &fresh]);
+    assert_eq!(out.status.code(), Some(1));
+    let log = std::fs::read_to_string(a.log_path()).unwrap_or_default();
+    let lines = log.lines().filter(|l| l.contains("refused")).count();
+    assert!(
+        (1..=3).contains(&lines),
+        "14 refusals in a few seconds logged in {lines} lines: {log}"
+    );
+    assert!(!a.ok(&["--json", "peers"]).contains("guesser"));
+}
