@@ -95,7 +95,8 @@ fn a_seal_does_not_move_to_another_change_document_or_kind() {
     );
 }
 
-/// The vectors in proto/sync.md, section "Seals" (checked against PyNaCl and hashlib).
+/// The vectors in proto/sync.md, sections "Seals" and "Membership" (checked against PyNaCl and
+/// hashlib).
 #[test]
 fn test_vectors() {
     let s = signer(7);
@@ -122,5 +123,10 @@ fn test_vectors() {
             "fd7044f6ce48c4658237d9664936fb11695bf3575cb20549c392f78a04e74e73",
             "db00044fc5779373f63f797f468c7ab73e709be869af4bdb8db5816a80db410e"
         )
+    );
+    // Section "Membership": the id of a circle whose founding change has hash 32 × 11.
+    assert_eq!(
+        hex(&crate::membership::circle_id(&[0x11; 32])),
+        "429318826048709511c5f85de17dfbde"
     );
 }
