@@ -113,19 +113,28 @@ pub fn check_inflated(bytes: &[u8]) -> Result<(), JournalError> {
     check_inflated_all([bytes])
 }
 
-/// Checks that the byte strings of one message, together, inflate to at most
-/// [`MAX_INFLATED_BYTES`].
+/// Checks that the byte strings of one message (the changes of a sync message), together,
+/// inflate to at most [`MAX_INFLATED_BYTES`]. They are walked joined, as Automerge joins them
+/// before loading: a chunk's header in one string and its body in the next is one chunk.
 pub fn check_inflated_all<'a>(
     parts: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<(), JournalError> {
+    let parts: Vec<&[u8]> = parts.into_iter().collect();
     let mut budget = MAX_INFLATED_BYTES;
-    for bytes in parts {
-        budget = budget
-            .checked_sub(bytes.len() as u64)
-            .ok_or_else(too_large)?;
-        walk(bytes, &mut budget)?;
+    match parts.as_slice() {
+        [] => Ok(()),
+        [one] => {
+            budget = budget.checked_sub(one.len() as u64).ok_or_else(too_large)?;
+            walk(one, &mut budget)
+        }
+        many => {
+            let joined = many.concat();
+            budget = budget
+                .checked_sub(joined.len() as u64)
+                .ok_or_else(too_large)?;
+            walk(&joined, &mut budget)
+        }
     }
-    Ok(())
 }
 
 fn walk(bytes: &[u8], budget: &mut u64) -> Result<(), JournalError> {
@@ -226,6 +235,11 @@ mod tests {
         let mut two = bomb(MAX_INFLATED_BYTES / 2 + 1);
         two.extend(bomb(MAX_INFLATED_BYTES / 2 + 1));
         assert!(check_inflated(&two).is_err());
+        // A chunk split between two strings of a sync message, header in one and compressed
+        // body in the other: Automerge joins them, and so does the check.
+        let (head, body) = past.split_at(12);
+        assert!(check_inflated_all([head, body]).is_err());
+        assert!(check_inflated_all([&past[..5], &past[5..40], &past[40..]]).is_err());
     }
 
     #[test]
