@@ -195,18 +195,30 @@ impl Store {
         let msg = guarded(|| Ok(am.sync().generate_sync_message(state)))?;
         let out = match msg {
             Some(m) => {
-                let hashes: Vec<[u8; 32]> = if m.changes.is_empty() {
-                    Vec::new()
-                } else if m.version == sync::MessageVersion::V2 {
-                    // A version 2 message carries the whole document.
-                    am.get_changes_meta(&[]).iter().map(|c| c.hash.0).collect()
-                } else {
-                    m.changes
+                // Each chunk is one change, or (version 2) several changes or the whole
+                // document in one chunk: then the seals of what the peer lacks go along.
+                let mut hashes: Vec<[u8; 32]> = Vec::new();
+                let mut whole = false;
+                for c in m.changes.iter() {
+                    match automerge::Change::try_from(c) {
+                        Ok(c) => hashes.push(c.hash().0),
+                        Err(_) => whole = true,
+                    }
+                }
+                if whole {
+                    // What the peer lacks as of the heads it last named, when this side holds
+                    // them all; otherwise every change.
+                    let theirs = state
+                        .their_heads
+                        .clone()
+                        .filter(|h| h.iter().all(|h| am.get_change_by_hash(h).is_some()))
+                        .unwrap_or_default();
+                    hashes = am
+                        .get_changes_meta(&theirs)
                         .iter()
-                        .filter_map(|c| automerge::Change::try_from(c).ok())
-                        .map(|c| c.hash().0)
-                        .collect()
-                };
+                        .map(|c| c.hash.0)
+                        .collect();
+                }
                 let seals = self.seals(doc, &hashes)?;
                 Some((m, seals))
             }
