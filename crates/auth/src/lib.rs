@@ -36,7 +36,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn byte(self) -> u8 {
+    /// The kind as seals carry it on the wire and in the store: 0 or 1.
+    pub fn byte(self) -> u8 {
         match self {
             Kind::Wrote => 0,
             Kind::Vouched => 1,

@@ -45,6 +45,22 @@ pub enum Act {
     AddPartner(String),
     /// Revokes a partner for good.
     RevokePartner(String),
+    /// Names a side of a partner's space: this person's (`theirs` false) or the partner's.
+    PartnerSide {
+        /// The partner's label.
+        label: String,
+        /// Whether it is the partner's side.
+        theirs: bool,
+        /// The side's document id.
+        doc: [u8; 16],
+    },
+    /// Records a device of a partner's, met at pairing.
+    PartnerDevice {
+        /// The partner's label.
+        label: String,
+        /// The device.
+        device: DeviceId,
+    },
 }
 
 /// One change of the circle document.
@@ -59,6 +75,9 @@ pub struct Change {
     /// What it does to membership.
     pub acts: Vec<Act>,
 }
+
+/// A partner's two sides as named so far: this person's, then the partner's.
+pub type Sides = (Option<[u8; 16]>, Option<[u8; 16]>);
 
 /// How the circle's founder is known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +106,12 @@ pub struct Verdict {
     pub partners: BTreeSet<String>,
     /// Partners revoked by a change that counts.
     pub partners_revoked: BTreeSet<String>,
+    /// Each partner's sides (this person's, the partner's) as the first change that counts to
+    /// name them named them, in causal order: a later change cannot point a partnership at
+    /// another document.
+    pub partner_sides: BTreeMap<String, Sides>,
+    /// Each partner's devices met at pairing, as changes that count recorded them.
+    pub partner_devices: BTreeMap<String, BTreeSet<DeviceId>>,
     /// Revoked devices whose every revocation is by a device junior to them: a concurrent
     /// revocation by them would overrule it, so until the circle settles they may still sync
     /// the circle (and nothing else) to deliver it.
@@ -203,6 +228,15 @@ pub fn evaluate(founder: Founder, changes: &[Change]) -> Verdict {
         Founder::Legacy => None,
     };
     let legacy_counts = founder == Founder::Legacy;
+    // A legacy change counts only in a legacy circle, and only if no sealed change is in its
+    // causal past: every real legacy change was written before seals existed, so one that
+    // follows a sealed change was vouched for afterwards, by anyone, and counts for nothing.
+    let mut after_sealed = vec![false; n];
+    for (i, c) in order.iter().enumerate() {
+        after_sealed[i] = c.deps.iter().filter_map(|d| index.get(d)).any(|&j| {
+            matches!(order[j].author, Author::Device(_)) || after_sealed.get(j) == Some(&true)
+        });
+    }
 
     // Iterate to a fixed point: which changes count depends on which revocations count,
     // which depends on which changes count.
@@ -254,7 +288,7 @@ pub fn evaluate(founder: Founder, changes: &[Change]) -> Verdict {
         let mut new_void = vec![false; n];
         for (i, c) in order.iter().enumerate() {
             match c.author {
-                Author::Legacy => new_counted[i] = legacy_counts,
+                Author::Legacy => new_counted[i] = legacy_counts && !after_sealed[i],
                 Author::Device(a) => {
                     if let Some(rs) = standing.get(&a) {
                         if !rs.iter().any(|&r| past[r].get(i)) {
@@ -262,9 +296,9 @@ pub fn evaluate(founder: Founder, changes: &[Change]) -> Verdict {
                             continue;
                         }
                     }
-                    let member = Some(a) == founder_device
-                        || in_past(adds.get(&a), i)
-                        || (legacy_counts && founder_device.is_none() && c.deps.is_empty());
+                    // A sealed change with no past founds nothing: only the change a circle's
+                    // id names does (and a legacy circle's founding changes are legacy).
+                    let member = Some(a) == founder_device || in_past(adds.get(&a), i);
                     let revoked = in_past(standing.get(&a), i);
                     new_counted[i] = member && !revoked;
                 }
@@ -306,6 +340,18 @@ pub fn evaluate(founder: Founder, changes: &[Change]) -> Verdict {
                 }
                 Act::RevokePartner(l) => {
                     verdict.partners_revoked.insert(l.clone());
+                }
+                Act::PartnerSide { label, theirs, doc } => {
+                    let sides = verdict.partner_sides.entry(label.clone()).or_default();
+                    let side = if *theirs { &mut sides.1 } else { &mut sides.0 };
+                    side.get_or_insert(*doc);
+                }
+                Act::PartnerDevice { label, device } => {
+                    verdict
+                        .partner_devices
+                        .entry(label.clone())
+                        .or_default()
+                        .insert(*device);
                 }
             }
         }

@@ -51,7 +51,7 @@ impl Authors {
             // before their revocation stays, and the rules undo the rest.
             let v = crate::verdict::of(store, circle);
             own.extend(v.members.iter().chain(v.revoked.keys()).copied());
-            for p in circle::partners(&doc) {
+            for p in crate::sharing::counted_partners(&doc, &v) {
                 spaces.extend([p.mine, p.theirs]);
                 let mut writers: BTreeSet<DeviceId> = p.devices.keys().copied().collect();
                 // The partner's other devices are vouched for in their side, by a device met

@@ -358,7 +358,8 @@ pub fn members(doc: &AutoCommit) -> Vec<Member> {
 
 /// What each change of a circle does to membership, read from its operations: a put at the
 /// root key `revoked/<id>` (or into an old-layout `revoked` map) revokes, an object or value
-/// written at `<id>` in a `devices` map adds, and the same for partners. `author` says who
+/// written at `<id>` in a `devices` map adds, and the same for partners, whose sides (`mine`,
+/// `theirs`) and devices met at pairing are acts of their own. `author` says who
 /// wrote each change (from its seal); a change with no seal here is left out, as if never
 /// received.
 pub fn changes(
@@ -437,14 +438,33 @@ pub fn changes(
                         partner_devices.insert(id, label);
                     }
                 }
-                (ObjectId::Id(obj), OpType::Put(_)) if partner_entries.contains_key(obj) => {
+                (ObjectId::Id(obj), OpType::Put(value)) if partner_entries.contains_key(obj) => {
                     if let Some(label) = partner_entries.get(obj) {
                         acts.push(membership::Act::AddPartner(label.clone()));
+                        let side = match value {
+                            ScalarValue::Bytes(b) => <[u8; 16]>::try_from(b.as_slice()).ok(),
+                            _ => None,
+                        };
+                        if let (Some(doc), "mine" | "theirs") = (side, key) {
+                            acts.push(membership::Act::PartnerSide {
+                                label: label.clone(),
+                                theirs: key == "theirs",
+                                doc,
+                            });
+                        }
                     }
                 }
-                (ObjectId::Id(obj), _) if partner_devices.contains_key(obj) => {
+                (ObjectId::Id(obj), action) if partner_devices.contains_key(obj) => {
                     if let Some(label) = partner_devices.get(obj) {
                         acts.push(membership::Act::AddPartner(label.clone()));
+                        if let (Some(device), OpType::Make(_) | OpType::Put(_)) =
+                            (canonical_device(key), action)
+                        {
+                            acts.push(membership::Act::PartnerDevice {
+                                label: label.clone(),
+                                device,
+                            });
+                        }
                     }
                 }
                 _ => {}

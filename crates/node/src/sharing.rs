@@ -108,6 +108,29 @@ pub(crate) fn capped(
     devices
 }
 
+/// The partners of a circle as the membership rules count them: recorded by a change that
+/// counts, with the sides the first such change named and only the devices such changes
+/// recorded. The circle's content alone is not enough: a void change (a revoked device's) can
+/// overwrite a partner's `mine` with the id of a private bucket, or add a device of its own.
+pub(crate) fn counted_partners(
+    doc: &automerge::AutoCommit,
+    v: &failup_auth::membership::Verdict,
+) -> Vec<circle::Partner> {
+    circle::partners(doc)
+        .into_iter()
+        .filter(|p| v.partners.contains(&p.label))
+        .filter_map(|mut p| {
+            let (mine, theirs) = v.partner_sides.get(&p.label).copied()?;
+            p.mine = DocId(mine?);
+            p.theirs = DocId(theirs?);
+            let met = v.partner_devices.get(&p.label);
+            p.devices.retain(|d, _| met.is_some_and(|m| m.contains(d)));
+            p.revoked = v.partners_revoked.contains(&p.label);
+            Some(p)
+        })
+        .collect()
+}
+
 /// One side of a space, if held (the partner's side arrives by sync after pairing).
 fn space(store: &Store, doc: DocId) -> Result<Option<Space>, NodeError> {
     match store.document(doc)? {
@@ -173,15 +196,7 @@ impl Node {
         else {
             return Vec::new();
         };
-        let v = self.verdict();
-        circle::partners(&doc)
-            .into_iter()
-            .filter(|p| v.partners.contains(&p.label))
-            .map(|mut p| {
-                p.revoked = v.partners_revoked.contains(&p.label);
-                p
-            })
-            .collect()
+        counted_partners(&doc, &self.verdict())
     }
 
     fn partner(&self, label: &str) -> Result<Partner, NodeError> {
@@ -700,6 +715,64 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_void_change_neither_redirects_a_partners_side_nor_adds_a_partner_device() {
+        use failup_auth::membership::{self, Author};
+        let (a, r, bob, x) = (
+            DeviceId([1; 32]),
+            DeviceId([2; 32]),
+            DeviceId([3; 32]),
+            DeviceId([4; 32]),
+        );
+        let actor = |d: DeviceId| automerge::ActorId::from(failup_auth::actor_of(&d));
+        let mut doc = automerge::AutoCommit::new().with_actor(actor(a));
+        circle::create(&mut doc, a, "laptop", &[]).expect("create");
+        doc.commit();
+        circle::add(&mut doc, r, "tablet", &[]).expect("add");
+        circle::add_partner(&mut doc, "bob", DocId([5; 16]), DocId([6; 16]), bob, &[])
+            .expect("partner");
+        doc.commit();
+        // R, on a fork that has not seen its revocation, points bob's side at a private bucket
+        // and records a device of its own as bob's.
+        let mut theirs = doc.fork().with_actor(actor(r));
+        circle::add_partner(&mut theirs, "bob", DocId([9; 16]), DocId([6; 16]), x, &[])
+            .expect("redirect");
+        theirs.commit();
+        circle::revoke(&mut doc, r, &circle::RevocationNote::default()).expect("revoke");
+        doc.commit();
+        doc.merge(&mut theirs).expect("merge");
+        let by_actor = |h: &[u8; 32]| {
+            let c = doc.clone().get_change_by_hash(&automerge::ChangeHash(*h))?;
+            [a, r]
+                .into_iter()
+                .find(|d| c.actor_id() == &actor(*d))
+                .map(Author::Device)
+        };
+        let mut reading = doc.clone();
+        let changes = circle::changes(&mut reading, by_actor);
+        let root = changes
+            .iter()
+            .find(|c| c.deps.is_empty())
+            .expect("root")
+            .hash;
+        let v = membership::evaluate(membership::Founder::Root(root), &changes);
+        assert!(v.revoked.contains_key(&r), "{v:?}");
+        // The content says what R wrote last (its put is the later one)...
+        let content = circle::partners(&doc);
+        assert!(content.iter().any(|p| p.devices.contains_key(&x)));
+        // ...but the partnership is what the changes that count say.
+        let counted = counted_partners(&doc, &v);
+        assert_eq!(counted.len(), 1);
+        assert_eq!(
+            (counted[0].mine, counted[0].theirs),
+            (DocId([5; 16]), DocId([6; 16]))
+        );
+        assert_eq!(
+            counted[0].devices.keys().copied().collect::<Vec<_>>(),
+            vec![bob]
+        );
+    }
 
     #[test]
     fn a_partner_cannot_list_devices_or_addresses_past_the_caps() {

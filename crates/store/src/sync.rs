@@ -283,6 +283,7 @@ impl Store {
     /// Checks the seal of every change of `am` since `before`; returns the rows to store.
     /// On a refusal `am` must be dropped: it holds changes this device does not keep.
     fn check_new(
+        &self,
         doc: u128,
         am: &mut AutoCommit,
         before: &[automerge::ChangeHash],
@@ -290,18 +291,32 @@ impl Store {
         gate: &dyn Gate,
     ) -> Result<Vec<SealRow>, StoreError> {
         let id = DocId::from_u128(doc);
-        let new: Vec<([u8; 32], Vec<u8>)> = am
+        type Meta = ([u8; 32], Vec<u8>, Vec<[u8; 32]>);
+        let new: Vec<Meta> = am
             .get_changes_meta(before)
             .iter()
-            .map(|m| (m.hash.0, m.actor.to_bytes().to_vec()))
+            .map(|m| {
+                (
+                    m.hash.0,
+                    m.actor.to_bytes().to_vec(),
+                    m.deps.iter().map(|d| d.0).collect(),
+                )
+            })
             .collect();
         let writers = if new.is_empty() {
             Writers::Only(Default::default())
         } else {
             gate.writers(id, am)
         };
+        // The kinds of the seals of this message's changes, and of stored ones as needed.
+        let mut kinds: std::collections::HashMap<[u8; 32], u8> = new
+            .iter()
+            .filter_map(|(h, _, _)| seals.get(h).map(|s| (*h, s.kind)))
+            .collect();
+        let read = self.db.begin_read()?;
+        let stored = read.open_table(SEALS)?;
         let mut rows = Vec::with_capacity(new.len());
-        for (hash, actor) in new {
+        for (hash, actor, deps) in new {
             let refused = |reason: String| StoreError::Refused {
                 hash: automerge::ChangeHash(hash).to_string(),
                 reason,
@@ -316,6 +331,34 @@ impl Store {
                     "device {} may not write this document",
                     author.device.short()
                 )));
+            }
+            // A vouch covers only a change written before seals existed: such a change never
+            // follows a sealed one, nor starts a second history in a document already held.
+            // By induction over what is stored, no vouched change descends from a sealed one.
+            if seal.kind == failup_auth::Kind::Vouched.byte() {
+                if deps.is_empty() && !before.is_empty() {
+                    return Err(refused(
+                        "a vouched change that starts a second history of this document".into(),
+                    ));
+                }
+                for d in &deps {
+                    let kind = match kinds.get(d) {
+                        Some(k) => Some(*k),
+                        None => stored
+                            .get((doc, *d))?
+                            .and_then(|v| v.value().first().copied()),
+                    };
+                    if kind == Some(failup_auth::Kind::Wrote.byte()) {
+                        return Err(refused(
+                            "a vouched change that follows a sealed one (vouches are for \
+                             changes from before seals)"
+                                .into(),
+                        ));
+                    }
+                    if let Some(k) = kind {
+                        kinds.insert(*d, k);
+                    }
+                }
             }
             rows.push((hash, seal_value(seal)));
         }
@@ -448,7 +491,7 @@ impl Store {
         if am.get_heads() == before {
             return Ok(false);
         }
-        let rows = Self::check_new(doc, &mut am, &before, seals, gate)?;
+        let rows = self.check_new(doc, &mut am, &before, seals, gate)?;
         let heads = am.get_heads();
         self.write(|txn, _| {
             put_seals(txn, doc, &rows)?;
@@ -557,7 +600,7 @@ impl Store {
             }
             return Ok(false);
         }
-        let rows = Self::check_new(doc, &mut am, &before, seals, gate)?;
+        let rows = self.check_new(doc, &mut am, &before, seals, gate)?;
         let is_bucket =
             !self.foreign.contains(&doc) && layout_of(&am).as_deref() == Some(LAYOUT_MARK);
         let touched = if is_bucket {

@@ -824,3 +824,70 @@ fn void_changes_are_undone_by_new_changes_and_nothing_else_is() {
         a.list(&Filter::default(), None).expect("list")
     );
 }
+
+#[test]
+fn a_vouch_for_a_change_after_a_sealed_one_or_for_a_second_history_is_refused() {
+    let (da, db) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let (mut a, mut b) = (open(&da), open(&db));
+    a.log(new("sealed story"), t(1), day(1)).expect("log");
+    let doc = a.inventory().expect("inv")[0].0;
+    let (data, seals) = a.saved_document(doc).expect("saved").expect("held");
+    assert!(
+        b.receive_whole(doc, &data, &pending(&seals), &Open)
+            .expect("sealed")
+    );
+    // A device b trusts writes after the sealed changes under a random actor id and vouches
+    // for it, as if it were from before seals.
+    let signer = failup_auth::Signer::generate().expect("key");
+    ALL.with(|x| x.borrow_mut().insert(signer.device()));
+    let mut am = b.document(doc).expect("doc").expect("held");
+    let before = am.get_heads();
+    let mut forged = am.fork().with_actor(automerge::ActorId::random());
+    {
+        use automerge::transaction::Transactable;
+        forged.put(automerge::ROOT, "planted", 1).expect("put");
+        forged.commit();
+    }
+    let change = forged.save_after(&before);
+    let hash = forged.get_heads()[0].0;
+    let vouched = pending(&[signer.seal(failup_auth::Kind::Vouched, doc, hash)]);
+    let r = b.receive_whole(doc, &change, &vouched, &Open);
+    assert!(
+        matches!(&r, Err(StoreError::Refused { reason, .. }) if reason.contains("follows a sealed one")),
+        "{r:?}"
+    );
+    // A second history, vouched for, in a document b holds.
+    let mut root = automerge::AutoCommit::new().with_actor(automerge::ActorId::random());
+    {
+        use automerge::transaction::Transactable;
+        root.put(automerge::ROOT, "other", 1).expect("put");
+        root.commit();
+    }
+    let hash = root.get_heads()[0].0;
+    let vouched = pending(&[signer.seal(failup_auth::Kind::Vouched, doc, hash)]);
+    let r = b.receive_whole(doc, &root.save(), &vouched, &Open);
+    assert!(
+        matches!(&r, Err(StoreError::Refused { reason, .. }) if reason.contains("second history")),
+        "{r:?}"
+    );
+    am = b.document(doc).expect("doc").expect("held");
+    assert_eq!(am.get_heads(), before, "nothing of either kept");
+    // Sealed as written by the same device, the change goes in.
+    let mut honest = am
+        .fork()
+        .with_actor(automerge::ActorId::from(signer.actor()));
+    {
+        use automerge::transaction::Transactable;
+        honest.put(automerge::ROOT, "honest", 1).expect("put");
+        honest.commit();
+    }
+    let hash = honest.get_heads()[0].0;
+    let sealed = pending(&[signer.seal(failup_auth::Kind::Wrote, doc, hash)]);
+    assert!(
+        b.receive_whole(doc, &honest.save_after(&before), &sealed, &Open)
+            .expect("sealed as written")
+    );
+}

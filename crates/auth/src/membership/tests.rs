@@ -212,3 +212,36 @@ proptest! {
         prop_assert!(!v.void.contains(&d.hash(0)));
     }
 }
+
+#[test]
+fn a_vouched_change_after_a_sealed_one_and_a_sealed_second_root_count_for_nothing() {
+    let legacy = |hash: u8, deps: &[u8], acts: Vec<Act>| Change {
+        hash: [hash; 32],
+        deps: deps.iter().map(|&d| [d; 32]).collect(),
+        author: Author::Legacy,
+        acts,
+    };
+    let changes = vec![
+        legacy(1, &[], vec![Act::Add(dev(1)), Act::Add(dev(2))]),
+        // Device 2, sealed, after the legacy founding.
+        Change {
+            hash: [2; 32],
+            deps: vec![[1; 32]],
+            author: Author::Device(dev(2)),
+            acts: vec![Act::Add(dev(3))],
+        },
+        // Vouched for after a sealed change: a made-up legacy change revoking devices 1 and 2.
+        legacy(3, &[2], vec![Act::Revoke(dev(1)), Act::Revoke(dev(2))]),
+        // A sealed change with no past, by a stranger, in a legacy circle.
+        Change {
+            hash: [4; 32],
+            deps: vec![],
+            author: Author::Device(dev(9)),
+            acts: vec![Act::Add(dev(8)), Act::Revoke(dev(1))],
+        },
+    ];
+    let v = evaluate(Founder::Legacy, &changes);
+    assert_eq!(v.members, [dev(1), dev(2), dev(3)].into_iter().collect());
+    assert!(v.revoked.is_empty(), "{:?}", v.revoked);
+    assert!(!v.counted.contains(&[3; 32]) && !v.counted.contains(&[4; 32]));
+}
