@@ -90,6 +90,10 @@ impl Gate for Authors {
         <[u8; 16]>::try_from(actor).is_ok_and(|a| self.actors.contains(&a))
     }
 
+    fn names_writers(&self, doc: DocId) -> bool {
+        self.sides.contains_key(&doc)
+    }
+
     fn writers(&self, doc: DocId, incoming: &automerge::AutoCommit) -> Writers {
         if Some(doc) == self.circle {
             return Writers::Anyone;

@@ -170,6 +170,12 @@ pub trait Gate {
     /// applied (a document may name further writers, as a partner's side names the partner's
     /// devices).
     fn writers(&self, doc: failup_wire::DocId, incoming: &automerge::AutoCommit) -> Writers;
+    /// Whether [`Gate::writers`] of `doc` reads the document's content. For such a document a
+    /// change is admitted only by the writers its own causal past names, so a device can
+    /// neither list itself in the change it writes nor be listed after the fact.
+    fn names_writers(&self, _doc: failup_wire::DocId) -> bool {
+        false
+    }
 }
 
 /// Who may write a document.

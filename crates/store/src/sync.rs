@@ -315,6 +315,7 @@ impl Store {
             .collect();
         let read = self.db.begin_read()?;
         let stored = read.open_table(SEALS)?;
+        let mut held_writers: Option<Writers> = None;
         let mut rows = Vec::with_capacity(new.len());
         for (hash, actor, deps) in new {
             let refused = |reason: String| StoreError::Refused {
@@ -331,6 +332,29 @@ impl Store {
                     "device {} may not write this document",
                     author.device.short()
                 )));
+            }
+            // A writer the document named before this message was named by a change already
+            // checked; any other must be named in the change's own past.
+            if gate.names_writers(id) {
+                if held_writers.is_none() {
+                    let held = guarded_automerge(|| am.fork_at(before))?;
+                    held_writers = Some(gate.writers(id, &held));
+                }
+                let named_before = held_writers
+                    .as_ref()
+                    .is_some_and(|w| w.admit(author.device));
+                let heads: Vec<automerge::ChangeHash> =
+                    deps.iter().copied().map(automerge::ChangeHash).collect();
+                if !named_before
+                    && !gate
+                        .writers(id, &guarded_automerge(|| am.fork_at(&heads))?)
+                        .admit(author.device)
+                {
+                    return Err(refused(format!(
+                        "device {} is not named a writer by what came before its change",
+                        author.device.short()
+                    )));
+                }
             }
             // A vouch covers only a change written before seals existed: such a change never
             // follows a sealed one, nor starts a second history in a document already held.

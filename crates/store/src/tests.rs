@@ -891,3 +891,96 @@ fn a_vouch_for_a_change_after_a_sealed_one_or_for_a_second_history_is_refused() 
             .expect("sealed as written")
     );
 }
+
+/// Lets write one device, and every device listed at the root's `devices` map of the
+/// document as it is given: a partner's side names its writers this way.
+struct Listing(failup_wire::DeviceId);
+impl Gate for Listing {
+    fn is_device_actor(&self, _: &[u8]) -> bool {
+        false
+    }
+    fn names_writers(&self, _: failup_wire::DocId) -> bool {
+        true
+    }
+    fn writers(&self, _: failup_wire::DocId, doc: &automerge::AutoCommit) -> Writers {
+        use automerge::ReadDoc;
+        let mut out: std::collections::BTreeSet<_> = [self.0].into();
+        if let Ok(Some((_, devices))) = doc.get(automerge::ROOT, "devices") {
+            out.extend(
+                doc.keys(&devices)
+                    .filter_map(|k| k.parse::<failup_wire::DeviceId>().ok()),
+            );
+        }
+        Writers::Only(out)
+    }
+}
+
+#[test]
+fn a_device_is_a_writer_only_if_what_came_before_its_change_names_it() {
+    use automerge::transaction::Transactable;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut store = open(&dir);
+    let (p, x) = (
+        failup_auth::Signer::generate().expect("key"),
+        failup_auth::Signer::generate().expect("key"),
+    );
+    let doc = failup_wire::DocId([0x77; 16]);
+    let gate = Listing(p.device());
+    let sealed = |am: &mut automerge::AutoCommit,
+                  before: &[automerge::ChangeHash],
+                  s: &failup_auth::Signer| {
+        let seals: Vec<_> = am
+            .get_changes(before)
+            .iter()
+            .map(|c| s.seal(failup_auth::Kind::Wrote, doc, c.hash().0))
+            .collect();
+        (am.save_after(before), pending(&seals))
+    };
+    // P starts the document.
+    let mut am = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(p.actor()));
+    am.put_object(automerge::ROOT, "devices", automerge::ObjType::Map)
+        .expect("devices");
+    am.commit();
+    let (data, seals) = sealed(&mut am, &[], &p);
+    assert!(store.receive_whole(doc, &data, &seals, &gate).expect("p's"));
+    // X lists itself in the change it writes: refused.
+    let before = am.get_heads();
+    let mut by_x = am.fork().with_actor(automerge::ActorId::from(x.actor()));
+    let (_, devices) = by_x
+        .get(automerge::ROOT, "devices")
+        .expect("read")
+        .expect("devices");
+    by_x.put(&devices, x.device().to_string(), true)
+        .expect("list");
+    by_x.put(automerge::ROOT, "comment", "from x").expect("put");
+    by_x.commit();
+    let (data, seals) = sealed(&mut by_x, &before, &x);
+    let r = store.receive_whole(doc, &data, &seals, &gate);
+    assert!(
+        matches!(&r, Err(StoreError::Refused { reason, .. }) if reason.contains("not named a writer")),
+        "{r:?}"
+    );
+    // P lists X, and X's change that follows, in one message: both go in.
+    let (_, devices) = am
+        .get(automerge::ROOT, "devices")
+        .expect("read")
+        .expect("devices");
+    am.put(&devices, x.device().to_string(), true)
+        .expect("list");
+    am.commit();
+    let listed = am.get_heads();
+    let mut then_x = am.fork().with_actor(automerge::ActorId::from(x.actor()));
+    then_x
+        .put(automerge::ROOT, "comment", "from x")
+        .expect("put");
+    then_x.commit();
+    let (mut data, mut seals) = sealed(&mut am, &before, &p);
+    let (more, more_seals) = sealed(&mut then_x, &listed, &x);
+    data.extend(more);
+    seals.extend(more_seals);
+    assert!(
+        store
+            .receive_whole(doc, &data, &seals, &gate)
+            .expect("listed first")
+    );
+}
