@@ -12,6 +12,10 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 target=${1:?usage: guided.sh TARGET [SECONDS] | list}
 seconds=${2:-60}
+if [ "$target" = list ]; then
+    exec env -u RUSTFLAGS -u CARGO_TARGET_DIR cargo run --quiet --release \
+        --manifest-path "$here/Cargo.toml" --bin failup-fuzz -- --list
+fi
 # The workspace's target directory (ignored by git), apart from its own builds.
 export CARGO_TARGET_DIR="$here/../../target/guided"
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
@@ -22,10 +26,6 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 host=$(rustc -vV | sed -n 's/^host: //p')
 cargo build --release --target "$host" --manifest-path "$here/guided/Cargo.toml" >&2
 bin="$CARGO_TARGET_DIR/$host/release/failup-fuzz-guided"
-if [ "$target" = list ]; then
-    FAILUP_FUZZ_TARGET= "$bin" -runs=0 2>&1 | grep 'one of' || true
-    exit 0
-fi
 corpus="$here/corpus/$target"
 mkdir -p "$corpus" "$here/artifacts"
 if [ -z "$(ls -A "$corpus")" ]; then

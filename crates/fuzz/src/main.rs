@@ -14,6 +14,13 @@ fn main() {
     // `failup-fuzz --seeds TARGET DIR`: writes a target's seeds as files, the starting corpus
     // of the coverage-guided fuzzer (crates/fuzz/guided.sh).
     let args: Vec<String> = std::env::args().collect();
+    // `failup-fuzz --list`: the targets by slug, as guided.sh and `--seeds` take them.
+    if args.get(1).map(String::as_str) == Some("--list") {
+        for t in failup_fuzz::targets() {
+            println!("{}", t.slug());
+        }
+        return;
+    }
     if let [_, flag, target, dir] = args.as_slice() {
         if flag == "--seeds" {
             let Some(t) = failup_fuzz::targets()
@@ -40,8 +47,8 @@ fn main() {
             Ok(n) => n,
             Err(_) => {
                 eprintln!(
-                    "failup-fuzz: usage: failup-fuzz [INPUTS_PER_TARGET] | failup-fuzz --seeds \
-                     TARGET DIR"
+                    "failup-fuzz: usage: failup-fuzz [INPUTS_PER_TARGET] | failup-fuzz --list | \
+                     failup-fuzz --seeds TARGET DIR"
                 );
                 std::process::exit(2);
             }
