@@ -61,6 +61,15 @@ pub enum Act {
         /// The device.
         device: DeviceId,
     },
+    /// Records an address of a partner's device.
+    PartnerAddr {
+        /// The partner's label.
+        label: String,
+        /// The device.
+        device: DeviceId,
+        /// The address, as written.
+        addr: String,
+    },
 }
 
 /// One change of the circle document.
@@ -110,8 +119,9 @@ pub struct Verdict {
     /// name them named them, in causal order: a later change cannot point a partnership at
     /// another document.
     pub partner_sides: BTreeMap<String, Sides>,
-    /// Each partner's devices met at pairing, as changes that count recorded them.
-    pub partner_devices: BTreeMap<String, BTreeSet<DeviceId>>,
+    /// Each partner's devices met at pairing, with their addresses, as changes that count
+    /// recorded them.
+    pub partner_devices: BTreeMap<String, BTreeMap<DeviceId, BTreeSet<String>>>,
     /// Revoked devices whose every revocation is by a device junior to them: a concurrent
     /// revocation by them would overrule it, so until the circle settles they may still sync
     /// the circle (and nothing else) to deliver it.
@@ -351,7 +361,21 @@ pub fn evaluate(founder: Founder, changes: &[Change]) -> Verdict {
                         .partner_devices
                         .entry(label.clone())
                         .or_default()
-                        .insert(*device);
+                        .entry(*device)
+                        .or_default();
+                }
+                Act::PartnerAddr {
+                    label,
+                    device,
+                    addr,
+                } => {
+                    verdict
+                        .partner_devices
+                        .entry(label.clone())
+                        .or_default()
+                        .entry(*device)
+                        .or_default()
+                        .insert(addr.clone());
                 }
             }
         }

@@ -376,6 +376,8 @@ pub fn changes(
     let mut partner_maps: HashSet<OpId> = HashSet::new();
     let mut partner_entries: std::collections::HashMap<OpId, String> = Default::default();
     let mut partner_devices: std::collections::HashMap<OpId, String> = Default::default();
+    let mut partner_device_maps: std::collections::HashMap<OpId, (String, DeviceId)> =
+        Default::default();
     let mut out = Vec::with_capacity(all.len());
     for change in &all {
         let hash = change.hash().0;
@@ -460,11 +462,24 @@ pub fn changes(
                         if let (Some(device), OpType::Make(_) | OpType::Put(_)) =
                             (canonical_device(key), action)
                         {
+                            if matches!(action, OpType::Make(ObjType::Map)) {
+                                partner_device_maps.insert(id.clone(), (label.clone(), device));
+                            }
                             acts.push(membership::Act::PartnerDevice {
                                 label: label.clone(),
                                 device,
                             });
                         }
+                    }
+                }
+                (ObjectId::Id(obj), OpType::Put(_)) if partner_device_maps.contains_key(obj) => {
+                    if let Some((label, device)) = partner_device_maps.get(obj) {
+                        acts.push(membership::Act::AddPartner(label.clone()));
+                        acts.push(membership::Act::PartnerAddr {
+                            label: label.clone(),
+                            device: *device,
+                            addr: key.to_owned(),
+                        });
                     }
                 }
                 _ => {}

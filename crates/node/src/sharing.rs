@@ -109,8 +109,8 @@ pub(crate) fn capped(
 }
 
 /// The partners of a circle as the membership rules count them: recorded by a change that
-/// counts, with the sides the first such change named and only the devices such changes
-/// recorded. The circle's content alone is not enough: a void change (a revoked device's) can
+/// counts, with the sides the first such change named and only the devices (and addresses)
+/// such changes recorded. The circle's content alone is not enough: a void change (a revoked device's) can
 /// overwrite a partner's `mine` with the id of a private bucket, or add a device of its own.
 pub(crate) fn counted_partners(
     doc: &automerge::AutoCommit,
@@ -124,7 +124,13 @@ pub(crate) fn counted_partners(
             p.mine = DocId(mine?);
             p.theirs = DocId(theirs?);
             let met = v.partner_devices.get(&p.label);
-            p.devices.retain(|d, _| met.is_some_and(|m| m.contains(d)));
+            p.devices.retain(|d, addrs| {
+                let Some(counted) = met.and_then(|m| m.get(d)) else {
+                    return false;
+                };
+                addrs.retain(|a| counted.contains(&a.to_string()));
+                true
+            });
             p.revoked = v.partners_revoked.contains(&p.label);
             Some(p)
         })
@@ -717,7 +723,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_void_change_neither_redirects_a_partners_side_nor_adds_a_partner_device() {
+    fn a_void_change_neither_redirects_a_partners_side_nor_adds_a_partner_device_or_address() {
         use failup_auth::membership::{self, Author};
         let (a, r, bob, x) = (
             DeviceId([1; 32]),
@@ -730,14 +736,32 @@ mod tests {
         circle::create(&mut doc, a, "laptop", &[]).expect("create");
         doc.commit();
         circle::add(&mut doc, r, "tablet", &[]).expect("add");
-        circle::add_partner(&mut doc, "bob", DocId([5; 16]), DocId([6; 16]), bob, &[])
-            .expect("partner");
+        let real: SocketAddr = "192.0.2.1:7".parse().expect("addr");
+        circle::add_partner(
+            &mut doc,
+            "bob",
+            DocId([5; 16]),
+            DocId([6; 16]),
+            bob,
+            &[real],
+        )
+        .expect("partner");
         doc.commit();
         // R, on a fork that has not seen its revocation, points bob's side at a private bucket
         // and records a device of its own as bob's.
         let mut theirs = doc.fork().with_actor(actor(r));
         circle::add_partner(&mut theirs, "bob", DocId([9; 16]), DocId([6; 16]), x, &[])
             .expect("redirect");
+        let lure: SocketAddr = "203.0.113.9:1".parse().expect("addr");
+        circle::add_partner(
+            &mut theirs,
+            "bob",
+            DocId([9; 16]),
+            DocId([6; 16]),
+            bob,
+            &[lure],
+        )
+        .expect("an address of R's choosing for bob's device");
         theirs.commit();
         circle::revoke(&mut doc, r, &circle::RevocationNote::default()).expect("revoke");
         doc.commit();
@@ -772,6 +796,12 @@ mod tests {
             counted[0].devices.keys().copied().collect::<Vec<_>>(),
             vec![bob]
         );
+        assert!(
+            content
+                .iter()
+                .any(|p| p.devices.get(&bob).is_some_and(|a| a.contains(&lure)))
+        );
+        assert_eq!(counted[0].devices[&bob], vec![real]);
     }
 
     #[test]
