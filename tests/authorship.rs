@@ -89,6 +89,11 @@ fn send_as(key: &std::path::Path, target: &Daemon, doc: DocId, msgs: Vec<Message
     })
 }
 
+/// A change as a modified client sends it: its seals, then the change itself.
+fn sealed(doc: DocId, seals: Vec<Seal>, data: Vec<u8>) -> Vec<Message> {
+    vec![Message::Seals { doc, seals }, Message::Doc { doc, data }]
+}
+
 fn text_of(d: &Daemon, id: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(&d.ok(&["--json", "show", id])).expect("json");
     v["text"].as_str().unwrap_or_default().to_owned()
@@ -123,18 +128,7 @@ fn a_paired_device_cannot_write_under_another_devices_actor_id() {
     for kind in [failup_auth::Kind::Wrote, failup_auth::Kind::Vouched] {
         let (change, hash) = rewrite(&am, laptops_actor, entry, "FORGED by the phone");
         let seal: Seal = phone.seal(kind, doc, hash);
-        let refused = send_as(
-            &key,
-            &a,
-            doc,
-            vec![
-                Message::Seals {
-                    doc,
-                    seals: vec![seal],
-                },
-                Message::Doc { doc, data: change },
-            ],
-        );
+        let refused = send_as(&key, &a, doc, sealed(doc, vec![seal], change));
         assert!(
             refused,
             "a change under the laptop's actor id ({kind:?}) was not refused"
@@ -148,18 +142,7 @@ fn a_paired_device_cannot_write_under_another_devices_actor_id() {
         vec![phone.seal(failup_auth::Kind::Wrote, doc, other)],
         vec![],
     ] {
-        let refused = send_as(
-            &key,
-            &a,
-            doc,
-            vec![
-                Message::Seals { doc, seals },
-                Message::Doc {
-                    doc,
-                    data: change.clone(),
-                },
-            ],
-        );
+        let refused = send_as(&key, &a, doc, sealed(doc, seals, change.clone()));
         assert!(refused, "a change without its own seal was not refused");
         assert_eq!(text_of(&a, &id), "what the laptop wrote");
     }
@@ -172,13 +155,11 @@ fn a_paired_device_cannot_write_under_another_devices_actor_id() {
         &key,
         &a,
         doc,
-        vec![
-            Message::Seals {
-                doc,
-                seals: vec![phone.seal(failup_auth::Kind::Wrote, doc, hash)],
-            },
-            Message::Doc { doc, data: change },
-        ],
+        sealed(
+            doc,
+            vec![phone.seal(failup_auth::Kind::Wrote, doc, hash)],
+            change,
+        ),
     );
     assert!(!refused);
     wait_until("the honest edit on the laptop", SOON, || {
@@ -290,13 +271,7 @@ fn sealed_since(
         .iter()
         .map(|c| signer.seal(failup_auth::Kind::Wrote, doc, c.hash().0))
         .collect();
-    vec![
-        Message::Seals { doc, seals },
-        Message::Doc {
-            doc,
-            data: am.save_after(before),
-        },
-    ]
+    sealed(doc, seals, am.save_after(before))
 }
 
 /// An entry for `Bucket::insert`, as a modified client plants it.
@@ -319,11 +294,7 @@ fn planted(text: &str) -> failup_journal::Entry {
 fn a_partners_modified_client_cannot_write_the_journal_nor_pass_its_side_off_as_a_bucket() {
     let mut a = Daemon::start("alex-laptop");
     let mut s = Daemon::start("sam-phone");
-    let code = a
-        .ok(&["partner", "invite", "--name", "sam"])
-        .trim()
-        .to_owned();
-    s.ok(&["partner", "join", &code, "--name", "alex"]);
+    a.partner(&s, "sam", "alex");
     let mine = a.ok(&["log", "alex's own setback"]).trim().to_owned();
     let shared = s
         .ok(&["log", "sam shares this", "--share", "alex"])
@@ -556,13 +527,11 @@ fn a_revoked_devices_real_key_forges_nothing_replays_nothing_and_is_then_shut_ou
             &key,
             &b,
             doc,
-            vec![
-                Message::Seals {
-                    doc,
-                    seals: vec![tablet.seal(failup_auth::Kind::Wrote, doc, hash)],
-                },
-                Message::Doc { doc, data: change },
-            ],
+            sealed(
+                doc,
+                vec![tablet.seal(failup_auth::Kind::Wrote, doc, hash)],
+                change
+            ),
         ),
         "a change under the laptop's actor id was not refused"
     );
@@ -573,15 +542,7 @@ fn a_revoked_devices_real_key_forges_nothing_replays_nothing_and_is_then_shut_ou
             .expect("the tablet's store");
         store.saved_document(doc).expect("saved").expect("held")
     };
-    send_as(
-        &key,
-        &b,
-        doc,
-        vec![
-            Message::Seals { doc, seals },
-            Message::Doc { doc, data: whole },
-        ],
-    );
+    send_as(&key, &b, doc, sealed(doc, seals, whole));
     assert_eq!(text_of(&b, &id), "what the laptop wrote");
     assert_eq!(text_of(&b, &old), "the tablet's own entry");
 

@@ -247,6 +247,16 @@ impl Daemon {
         other.ok(&["pair", "join", &code]);
     }
 
+    /// Makes `other` this daemon's partner: this side calls it `theirs`, `other` calls this
+    /// side `mine`.
+    pub fn partner(&self, other: &Daemon, theirs: &str, mine: &str) {
+        let code = self
+            .ok(&["partner", "invite", "--name", theirs])
+            .trim()
+            .to_owned();
+        other.ok(&["partner", "join", &code, "--name", mine]);
+    }
+
     /// Stops the daemon with SIGTERM and waits for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

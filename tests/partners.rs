@@ -271,11 +271,7 @@ fn partners_share_comment_and_revoke_and_nothing_private_leaks() {
 fn a_modified_partner_client_gets_nothing_private() {
     let mut alex = Daemon::start("alex-laptop");
     let mut sam = Daemon::start("sam-phone");
-    let code = alex
-        .ok(&["partner", "invite", "--name", "sam"])
-        .trim()
-        .to_owned();
-    sam.ok(&["partner", "join", &code, "--name", "alex"]);
+    alex.partner(&sam, "sam", "alex");
     alex.ok(&["log", "PRIVATE-MARKER-8812 not for sam"]);
     let shared = alex
         .ok(&["log", "fine to share", "--share", "sam"])
@@ -435,11 +431,7 @@ fn refused(d: &Daemon, args: &[&str], says: &str) {
 fn a_partners_escape_sequences_reach_the_terminal_only_escaped() {
     let alex = Daemon::start("alex-laptop");
     let mut sam = Daemon::start("sam-phone");
-    let code = alex
-        .ok(&["partner", "invite", "--name", "sam"])
-        .trim()
-        .to_owned();
-    sam.ok(&["partner", "join", &code, "--name", "alex"]);
+    alex.partner(&sam, "sam", "alex");
 
     // Typed here, such text is refused, whatever the field, with one line naming it.
     refused(

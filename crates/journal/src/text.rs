@@ -38,20 +38,7 @@ pub fn needs_escape(c: char) -> bool {
 /// tabs stay as they are. The form is for people to read, not to parse back: a backslash
 /// already in the text is left alone. Text with nothing to escape is borrowed, not copied.
 pub fn shown(text: &str) -> Cow<'_, str> {
-    let Some(first) = text.find(needs_escape) else {
-        return Cow::Borrowed(text);
-    };
-    let mut out = String::with_capacity(text.len() + 8);
-    out.push_str(&text[..first]);
-    for c in text[first..].chars() {
-        if needs_escape(c) {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
+    escaped(text, |out, c| write!(out, "\\u{{{c:x}}}"))
 }
 
 /// JSON text as `serde_json` writes it, with DEL, the C1 controls and the bidirectional
@@ -62,15 +49,21 @@ pub fn shown(text: &str) -> Cow<'_, str> {
 /// Multilingual Plane) reads back as the same character. JSON with nothing to escape is
 /// borrowed, not copied.
 pub fn json_escaped(json: &str) -> Cow<'_, str> {
-    let Some(first) = json.find(needs_escape) else {
-        return Cow::Borrowed(json);
+    escaped(json, |out, c| write!(out, "\\u{c:04x}"))
+}
+
+/// `text` with every character for which [`needs_escape`] holds written by `escape` (given its
+/// code point), borrowed when there is none.
+fn escaped(text: &str, escape: fn(&mut String, u32) -> std::fmt::Result) -> Cow<'_, str> {
+    let Some(first) = text.find(needs_escape) else {
+        return Cow::Borrowed(text);
     };
-    let mut out = String::with_capacity(json.len() + 8);
-    out.push_str(&json[..first]);
-    for c in json[first..].chars() {
+    let mut out = String::with_capacity(text.len() + 8);
+    out.push_str(&text[..first]);
+    for c in text[first..].chars() {
         if needs_escape(c) {
             // Writing to a String cannot fail.
-            let _ = write!(out, "\\u{:04x}", u32::from(c));
+            let _ = escape(&mut out, u32::from(c));
         } else {
             out.push(c);
         }
