@@ -313,8 +313,17 @@ impl Store {
             .iter()
             .filter_map(|(h, _, _)| seals.get(h).map(|s| (*h, s.kind)))
             .collect();
-        let read = self.db.begin_read()?;
-        let stored = read.open_table(SEALS)?;
+        // Stored seals are read only for a message that carries a vouch.
+        let vouched = failup_auth::Kind::Vouched.byte();
+        let read = if kinds.values().any(|k| *k == vouched) {
+            Some(self.db.begin_read()?)
+        } else {
+            None
+        };
+        let stored = match &read {
+            Some(r) => Some(r.open_table(SEALS)?),
+            None => None,
+        };
         let mut held_writers: Option<Writers> = None;
         let mut rows = Vec::with_capacity(new.len());
         for (hash, actor, deps) in new {
@@ -359,7 +368,7 @@ impl Store {
             // A vouch covers only a change written before seals existed: such a change never
             // follows a sealed one, nor starts a second history in a document already held.
             // By induction over what is stored, no vouched change descends from a sealed one.
-            if seal.kind == failup_auth::Kind::Vouched.byte() {
+            if seal.kind == vouched {
                 if deps.is_empty() && !before.is_empty() {
                     return Err(refused(
                         "a vouched change that starts a second history of this document".into(),
@@ -368,9 +377,10 @@ impl Store {
                 for d in &deps {
                     let kind = match kinds.get(d) {
                         Some(k) => Some(*k),
-                        None => stored
-                            .get((doc, *d))?
-                            .and_then(|v| v.value().first().copied()),
+                        None => match &stored {
+                            Some(t) => t.get((doc, *d))?.and_then(|v| v.value().first().copied()),
+                            None => None,
+                        },
                     };
                     if kind == Some(failup_auth::Kind::Wrote.byte()) {
                         return Err(refused(
