@@ -562,3 +562,76 @@ fn a_revoked_devices_real_key_forges_nothing_replays_nothing_and_is_then_shut_ou
         assert_eq!(check["mismatches"], 0);
     }
 }
+
+#[test]
+fn a_recovery_forged_by_a_revoked_device_overturns_nothing() {
+    let mut a = Daemon::start("laptop");
+    let mut b = Daemon::start("phone");
+    let mut r = Daemon::start("lost-tablet");
+    a.pair(&b);
+    a.pair(&r);
+    let listed = |d: &Daemon, name: &str, revoked: bool| {
+        let v: serde_json::Value =
+            serde_json::from_str(&d.ok(&["--json", "peers"])).unwrap_or_default();
+        v.as_array().is_some_and(|l| {
+            l.iter()
+                .any(|p| p["name"] == name && p["revoked"] == revoked)
+        })
+    };
+    wait_until("the phone and the tablet to know each other", SOON, || {
+        listed(&b, "lost-tablet", false) && listed(&r, "phone", false)
+    });
+    // A revokes R while B is offline.
+    b.stop();
+    r.stop();
+    a.ok(&["peers", "remove", &r.device()]);
+    a.stop();
+    b.restart();
+    // R's thief writes, with R's real key, a revocation of the laptop (which founded the
+    // circle) carrying a recovery signature by a key of its own, restoring the tablet.
+    let key = r.home.path().join("device.key");
+    let tablet = failup_net::Identity::load_or_create(&key)
+        .expect("key")
+        .signer()
+        .expect("signer");
+    let laptop: failup_wire::DeviceId = a.device().parse().expect("device id");
+    let (circle, mut am) = {
+        let store = failup_store::Store::open(&r.home.store(), Duration::from_secs(5))
+            .expect("the tablet's store");
+        let id = store.setting("circle").expect("read").expect("a circle");
+        let circle = DocId(id.as_slice().try_into().expect("16 bytes"));
+        (circle, store.document(circle).expect("read").expect("held"))
+    };
+    am.set_actor(automerge::ActorId::from(tablet.actor().as_slice()));
+    let before = am.get_heads();
+    let own = failup_auth::recovery::RecoveryKey::generate().expect("key");
+    let note = failup_node::circle::RevocationNote {
+        at_ms: 0,
+        seen: Vec::new(),
+        recovery: Some(failup_node::circle::RecoveryProof {
+            restore: vec![tablet.device().0],
+            sig: own
+                .sign_revocation(circle.0, laptop, &[tablet.device()])
+                .to_vec(),
+        }),
+    };
+    failup_node::circle::revoke(&mut am, laptop, &note).expect("revoke");
+    am.commit();
+    let msgs = sealed_since(&mut am, &before, circle, &tablet);
+    assert!(
+        !send_as(&key, &b, circle, msgs),
+        "the phone, not knowing of the revocation yet, takes the tablet's sealed change"
+    );
+    // Once the laptop is back, the forged recovery counts for nothing: the tablet stays
+    // revoked and the laptop belongs, on both devices.
+    a.restart();
+    wait_until("the phone to side with the laptop", SOON, || {
+        listed(&b, "lost-tablet", true) && listed(&b, "laptop", false)
+    });
+    wait_until("the laptop to agree", SOON, || {
+        listed(&a, "lost-tablet", true) && listed(&a, "phone", false)
+    });
+    wait_until("the tablet's key to be shut out", SOON, || {
+        !connects(&key, &b)
+    });
+}

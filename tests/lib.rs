@@ -204,6 +204,24 @@ impl Daemon {
         self.home.cmd().args(args).output().expect("run failup")
     }
 
+    /// Runs `failup ARGS` with `input` on its standard input.
+    pub fn run_with_input(&self, args: &[&str], input: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = self
+            .home
+            .cmd()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run failup");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).expect("write stdin");
+        }
+        child.wait_with_output().expect("wait for failup")
+    }
+
     /// Runs `failup ARGS`, insists on success, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);

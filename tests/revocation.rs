@@ -199,3 +199,98 @@ fn what_a_revoked_device_did_after_its_revocation_is_undone_and_nothing_else() {
     };
     assert!(line.contains("undone"), "{line}");
 }
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn the_recovery_key_takes_the_circle_back_from_a_thief_holding_the_founding_device() {
+    let (a, b, c) = circle();
+    let (a_id, b_id, c_id) = (a.device(), b.device(), c.device());
+    // Shown once, on the device that started the circle, and kept nowhere after.
+    let key = a.ok(&["peers", "recovery-key"]).trim().to_owned();
+    assert_eq!(key.split('-').count(), 11, "{key}");
+    let again = a.run(&["peers", "recovery-key"]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("shown once already"),
+        "{}",
+        stderr(&again)
+    );
+    let elsewhere = b.run(&["peers", "recovery-key"]);
+    assert!(
+        stderr(&elsewhere).contains("laptop"),
+        "{}",
+        stderr(&elsewhere)
+    );
+    b.ok(&["log", "before the theft, from the phone"]);
+    wait_until("the phone's entry to reach everyone", SOON, || {
+        has(&a, "before the theft, from the phone") && has(&c, "before the theft, from the phone")
+    });
+
+    // The thief, holding the founding laptop, shuts out the owner's phone and tablet. Against
+    // the founder's seniority the owner's plain revocations would lose.
+    a.ok(&["peers", "remove", &b_id]);
+    a.ok(&["peers", "remove", &c_id]);
+    wait_until("the tablet to hear of the phone's revocation", SOON, || {
+        lists(&c, "phone", true)
+    });
+
+    // A key the thief made, a mistyped key and no key are each one clear refusal.
+    let other = "AAAAA-AAAAA-AAAAA-AAAAA-AAAAA-AAAAA-AAAAA-AAAAA-AAAAA-AAAAA-AAAAA";
+    let out = c.run_with_input(&["peers", "remove", &a_id, "--recovery"], other);
+    assert!(
+        !out.status.success() && stderr(&out).contains("typo"),
+        "{}",
+        stderr(&out)
+    );
+    let mut typo: Vec<char> = key.chars().collect();
+    typo[1] = if typo[1] == 'Q' { 'R' } else { 'Q' };
+    let typo: String = typo.into_iter().collect();
+    let out = c.run_with_input(&["peers", "remove", &a_id, "--recovery"], &typo);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    let out = c.run_with_input(&["peers", "remove", &a_id, "--recovery"], "");
+    assert!(!out.status.success() && stderr(&out).contains("no recovery key"));
+    assert!(
+        lists(&c, "laptop", false),
+        "a refused recovery changed nothing"
+    );
+
+    // The owner types the key on each device the thief shut out, taking back the other.
+    for (d, other) in [(&c, &b_id), (&b, &c_id)] {
+        let out = d.run_with_input(
+            &["peers", "remove", &a_id, "--recovery", "--restore", other],
+            &format!("{}\n", key.to_lowercase()),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    wait_until("phone and tablet to take each other back", SOON, || {
+        lists(&c, "phone", false)
+            && lists(&c, "laptop", true)
+            && lists(&b, "lost-tablet", false)
+            && lists(&b, "laptop", true)
+    });
+    assert!(
+        c.ok(&["peers"]).contains("revoked with the recovery key"),
+        "{}",
+        c.ok(&["peers"])
+    );
+    // They sync again; what the thief writes from now on reaches neither.
+    a.ok(&["log", "written by the thief"]);
+    b.ok(&["log", "after the recovery, from the phone"]);
+    c.ok(&["log", "after the recovery, from the tablet"]);
+    wait_until("phone and tablet to sync both ways", SOON, || {
+        has(&c, "after the recovery, from the phone")
+            && has(&b, "after the recovery, from the tablet")
+    });
+    let out = a.run(&["sync", "--timeout", "3s"]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("phone"));
+    for d in [&b, &c] {
+        assert!(!has(d, "written by the thief"));
+        assert!(
+            has(d, "before the theft, from the phone"),
+            "nothing else is lost"
+        );
+    }
+}

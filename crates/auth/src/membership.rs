@@ -18,6 +18,13 @@
 //!    concurrently the smaller device id is (a rule anyone can check, and that a thief cannot
 //!    change after the fact).
 //!
+//! 5. A revocation signed with the circle's **recovery key** (the key the founding change
+//!    names, see [`crate::recovery`]) counts whoever wrote it, is never overruled, and its
+//!    device is never contested. The devices it restores are no longer revoked by the revoked
+//!    device's revocations, wherever those stand: a thief holding the founding device cannot
+//!    keep the owner out with the founder's seniority. The revoked device's other revocations
+//!    stand (a device it revoked before it was stolen stays revoked).
+//!
 //! Changes from before seals existed have no author here ([`Author::Legacy`]): they count as
 //! they are, and can neither be revoked nor be void.
 
@@ -69,6 +76,17 @@ pub enum Act {
         device: DeviceId,
         /// The address, as written.
         addr: String,
+    },
+    /// Names the circle's recovery key: honoured only in the founding change.
+    RecoveryKey([u8; 32]),
+    /// A revocation signed with the recovery key (rule 5).
+    Recover {
+        /// The device revoked.
+        device: DeviceId,
+        /// The devices whose revocations by `device` no longer count, in the order signed.
+        restore: Vec<DeviceId>,
+        /// The recovery key's signature ([`crate::recovery::revocation_statement`]).
+        sig: Vec<u8>,
     },
 }
 
@@ -126,6 +144,10 @@ pub struct Verdict {
     /// revocation by them would overrule it, so until the circle settles they may still sync
     /// the circle (and nothing else) to deliver it.
     pub contested: BTreeSet<DeviceId>,
+    /// The circle's recovery key, as its founding change names it.
+    pub recovery: Option<[u8; 32]>,
+    /// Devices revoked with the recovery key.
+    pub recovered: BTreeSet<DeviceId>,
 }
 
 /// The id of a circle whose first change is `root`: the first 16 bytes of
@@ -238,6 +260,38 @@ pub fn evaluate(founder: Founder, changes: &[Change]) -> Verdict {
         Founder::Legacy => None,
     };
     let legacy_counts = founder == Founder::Legacy;
+    // Rule 5: the recovery key is the one the founding change names, and no other.
+    let recovery_key: Option<[u8; 32]> = match (founder, founder_device) {
+        (Founder::Root(h), Some(_)) => by_hash.get(&h).and_then(|c| {
+            c.acts.iter().find_map(|a| match a {
+                Act::RecoveryKey(k) => Some(*k),
+                _ => None,
+            })
+        }),
+        _ => None,
+    };
+    // Every revocation the recovery key signed: (change, revoked device, restored devices).
+    // Checked once: a signature does not depend on which changes count.
+    let mut recoveries: Vec<(usize, DeviceId, BTreeSet<DeviceId>)> = Vec::new();
+    if let (Some(key), Founder::Root(root)) = (recovery_key, founder) {
+        let id = circle_id(&root);
+        for (i, c) in order.iter().enumerate() {
+            for a in &c.acts {
+                if let Act::Recover {
+                    device,
+                    restore,
+                    sig,
+                } = a
+                {
+                    if crate::recovery::check_revocation(&key, id, *device, restore, sig) {
+                        recoveries.push((i, *device, restore.iter().copied().collect()));
+                    }
+                }
+            }
+        }
+    }
+    let is_recovery =
+        |r: usize, target: DeviceId| recoveries.iter().any(|(i, d, _)| *i == r && *d == target);
     // A legacy change counts only in a legacy circle, and only if no sealed change is in its
     // causal past: every real legacy change was written before seals existed, so one that
     // follows a sealed change was vouched for afterwards, by anyone, and counts for nothing.
@@ -252,25 +306,36 @@ pub fn evaluate(founder: Founder, changes: &[Change]) -> Verdict {
     // which depends on which changes count.
     let mut counted = vec![false; n];
     let mut void = vec![false; n];
-    let mut overruled = vec![false; n];
+    // Revocations that do not stand: (change, device it revokes).
+    let mut overruled: BTreeSet<(usize, DeviceId)> = BTreeSet::new();
     for _round in 0..=n.max(1) {
         let adds = acts_of(&order, &counted, |a| match a {
             Act::Add(d) => Some(*d),
             _ => None,
         });
-        let revokes = acts_of(&order, &counted, |a| match a {
+        let mut revokes = acts_of(&order, &counted, |a| match a {
             Act::Revoke(d) => Some(*d),
             _ => None,
         });
+        // Rule 5: a recovery revocation stands whoever wrote it.
+        for (i, d, _) in &recoveries {
+            let list = revokes.entry(*d).or_default();
+            if !list.contains(i) {
+                list.push(*i);
+            }
+        }
         let in_past = |list: Option<&Vec<usize>>, i: usize| {
             list.is_some_and(|l| l.iter().any(|&j| past[i].get(j)))
         };
         // Rule 4: a revocation of a senior device by a device it revoked concurrently is
         // overruled. (Its author is then revoked and the overruled revocation, which its
         // revoker had not seen, void: it ends up among `void`.)
-        let mut new_overruled = vec![false; n];
+        let mut new_overruled: BTreeSet<(usize, DeviceId)> = BTreeSet::new();
         for (&target, rs) in &revokes {
             for &r in rs {
+                if is_recovery(r, target) {
+                    continue;
+                }
                 let Some(Author::Device(by)) = order.get(r).map(|c| c.author) else {
                     continue;
                 };
@@ -280,7 +345,18 @@ pub fn evaluate(founder: Founder, changes: &[Change]) -> Verdict {
                         && !past[r2].get(r)
                 });
                 if counter && senior(target, by, founder_device, &adds, &past) {
-                    new_overruled[r] = true;
+                    new_overruled.insert((r, target));
+                }
+            }
+        }
+        // Rule 5: what a recovery restores, the recovered device's revocations no longer take.
+        for (_, x, restore) in &recoveries {
+            for t in restore {
+                for &r in revokes.get(t).into_iter().flatten() {
+                    let by_x = order.get(r).map(|c| c.author) == Some(Author::Device(*x));
+                    if by_x && !is_recovery(r, *t) {
+                        new_overruled.insert((r, *t));
+                    }
                 }
             }
         }
@@ -289,7 +365,10 @@ pub fn evaluate(founder: Founder, changes: &[Change]) -> Verdict {
             .map(|(d, rs)| {
                 (
                     *d,
-                    rs.iter().copied().filter(|&r| !new_overruled[r]).collect(),
+                    rs.iter()
+                        .copied()
+                        .filter(|&r| !new_overruled.contains(&(r, *d)))
+                        .collect(),
                 )
             })
             .filter(|(_, rs): &(DeviceId, Vec<usize>)| !rs.is_empty())
@@ -341,10 +420,10 @@ pub fn evaluate(founder: Founder, changes: &[Change]) -> Verdict {
                 Act::Add(d) => {
                     verdict.members.insert(*d);
                 }
-                Act::Revoke(d) if !overruled[i] => {
+                Act::Revoke(d) if !overruled.contains(&(i, *d)) => {
                     verdict.revoked.entry(*d).or_default().insert(c.hash);
                 }
-                Act::Revoke(_) => {}
+                Act::Revoke(_) | Act::RecoveryKey(_) | Act::Recover { .. } => {}
                 Act::AddPartner(l) => {
                     verdict.partners.insert(l.clone());
                 }
@@ -380,6 +459,11 @@ pub fn evaluate(founder: Founder, changes: &[Change]) -> Verdict {
             }
         }
     }
+    for (i, d, _) in &recoveries {
+        verdict.revoked.entry(*d).or_default().extend(hash(*i));
+        verdict.recovered.insert(*d);
+    }
+    verdict.recovery = recovery_key;
     verdict.members.extend(founder_device);
     for d in verdict.revoked.keys() {
         verdict.members.remove(d);
@@ -393,7 +477,7 @@ pub fn evaluate(founder: Founder, changes: &[Change]) -> Verdict {
             let by = index.get(r).and_then(|&i| order.get(i)).map(|c| c.author);
             matches!(by, Some(Author::Device(b)) if senior(*d, b, founder_device, &adds, &past))
         });
-        if junior_only {
+        if junior_only && !verdict.recovered.contains(d) {
             verdict.contested.insert(*d);
         }
     }

@@ -284,7 +284,17 @@ pub enum PeersCommand {
     Remove {
         /// The device id (or a unique prefix)
         id: String,
+        /// Revoke it with the circle's recovery key (read from standard input): for a lost
+        /// device that started the circle, or one that revoked this device
+        #[arg(long)]
+        recovery: bool,
+        /// With --recovery: another device of yours that the lost one revoked, to take back
+        /// (this device always is); repeat for several
+        #[arg(long, value_name = "ID", requires = "recovery")]
+        restore: Vec<String>,
     },
+    /// Show the circle's recovery key, once, on the device that started the circle
+    RecoveryKey,
 }
 
 /// Scale as typed on the command line.

@@ -235,6 +235,8 @@ fn peer_line(p: &PeerInfo) -> String {
             p.undone,
             if p.undone == 1 { "" } else { "s" }
         )
+    } else if p.revoked && p.recovered {
+        "revoked with the recovery key".to_owned()
     } else if p.revoked {
         "revoked".to_owned()
     } else if p.role == "self" {
@@ -283,8 +285,44 @@ pub fn peers(ctx: &Ctx, action: Option<PeersCommand>, out: &mut dyn Write) -> Re
             done(journal.call_within(request, ctx.now, wait)?)?;
             eprintln!("address remembered");
         }
-        Some(PeersCommand::Remove { id }) => {
-            let request = Request::PeerRemove { device: id };
+        Some(PeersCommand::Remove {
+            id,
+            recovery: true,
+            restore,
+        }) => {
+            let code = read_recovery_key()?;
+            let request = Request::PeerRemove {
+                device: id,
+                recovery: Some(code),
+                restore,
+            };
+            done(journal.call_within(request, ctx.now, wait)?)?;
+            eprintln!(
+                "revoked with the recovery key: nothing the device does can undo it, and its \
+                 revocations of this device (and of any device given with --restore) no longer \
+                 count; the other devices learn of it at the next sync"
+            );
+        }
+        Some(PeersCommand::RecoveryKey) => {
+            match journal.call_within(Request::RecoveryKey, ctx.now, wait)? {
+                Response::Recovery(code) => {
+                    writeln!(out, "{code}")?;
+                    eprintln!(
+                        "this is your circle's recovery key, shown this once and kept nowhere: write \
+                     it down and keep it away from your devices. If a device is lost or stolen, \
+                     even this one, `failup peers remove ID --recovery` on any other device shuts \
+                     it out for good with it"
+                    );
+                }
+                r => bail!("the daemon answered unexpectedly: {r:?}"),
+            }
+        }
+        Some(PeersCommand::Remove { id, .. }) => {
+            let request = Request::PeerRemove {
+                device: id,
+                recovery: None,
+                restore: Vec::new(),
+            };
             done(journal.call_within(request, ctx.now, wait)?)?;
             if running {
                 eprintln!("revoked: the device is disconnected and will be refused from now on");
@@ -296,6 +334,25 @@ pub fn peers(ctx: &Ctx, action: Option<PeersCommand>, out: &mut dyn Write) -> Re
         }
     }
     Ok(())
+}
+
+/// The recovery key from standard input: one line, asked for on a terminal.
+fn read_recovery_key() -> Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("recovery key: ");
+        std::io::stderr().flush()?;
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the recovery key from standard input")?;
+    if line.trim().is_empty() {
+        bail!("no recovery key given: type it, or pipe it in on standard input");
+    }
+    Ok(line.trim().to_owned())
 }
 
 /// Insists the daemon answered a change with `Done`.
@@ -322,7 +379,7 @@ fn print_peers(ctx: &Ctx, list: &[PeerInfo], out: &mut dyn Write) -> Result<()> 
                     "device": p.device, "name": p.name, "role": p.role,
                     "addrs": p.addrs, "connected": p.connected,
                     "last_seen": p.last_seen, "last_sync": p.last_sync,
-                    "revoked": p.revoked, "undone": p.undone,
+                    "revoked": p.revoked, "undone": p.undone, "recovered": p.recovered,
                 })
             })
             .collect();

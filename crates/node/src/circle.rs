@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! { "failup": "circle/1",
+//!   "recovery": Bytes,          (the recovery key's public half, in the founding change only)
 //!   "devices": { "<device id>": { "name": Str, "addrs": { "<ip:port>": true } } },
 //!   "revoked/<device id>": Timestamp, ...,
 //!   "partners": { "<label>": { "mine": Bytes, "theirs": Bytes,
@@ -77,16 +78,22 @@ fn find_all(doc: &AutoCommit, parent: &ObjId, key: &str) -> Vec<ObjId> {
         .collect()
 }
 
-/// Starts a circle holding this device.
+/// Starts a circle holding this device, naming its recovery key: only the founding change
+/// can, since the circle's id names that change.
 pub fn create(
     doc: &mut AutoCommit,
     me: DeviceId,
     name: &str,
     addrs: &[SocketAddr],
+    recovery: &[u8; 32],
 ) -> Result<(), automerge::AutomergeError> {
     doc.put(ROOT, "failup", CIRCLE_MARK)?;
+    doc.put(ROOT, RECOVERY_KEY, ScalarValue::Bytes(recovery.to_vec()))?;
     add(doc, me, name, addrs)
 }
+
+/// The root key naming the circle's recovery key.
+const RECOVERY_KEY: &str = "recovery";
 
 /// Prefix of the root keys that record revocations.
 const REVOKED_PREFIX: &str = "revoked/";
@@ -137,6 +144,42 @@ pub struct RevocationNote {
     /// For each document the revoker held changes of the device in: the highest sequence
     /// number among them. Changes past it (and in documents not listed) it had not seen.
     pub seen: Vec<([u8; 16], u64)>,
+    /// For a revocation made with the circle's recovery key: its signature, and the devices it
+    /// restores.
+    pub recovery: Option<RecoveryProof>,
+}
+
+/// The recovery key's part of a revocation (`failup_auth::recovery`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RecoveryProof {
+    /// The devices whose revocations by the revoked device no longer count, in signed order.
+    pub restore: Vec<[u8; 32]>,
+    /// The recovery key's signature over `failup_auth::recovery::revocation_statement`.
+    pub sig: Vec<u8>,
+}
+
+/// A note as first written, before recovery keys: the same fields, without the last.
+#[derive(serde::Deserialize)]
+struct FirstNote {
+    at_ms: i64,
+    seen: Vec<([u8; 16], u64)>,
+}
+
+impl RevocationNote {
+    /// Reads a note in either layout. Postcard is not self-describing: a note of the first
+    /// layout ends where this one's `recovery` would begin, so it fails to read as this one and
+    /// is read as the first; a note of this layout reads as the first with bytes to spare.
+    pub fn decode(bytes: &[u8]) -> Option<RevocationNote> {
+        postcard::from_bytes(bytes).ok().or_else(|| {
+            postcard::from_bytes::<FirstNote>(bytes)
+                .ok()
+                .map(|n| RevocationNote {
+                    at_ms: n.at_ms,
+                    seen: n.seen,
+                    recovery: None,
+                })
+        })
+    }
 }
 
 /// Revokes a device for good, noting what of its writing this device had seen.
@@ -177,7 +220,7 @@ pub fn notes(
                 continue;
             };
             let note = match value {
-                ScalarValue::Bytes(b) => postcard::from_bytes(b).unwrap_or_default(),
+                ScalarValue::Bytes(b) => RevocationNote::decode(b).unwrap_or_default(),
                 _ => RevocationNote::default(),
             };
             out.entry(change.hash().0).or_default().push((device, note));
@@ -404,12 +447,31 @@ pub fn changes(
                 (ObjectId::Root, OpType::Make(ObjType::Map)) if key == "partners" => {
                     partner_maps.insert(id);
                 }
-                (ObjectId::Root, OpType::Put(_)) => {
+                (ObjectId::Root, OpType::Put(value)) => {
                     if let Some(d) = key
                         .strip_prefix(REVOKED_PREFIX)
                         .and_then(|d| d.parse().ok())
                     {
                         acts.push(membership::Act::Revoke(d));
+                        let proof = match value {
+                            ScalarValue::Bytes(b) => {
+                                RevocationNote::decode(b).and_then(|n| n.recovery)
+                            }
+                            _ => None,
+                        };
+                        if let Some(p) = proof {
+                            acts.push(membership::Act::Recover {
+                                device: d,
+                                restore: p.restore.into_iter().map(DeviceId).collect(),
+                                sig: p.sig,
+                            });
+                        }
+                    } else if key == RECOVERY_KEY {
+                        if let ScalarValue::Bytes(b) = value {
+                            if let Ok(k) = <[u8; 32]>::try_from(b.as_slice()) {
+                                acts.push(membership::Act::RecoveryKey(k));
+                            }
+                        }
                     } else if let Some(l) = key.strip_prefix(PARTNER_REVOKED_PREFIX) {
                         acts.push(membership::Act::RevokePartner(l.to_owned()));
                     }
@@ -510,6 +572,7 @@ mod tests {
             a,
             "laptop",
             &["127.0.0.1:1".parse().expect("addr")],
+            &[0; 32],
         )
         .expect("create");
         add(&mut one, b, "phone", &[]).expect("add");
@@ -536,7 +599,7 @@ mod tests {
     fn a_device_that_did_not_see_its_revocation_cannot_hide_it() {
         let (a, r) = (DeviceId([1; 32]), DeviceId([2; 32]));
         let mut one = AutoCommit::new();
-        create(&mut one, a, "laptop", &[]).expect("create");
+        create(&mut one, a, "laptop", &[], &[0; 32]).expect("create");
         add(&mut one, r, "stolen", &[]).expect("add");
         let mut rogue = one.fork();
         revoke(&mut one, r, &RevocationNote::default()).expect("revoke");
@@ -558,7 +621,7 @@ mod tests {
     fn another_spelling_of_a_revoked_id_stays_revoked() {
         let (a, r) = (DeviceId([1; 32]), DeviceId([2; 32]));
         let mut doc = AutoCommit::new();
-        create(&mut doc, a, "laptop", &[]).expect("create");
+        create(&mut doc, a, "laptop", &[], &[0; 32]).expect("create");
         add(&mut doc, r, "stolen", &[]).expect("add");
         let devices = find(&doc, &ROOT, "devices").expect("devices");
         let sneaky = r.to_string().to_lowercase().replace('-', "");
@@ -572,9 +635,48 @@ mod tests {
         assert_eq!(m.iter().filter(|m| m.device == r).count(), 1);
         // The layout before root keys: a revoked map.
         let mut old = AutoCommit::new();
-        create(&mut old, a, "laptop", &[]).expect("create");
+        create(&mut old, a, "laptop", &[], &[0; 32]).expect("create");
         let map = old.put_object(ROOT, "revoked", ObjType::Map).expect("map");
         old.put(&map, r.to_string(), 1i64).expect("put");
         assert!(members(&old).iter().any(|m| m.device == r && m.revoked));
+    }
+
+    #[test]
+    fn revocation_notes_of_either_layout_read_and_carry_a_recovery_act() {
+        // The first layout, as devices wrote it before recovery keys: at_ms, seen.
+        let first = postcard::to_allocvec(&(1234i64, vec![([5u8; 16], 7u64)])).expect("encode");
+        let note = RevocationNote::decode(&first).expect("reads");
+        assert_eq!(
+            (note.at_ms, note.seen.len(), note.recovery),
+            (1234, 1, None)
+        );
+        let proof = RecoveryProof {
+            restore: vec![[3; 32]],
+            sig: vec![9; 64],
+        };
+        let note = RevocationNote {
+            at_ms: 5,
+            seen: vec![],
+            recovery: Some(proof.clone()),
+        };
+        let bytes = postcard::to_allocvec(&note).expect("encode");
+        assert_eq!(RevocationNote::decode(&bytes), Some(note.clone()));
+        // In a circle: the founding change names the key, the revocation carries the proof.
+        let (a, r) = (DeviceId([1; 32]), DeviceId([2; 32]));
+        let mut doc = AutoCommit::new();
+        create(&mut doc, a, "laptop", &[], &[8; 32]).expect("create");
+        doc.commit();
+        revoke(&mut doc, r, &note).expect("revoke");
+        doc.commit();
+        let acts: Vec<membership::Act> = changes(&mut doc, |_| Some(membership::Author::Device(a)))
+            .into_iter()
+            .flat_map(|c| c.acts)
+            .collect();
+        assert!(acts.contains(&membership::Act::RecoveryKey([8; 32])));
+        assert!(acts.contains(&membership::Act::Recover {
+            device: r,
+            restore: vec![DeviceId([3; 32])],
+            sig: vec![9; 64],
+        }));
     }
 }

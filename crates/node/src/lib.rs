@@ -49,6 +49,9 @@ const REVOKED: &str = "revoked";
 /// Setting: the changes of each revoked device (or device that never belonged) found void and
 /// undone here, as postcard `Vec<([u8; 32], Vec<[u8; 32]>)>`.
 const UNDONE: &str = "undone";
+/// Setting: the seed of the circle's recovery key, on the device that started the circle,
+/// from then until it is shown (and never after).
+const RECOVERY_UNSHOWN: &str = "recovery-unshown";
 
 /// What a node needs to know about the device it runs on.
 #[derive(Debug, Clone)]
@@ -300,11 +303,31 @@ impl Node {
                 self.add_addr(device, addr)?;
                 Response::Done
             }
-            Request::PeerRemove { device } => {
+            Request::PeerRemove {
+                device,
+                recovery: None,
+                ..
+            } => {
                 let device = self.find_device(&device)?;
-                self.revoke(device, now)?;
+                self.revoke(device, None, now)?;
                 Response::Done
             }
+            Request::PeerRemove {
+                device,
+                recovery: Some(code),
+                restore,
+            } => {
+                let device = self.find_device(&device)?;
+                let mut restored = vec![self.device()];
+                for r in &restore {
+                    restored.push(self.find_device(r)?);
+                }
+                restored.sort();
+                restored.dedup();
+                self.revoke(device, Some((&code, restored)), now)?;
+                Response::Done
+            }
+            Request::RecoveryKey => Response::Recovery(self.show_recovery()?),
             Request::PartnerInvite { ttl_secs, label } => {
                 Response::Invite(self.invite(ttl_secs, Some(label), now)?)
             }
@@ -611,6 +634,7 @@ impl Node {
     /// only to a running daemon (which fills them in).
     pub fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
         let me = self.device();
+        let recovered = self.verdict().recovered.clone();
         let mut members = self.members();
         for (d, (name, addrs)) in &self.bootstrap {
             if !members.iter().any(|m| m.device == *d) {
@@ -634,6 +658,7 @@ impl Node {
                 last_sync: None,
                 revoked: m.revoked || self.revoked.contains(&m.device),
                 undone: self.undone_of(m.device) as u64,
+                recovered: recovered.contains(&m.device),
             })
             .collect())
     }
@@ -686,16 +711,36 @@ impl Node {
         self.edit_circle(|am| circle::add_addr(am, peer, addr))
     }
 
-    fn revoke(&mut self, device: DeviceId, now: Timestamp) -> Result<(), NodeError> {
+    /// Revokes `device`; with a recovery key (as written down) and the devices to restore,
+    /// signs the revocation with it.
+    fn revoke(
+        &mut self,
+        device: DeviceId,
+        recovery: Option<(&str, Vec<DeviceId>)>,
+        now: Timestamp,
+    ) -> Result<(), NodeError> {
         if device == self.device() {
             return Err(NodeError::Refused(
                 "a device cannot revoke itself; revoke it from another device".into(),
             ));
         }
+        let recovery = match (recovery, self.circle) {
+            (Some((code, restore)), Some(circle)) => {
+                Some(self.recovery_proof(code, circle, device, restore)?)
+            }
+            (Some(_), None) => {
+                return Err(NodeError::Unavailable(
+                    "this device's circle has not arrived yet; connect to another device once"
+                        .into(),
+                ));
+            }
+            (None, _) => None,
+        };
         if self.circle.is_some() {
             let note = circle::RevocationNote {
                 at_ms: now.as_millisecond(),
                 seen: self.seen_of(device)?,
+                recovery,
             };
             self.edit_circle(|am| circle::revoke(am, device, &note).map(|()| true))?;
         }
@@ -704,6 +749,82 @@ impl Node {
         self.refresh_trust()?;
         tracing::warn!(peer = %device.short(), "revoked");
         Ok(())
+    }
+
+    /// The recovery key's signature on the revocation of `device`, restoring `restore`.
+    fn recovery_proof(
+        &self,
+        code: &str,
+        circle: DocId,
+        device: DeviceId,
+        restore: Vec<DeviceId>,
+    ) -> Result<circle::RecoveryProof, NodeError> {
+        use failup_auth::recovery::{MAX_RESTORE, RecoveryKey};
+        let key = RecoveryKey::from_code(code).map_err(|e| NodeError::Invalid(e.to_string()))?;
+        match self.verdict().recovery {
+            Some(public) if public == key.public() => {}
+            Some(_) => {
+                return Err(NodeError::Refused(
+                    "this is not this circle's recovery key".into(),
+                ));
+            }
+            None => {
+                return Err(NodeError::Refused(
+                    "this circle has no recovery key (it was started before they existed)".into(),
+                ));
+            }
+        }
+        if restore.len() > MAX_RESTORE {
+            return Err(NodeError::Invalid(format!(
+                "one recovery restores at most {MAX_RESTORE} devices"
+            )));
+        }
+        let sig = key.sign_revocation(circle.0, device, &restore);
+        Ok(circle::RecoveryProof {
+            restore: restore.iter().map(|d| d.0).collect(),
+            sig: sig.to_vec(),
+        })
+    }
+
+    /// The circle's recovery key, shown once: erased here before it is handed out.
+    fn show_recovery(&mut self) -> Result<String, NodeError> {
+        if let Some(seed) = self.store.setting(RECOVERY_UNSHOWN)? {
+            let seed = <[u8; 32]>::try_from(seed.as_slice())
+                .map_err(|_| NodeError::Corrupt("the stored recovery key is damaged".into()))?;
+            let key = failup_auth::recovery::RecoveryKey::from_seed(seed)
+                .map_err(|e| NodeError::Corrupt(e.to_string()))?;
+            self.store.remove_setting(RECOVERY_UNSHOWN)?;
+            return Ok(key.code());
+        }
+        let v = self.verdict();
+        if self.circle.is_none() {
+            return Err(NodeError::NotFound(
+                "this device has no circle yet: the recovery key is made with it, when this \
+                 device first pairs with another device or a partner"
+                    .into(),
+            ));
+        }
+        if v.recovery.is_none() {
+            return Err(NodeError::NotFound(
+                "this circle has no recovery key (it was started before they existed)".into(),
+            ));
+        }
+        if v.founder != Some(self.device()) {
+            let name = self
+                .members()
+                .into_iter()
+                .find(|m| Some(m.device) == v.founder)
+                .map(|m| m.name)
+                .unwrap_or_default();
+            return Err(NodeError::NotFound(format!(
+                "the recovery key was shown on the device that started this circle ({}), once",
+                failup_journal::text::shown(&name)
+            )));
+        }
+        Err(NodeError::Refused(
+            "the recovery key was shown once already and is kept nowhere: it cannot be shown again"
+                .into(),
+        ))
     }
 
     fn invite(
@@ -865,12 +986,18 @@ impl Node {
                     .into(),
             ));
         }
+        // Kept until shown, and written first: a circle whose key was lost in a crash before
+        // it was kept would have a recovery key nobody holds.
+        let recovery = failup_auth::recovery::RecoveryKey::generate()
+            .map_err(|e| NodeError::Corrupt(e.to_string()))?;
+        self.store.set_setting(RECOVERY_UNSHOWN, &recovery.seed())?;
         let mut am = self.store.new_document();
         circle::create(
             &mut am,
             self.device(),
             &self.config.name,
             &self.config.advertise,
+            &recovery.public(),
         )?;
         am.commit();
         // The id names the founding change, so no other change can claim to found the circle.

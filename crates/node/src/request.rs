@@ -98,6 +98,12 @@ pub enum Request {
     PeerRemove {
         /// The device, as text (any unique prefix).
         device: String,
+        /// The circle's recovery key, as written down, to revoke with it (rule 5 of
+        /// `failup_auth::membership`): the revocation then counts whatever the device did.
+        recovery: Option<String>,
+        /// With `recovery`: other devices (as text) whose revocations by the device no longer
+        /// count. This device is always restored.
+        restore: Vec<String>,
     },
     /// Syncs with every device now; answers when all are in sync or the time is up.
     Sync {
@@ -161,6 +167,8 @@ pub enum Request {
     },
     /// Which of this person's entries are shared, with whom, and their comments.
     Shares,
+    /// The circle's recovery key, once: kept on the founding device only until shown.
+    RecoveryKey,
 }
 
 /// A partner, as `failup partner list` shows it.
@@ -234,6 +242,9 @@ pub struct PeerInfo {
     /// revoker) and undone here.
     #[serde(default)]
     pub undone: u64,
+    /// Whether it was revoked with the circle's recovery key.
+    #[serde(default)]
+    pub recovered: bool,
 }
 
 /// What `failup status` shows.
@@ -305,4 +316,6 @@ pub enum Response {
     Feed(Vec<FeedItem>),
     /// This person's shared entries.
     Shares(Vec<ShareInfo>),
+    /// The circle's recovery key, as a person writes it down.
+    Recovery(String),
 }

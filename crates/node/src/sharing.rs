@@ -597,6 +597,7 @@ impl Node {
                             last_sync: None,
                             revoked: p.revoked,
                             undone: 0,
+                            recovered: false,
                         })
                         .collect(),
                     shared_by_me: count(p.mine),
@@ -733,7 +734,7 @@ mod tests {
         );
         let actor = |d: DeviceId| automerge::ActorId::from(failup_auth::actor_of(&d));
         let mut doc = automerge::AutoCommit::new().with_actor(actor(a));
-        circle::create(&mut doc, a, "laptop", &[]).expect("create");
+        circle::create(&mut doc, a, "laptop", &[], &[0; 32]).expect("create");
         doc.commit();
         circle::add(&mut doc, r, "tablet", &[]).expect("add");
         let real: SocketAddr = "192.0.2.1:7".parse().expect("addr");

@@ -137,6 +137,15 @@ impl Store {
         })
     }
 
+    /// Removes a device-level setting durably.
+    pub fn remove_setting(&mut self, key: &str) -> Result<(), StoreError> {
+        self.write(|txn, _| {
+            txn.open_table(META)?
+                .remove(format!("daemon/{key}").as_str())?;
+            Ok(())
+        })
+    }
+
     /// A new, empty document written by this device, to fill and pass to
     /// [`Store::write_document`].
     pub fn new_document(&self) -> AutoCommit {

@@ -165,8 +165,13 @@ fn a_legacy_circle_counts_its_legacy_changes() {
 /// A random circle: devices join, act and revoke one another, on branches that merge now and
 /// then.
 fn random_dag(seed: Vec<(u8, u8, u8, u8)>) -> Dag {
+    let key = crate::recovery::RecoveryKey::from_seed([42; 32]).expect("key");
     let mut d = Dag::default();
-    d.add(1, &[], vec![Act::Add(dev(1))]);
+    d.add(
+        1,
+        &[],
+        vec![Act::Add(dev(1)), Act::RecoveryKey(key.public())],
+    );
     for (who, what, target, dep) in seed {
         let n = d.changes.len();
         let a = usize::from(dep) % n;
@@ -176,10 +181,11 @@ fn random_dag(seed: Vec<(u8, u8, u8, u8)>) -> Dag {
         } else {
             vec![a]
         };
-        let act = match what % 4 {
+        let act = match what % 5 {
             0 | 1 => Act::Add(dev(1 + target % 6)),
             2 => Act::Revoke(dev(1 + target % 6)),
-            _ => Act::AddPartner(format!("p{}", target % 3)),
+            3 => Act::AddPartner(format!("p{}", target % 3)),
+            _ => recover(&d, &key, 1 + target % 6, &[1 + who % 6]),
         };
         d.add(1 + who % 6, &deps, vec![act]);
     }
@@ -244,4 +250,129 @@ fn a_vouched_change_after_a_sealed_one_and_a_sealed_second_root_count_for_nothin
     assert_eq!(v.members, [dev(1), dev(2), dev(3)].into_iter().collect());
     assert!(v.revoked.is_empty(), "{:?}", v.revoked);
     assert!(!v.counted.contains(&[3; 32]) && !v.counted.contains(&[4; 32]));
+}
+
+/// A founds the circle with a recovery key and adds B and C; returns the key too.
+fn with_recovery() -> (Dag, usize, crate::recovery::RecoveryKey) {
+    let key = crate::recovery::RecoveryKey::generate().expect("key");
+    let mut d = Dag::default();
+    let root = d.add(
+        1,
+        &[],
+        vec![Act::Add(dev(1)), Act::RecoveryKey(key.public())],
+    );
+    let b = d.add(1, &[root], vec![Act::Add(dev(2))]);
+    let c = d.add(1, &[b], vec![Act::Add(dev(3))]);
+    (d, c, key)
+}
+
+fn recover(d: &Dag, key: &crate::recovery::RecoveryKey, device: u8, restore: &[u8]) -> Act {
+    let id = circle_id(&d.hash(0));
+    let restore: Vec<DeviceId> = restore.iter().map(|&r| dev(r)).collect();
+    Act::Recover {
+        device: dev(device),
+        sig: key.sign_revocation(id, dev(device), &restore).to_vec(),
+        restore,
+    }
+}
+
+#[test]
+fn the_recovery_key_takes_the_circle_back_from_a_stolen_founder() {
+    let (mut d, c, key) = with_recovery();
+    // Long before the theft, the founder revoked an old tablet (4).
+    let tablet = d.add(1, &[c], vec![Act::Add(dev(4))]);
+    let gone = d.add(1, &[tablet], vec![Act::Revoke(dev(4))]);
+    // The thief, on the founder, revokes B and C; they had seen it when B fought back.
+    let thief = d.add(1, &[gone], vec![Act::Revoke(dev(2)), Act::Revoke(dev(3))]);
+    // B's plain revocation of the founder loses: the founder is senior.
+    let plain = d.add(2, &[thief], vec![Act::Revoke(dev(1))]);
+    let v = d.verdict();
+    assert!(v.members.contains(&dev(1)) && !v.members.contains(&dev(2)));
+    assert!(v.void.contains(&d.hash(plain)));
+    // With the recovery key, B revokes the founder and restores itself and C.
+    let rescue = d.add(
+        2,
+        &[plain],
+        vec![Act::Revoke(dev(1)), recover(&d, &key, 1, &[2, 3])],
+    );
+    // What the thief writes afterwards (and concurrently) is void: revoking B again included.
+    let again = d.add(1, &[thief], vec![Act::Revoke(dev(2)), Act::Add(dev(9))]);
+    let after = d.add(3, &[rescue], vec![Act::AddPartner("friend".into())]);
+    let v = d.verdict();
+    assert_eq!(v.members, [dev(2), dev(3)].into_iter().collect());
+    assert!(v.recovered.contains(&dev(1)) && v.revoked.contains_key(&dev(1)));
+    assert!(v.revoked[&dev(1)].contains(&d.hash(rescue)));
+    assert!(v.void.contains(&d.hash(again)) && !v.members.contains(&dev(9)));
+    assert!(v.counted.contains(&d.hash(after)) && v.partners.contains("friend"));
+    assert!(
+        v.contested.is_empty(),
+        "a recovered device is never contested"
+    );
+    // The old tablet, revoked before the theft and not restored, stays revoked.
+    assert!(v.revoked.contains_key(&dev(4)) && !v.members.contains(&dev(4)));
+    assert_eq!(v.recovery, Some(key.public()));
+}
+
+#[test]
+fn a_forged_or_misplaced_recovery_counts_for_nothing() {
+    let (mut d, c, key) = with_recovery();
+    let thief = d.add(1, &[c], vec![Act::Revoke(dev(2))]);
+    // A key of the thief's own, signing as if it were the circle's.
+    let own = crate::recovery::RecoveryKey::generate().expect("key");
+    let forged = d.add(2, &[thief], vec![recover(&d, &own, 1, &[2])]);
+    // The real key's signature, with the restore list changed after signing.
+    let Act::Recover { sig, .. } = recover(&d, &key, 1, &[3]) else {
+        unreachable!()
+    };
+    let altered = d.add(
+        2,
+        &[forged],
+        vec![Act::Recover {
+            device: dev(1),
+            restore: vec![dev(2)],
+            sig,
+        }],
+    );
+    // The right signature for another circle.
+    let elsewhere = Act::Recover {
+        device: dev(1),
+        restore: vec![dev(2)],
+        sig: key.sign_revocation([7; 16], dev(1), &[dev(2)]).to_vec(),
+    };
+    d.add(2, &[altered], vec![elsewhere]);
+    let v = d.verdict();
+    assert!(v.members.contains(&dev(1)) && !v.members.contains(&dev(2)));
+    assert!(v.recovered.is_empty());
+
+    // A recovery key named anywhere but the founding change is no recovery key.
+    let mut d = Dag::default();
+    let root = d.add(1, &[], vec![Act::Add(dev(1))]);
+    let b = d.add(1, &[root], vec![Act::Add(dev(2))]);
+    let named = d.add(1, &[b], vec![Act::RecoveryKey(own.public())]);
+    let thief = d.add(1, &[named], vec![Act::Revoke(dev(2))]);
+    d.add(2, &[thief], vec![recover(&d, &own, 1, &[2])]);
+    let v = d.verdict();
+    assert_eq!(v.recovery, None);
+    assert!(v.members.contains(&dev(1)) && !v.members.contains(&dev(2)));
+}
+
+#[test]
+fn recovery_codes_read_back_and_catch_typos() {
+    let key = crate::recovery::RecoveryKey::generate().expect("key");
+    let code = key.code();
+    assert_eq!(code.split('-').count(), 11, "{code}");
+    let back = crate::recovery::RecoveryKey::from_code(&code.to_lowercase().replace('-', " "))
+        .expect("reads");
+    assert_eq!(back.public(), key.public());
+    let mut typo: Vec<char> = code.chars().collect();
+    typo[3] = if typo[3] == 'A' { 'B' } else { 'A' };
+    let typo: String = typo.into_iter().collect();
+    assert_eq!(
+        crate::recovery::RecoveryKey::from_code(&typo).map(|k| k.public()),
+        Err(crate::recovery::CodeError::Check)
+    );
+    assert_eq!(
+        crate::recovery::RecoveryKey::from_code("not a key").map(|k| k.public()),
+        Err(crate::recovery::CodeError::Shape)
+    );
 }
