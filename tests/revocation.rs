@@ -208,8 +208,12 @@ fn stderr(out: &std::process::Output) -> String {
 fn the_recovery_key_takes_the_circle_back_from_a_thief_holding_the_founding_device() {
     let (a, b, c) = circle();
     let (a_id, b_id, c_id) = (a.device(), b.device(), c.device());
+    // Until shown, `peers` and `doctor` on the founding device say it is there to write down.
+    assert!(stderr(&a.run(&["peers"])).contains("failup peers recovery-key"));
+    assert!(String::from_utf8_lossy(&a.run(&["doctor"]).stdout).contains("recovery"));
     // Shown once, on the device that started the circle, and kept nowhere after.
     let key = a.ok(&["peers", "recovery-key"]).trim().to_owned();
+    assert!(!stderr(&a.run(&["peers"])).contains("recovery-key"));
     assert_eq!(key.split('-').count(), 11, "{key}");
     let again = a.run(&["peers", "recovery-key"]);
     assert!(!again.status.success());

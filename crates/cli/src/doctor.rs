@@ -242,6 +242,14 @@ fn devices(ctx: &Ctx) -> Vec<Finding> {
         Ok(Response::Peers(p)) => p,
         _ => Vec::new(),
     };
+    if peers.iter().any(|p| p.recovery_unshown) {
+        v.push(finding(
+            "recovery",
+            Level::Warn,
+            "the circle's recovery key has not been shown yet, and sits on this device".into(),
+            Some("run `failup peers recovery-key`, write the key down and keep it apart".into()),
+        ));
+    }
     for p in peers.iter().filter(|p| p.revoked && p.undone > 0) {
         let name = if p.name.is_empty() {
             &p.device

@@ -390,6 +390,12 @@ fn print_peers(ctx: &Ctx, list: &[PeerInfo], out: &mut dyn Write) -> Result<()> 
         for p in list {
             writeln!(out, "{}", peer_line(p))?;
         }
+        if list.iter().any(|p| p.recovery_unshown) {
+            eprintln!(
+                "this device holds your circle's recovery key, not yet written down: run \
+                 `failup peers recovery-key` (it is shown once)"
+            );
+        }
     }
     Ok(())
 }

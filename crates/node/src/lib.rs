@@ -635,6 +635,7 @@ impl Node {
     pub fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
         let me = self.device();
         let recovered = self.verdict().recovered.clone();
+        let unshown = self.store.setting(RECOVERY_UNSHOWN)?.is_some();
         let mut members = self.members();
         for (d, (name, addrs)) in &self.bootstrap {
             if !members.iter().any(|m| m.device == *d) {
@@ -659,6 +660,7 @@ impl Node {
                 revoked: m.revoked || self.revoked.contains(&m.device),
                 undone: self.undone_of(m.device) as u64,
                 recovered: recovered.contains(&m.device),
+                recovery_unshown: unshown && m.device == me,
             })
             .collect())
     }

@@ -245,6 +245,9 @@ pub struct PeerInfo {
     /// Whether it was revoked with the circle's recovery key.
     #[serde(default)]
     pub recovered: bool,
+    /// For this device: whether it holds the circle's recovery key, not yet shown.
+    #[serde(default)]
+    pub recovery_unshown: bool,
 }
 
 /// What `failup status` shows.

@@ -598,6 +598,7 @@ impl Node {
                             revoked: p.revoked,
                             undone: 0,
                             recovered: false,
+                            recovery_unshown: false,
                         })
                         .collect(),
                     shared_by_me: count(p.mine),
