@@ -368,6 +368,10 @@ pub struct LogArgs {
     /// Share it at once with this partner
     #[arg(long = "share", value_name = "LABEL")]
     pub share: Option<String>,
+    /// Open the newest unfinished entry kept in this home (one the editor left, or one that
+    /// was refused) in the editor again
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// `failup list`.

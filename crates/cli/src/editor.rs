@@ -2,12 +2,19 @@
 //! the parser that reads it back.
 //!
 //! The template is plain text so any editor works: the story comes first, then one `## `
-//! section per field. Lines starting with `#` are comments or headings; a story line that
-//! starts with `#` is written with a backslash before it (`\# Heading`) and read back without
-//! it, so Markdown headings in a story survive the round trip. Saving an empty story aborts, as
-//! git does with an empty commit message.
+//! section per field. The template's own comment lines (its three opening lines, and the
+//! `# failup: ` lines that say why a form was refused) are dropped when it is read back; every
+//! other line is kept, so a Markdown heading typed in a story stays. A story line of an entry
+//! that starts with `#` is written with a backslash before it (`\# Heading`) and read back
+//! without it. A template saved as it was shown cancels, as git does with an empty message.
+//!
+//! Nothing typed is lost: the file the editor works on is a draft in the home (`drafts/`,
+//! owner-only) for as long as the session lasts, so a killed process leaves it behind to be
+//! offered back; a refused form reopens the editor on what was written with the reason at the
+//! top, and a second refusal, or quitting the editor, keeps the draft.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -103,11 +110,11 @@ impl Form {
 
 /// The template, filled with an existing entry's values when editing.
 pub fn template(prompts: &Prompts, entry: Option<&Entry>, today: &str) -> String {
-    let mut out = String::from(
-        "# Write what happened below. The first line is its title.\n\
-         # Lines starting with '# ' are ignored (write \\# to start a line with #);\n\
-         # an empty story cancels.\n",
-    );
+    let mut out = String::new();
+    for line in HEADER {
+        out.push_str(line);
+        out.push('\n');
+    }
     match entry {
         Some(e) => out.push_str(&escape(&e.text)),
         None => out.push_str(&escape(&prompts.story)),
@@ -130,6 +137,28 @@ pub fn template(prompts: &Prompts, entry: Option<&Entry>, today: &str) -> String
     }
     out
 }
+
+/// The template's opening comment lines, dropped when it is read back.
+const HEADER: [&str; 3] = [
+    "# Write what happened below. The first line is its title.",
+    "# These three lines are dropped; every other line is kept. '## ' lines start sections.",
+    "# Save it unchanged to cancel.",
+];
+
+/// The start of a comment line failup adds to say why a form was refused.
+const REFUSAL: &str = "# failup: ";
+
+/// Whether `line` is one of the template's own comments.
+fn is_comment(line: &str) -> bool {
+    HEADER.contains(&line) || line.starts_with(REFUSAL) || OLD_HEADER.contains(&line)
+}
+
+/// The opening lines of templates before drafts (one may be resumed).
+const OLD_HEADER: [&str; 3] = [
+    "# Write what happened below. The first line is its title.",
+    "# Lines starting with '# ' are ignored (write \\# to start a line with #);",
+    "# an empty story cancels.",
+];
 
 /// Puts a backslash before every line that starts with `#` or a backslash.
 fn escape(text: &str) -> String {
@@ -162,7 +191,7 @@ pub fn parse(prompts: &Prompts, text: &str) -> Result<Form> {
         buf.clear();
     };
     for line in text.lines() {
-        if line.starts_with("# ") || line == "#" {
+        if is_comment(line) {
             continue;
         }
         if let Some(heading) = line.strip_prefix("## ") {
@@ -188,28 +217,196 @@ pub fn parse(prompts: &Prompts, text: &str) -> Result<Form> {
     Ok(form)
 }
 
-/// Opens `editor` (the `editor` setting) on `initial` and returns what was saved.
-pub fn edit(editor: &str, initial: &str) -> Result<String> {
-    let mut file = tempfile::Builder::new()
-        .prefix("failup-")
-        .suffix(".md")
-        .tempfile()
-        .context("cannot create a file for the editor")?;
-    file.write_all(initial.as_bytes())
-        .and_then(|()| file.flush())
-        .context("cannot write the editor file")?;
-    // Through the shell, so EDITOR may carry arguments ("code --wait").
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!("{editor} \"$1\""))
-        .arg("sh")
-        .arg(file.path())
-        .status()
-        .with_context(|| format!("cannot start editor {editor:?}"))?;
-    if !status.success() {
-        bail!("editor {editor:?} exited with {status}; nothing was saved");
+/// The drafts of a home: `drafts/`, owner-only, one file per unfinished form.
+pub struct Drafts {
+    dir: PathBuf,
+}
+
+/// A draft found in the home.
+pub struct Draft {
+    /// Its file.
+    pub path: PathBuf,
+    /// When it was last written.
+    pub modified: std::time::SystemTime,
+    /// Its story's first line, for the person to recognise it.
+    pub title: String,
+}
+
+impl Drafts {
+    /// The drafts of `home`.
+    pub fn of(home: &Path) -> Drafts {
+        Drafts {
+            dir: home.join("drafts"),
+        }
     }
-    std::fs::read_to_string(file.path()).context("cannot read back the editor file")
+
+    /// The file for the draft `name` (`log-<ms>` for a new entry, `edit-<id>` for an entry).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.md"))
+    }
+
+    /// Drafts whose name starts with `prefix`, newest first.
+    pub fn find(&self, prefix: &str) -> Result<Vec<Draft>> {
+        let read = match std::fs::read_dir(&self.dir) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {}", self.dir.display()));
+            }
+        };
+        let mut out = Vec::new();
+        for item in read {
+            let item = item.with_context(|| format!("cannot read {}", self.dir.display()))?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            if !name.starts_with(prefix) || !name.ends_with(".md") {
+                continue;
+            }
+            let path = item.path();
+            let modified = item
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let title = text
+                .lines()
+                .find(|l| !is_comment(l) && !l.trim().is_empty())
+                .unwrap_or("")
+                .chars()
+                .take(60)
+                .collect();
+            out.push(Draft {
+                path,
+                modified,
+                title,
+            });
+        }
+        out.sort_by_key(|d| std::cmp::Reverse(d.modified));
+        Ok(out)
+    }
+}
+
+/// Writes `text` to `path`, owner-only, creating the drafts directory, durably: a draft is
+/// what stands between a person and losing what they wrote.
+fn write_draft(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(failup_home::HOME_MODE)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(failup_home::PRIVATE_MODE)
+        .open(path)
+        .with_context(|| format!("cannot write the draft {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write the draft {}", path.display()))
+}
+
+/// What an editor session gave: a value the form was accepted as, with its draft, which the
+/// caller removes once the value is stored ([`Written::stored`]).
+pub struct Written<T> {
+    /// What the form was accepted as.
+    pub value: T,
+    draft: PathBuf,
+}
+
+impl<T> Written<T> {
+    /// The value is stored: the draft goes.
+    pub fn stored(self) -> T {
+        // A draft that cannot be removed is only a stale offer next time, never a loss.
+        let _ = std::fs::remove_file(&self.draft);
+        self.value
+    }
+}
+
+/// Runs `editor` on the draft at `draft` (written with `initial` unless `resumed`) until
+/// `accept` takes what was written. `pristine` is the text that means "nothing typed": saved
+/// as it is, the session is cancelled and the draft removed (`Ok(None)`). A form `accept`
+/// refuses reopens the editor once with the reason at the top; a second refusal, quitting the
+/// editor, or an editor that fails keeps the draft and ends with an error that says `resume`.
+pub fn session<T>(
+    editor: &str,
+    draft: &Path,
+    initial: &str,
+    pristine: &str,
+    resume: &str,
+    mut accept: impl FnMut(&str) -> Result<T>,
+) -> Result<Option<Written<T>>> {
+    if !draft.exists() {
+        write_draft(draft, initial)?;
+    }
+    let kept = |why: String| anyhow::anyhow!("{why}; what you wrote is kept: {resume}");
+    let mut reopened: Option<String> = None;
+    for attempt in 0..2 {
+        // Through the shell, so EDITOR may carry arguments ("code --wait").
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{editor} \"$1\""))
+            .arg("sh")
+            .arg(draft)
+            .status()
+            .with_context(|| format!("cannot start editor {editor:?}"))?;
+        let text = std::fs::read_to_string(draft)
+            .with_context(|| format!("cannot read back the draft {}", draft.display()))?;
+        let body = without_refusals(&text);
+        if body == without_refusals(pristine) {
+            let _ = std::fs::remove_file(draft);
+            if !status.success() {
+                bail!("editor {editor:?} exited with {status}; nothing was written");
+            }
+            return Ok(None);
+        }
+        if !status.success() {
+            return Err(kept(format!("editor {editor:?} exited with {status}")));
+        }
+        if reopened.as_deref() == Some(text.as_str()) {
+            return Err(kept("the editor was closed without a change".into()));
+        }
+        match accept(&body) {
+            Ok(value) => {
+                return Ok(Some(Written {
+                    value,
+                    draft: draft.to_owned(),
+                }));
+            }
+            Err(e) if attempt == 0 => {
+                let mut again = String::new();
+                for line in format!("{e:#}").lines() {
+                    again.push_str(REFUSAL);
+                    again.push_str(line);
+                    again.push('\n');
+                }
+                again.push_str(REFUSAL);
+                again.push_str(
+                    "fix it and save; close the editor without saving to keep this as a draft\n",
+                );
+                again.push_str(&body);
+                write_draft(draft, &again)?;
+                reopened = Some(again);
+            }
+            Err(e) => return Err(kept(format!("{e:#}"))),
+        }
+    }
+    Err(kept("the form was refused twice".into()))
+}
+
+/// `text` without the lines that say why it was refused before.
+fn without_refusals(text: &str) -> String {
+    let mut out: String = text
+        .lines()
+        .filter(|l| !l.starts_with(REFUSAL))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -258,8 +455,8 @@ mod tests {
     #[test]
     fn filled_template_reads_back() {
         let t = template(&Prompts::default(), None, "2026-11-23").replacen(
-            "cancels.\n\n",
-            "cancels.\nLost my temper\nin the meeting\n",
+            "# Save it unchanged to cancel.\n\n",
+            "# Save it unchanged to cancel.\nLost my temper\nin the meeting\n",
             1,
         );
         let t = t.replacen(
@@ -274,6 +471,17 @@ mod tests {
             Some("Pause first")
         );
         assert!(parse(&Prompts::default(), "story\n## Nonsense\n").is_err());
+    }
+
+    #[test]
+    fn a_heading_typed_in_a_story_is_kept_and_only_failups_comments_go() {
+        let t = template(&Prompts::default(), None, "2026-11-23").replacen(
+            "# Save it unchanged to cancel.\n\n",
+            "# Save it unchanged to cancel.\n# failup: feeling 9 is not from 1 to 5\nThe launch\n# What went wrong\n#\nall of it\n",
+            1,
+        );
+        let form = parse(&Prompts::default(), &t).expect("parse");
+        assert_eq!(form.text, "The launch\n# What went wrong\n#\nall of it");
     }
 
     #[test]

@@ -23,9 +23,13 @@ pub(crate) fn log(ctx: &Ctx, args: LogArgs, out: &mut dyn Write) -> Result<()> {
     if args.is_macro {
         new.scale = Scale::Macro;
     }
+    let mut draft = None;
+    if args.resume && !args.text.is_empty() {
+        bail!("--resume opens the kept draft in the editor: give no text with it");
+    }
     if !args.text.is_empty() {
         new.text = args.text.join(" ");
-    } else if !io::stdin().is_terminal() {
+    } else if !args.resume && !io::stdin().is_terminal() {
         let max = failup_journal::entry::MAX_TEXT_BYTES;
         let mut bytes = Vec::new();
         io::stdin()
@@ -39,20 +43,23 @@ pub(crate) fn log(ctx: &Ctx, args: LogArgs, out: &mut dyn Write) -> Result<()> {
         }
         new.text = String::from_utf8(bytes).context("standard input is not UTF-8 text")?;
     } else {
-        let prompts = ctx.prompts()?;
-        let written = editor::edit(
-            &ctx.editor()?,
-            &editor::template(&prompts, None, &ctx.today.to_string()),
-        )?;
-        let form = editor::parse(&prompts, &written)?;
-        // The story template left as it was is no story either.
-        if form.text.is_empty() || form.text.trim() == prompts.story.trim() {
-            bail!("nothing logged: the story was left empty");
-        }
-        new.text = form.text.clone();
-        fill_from_form(ctx, &mut new, &form)?;
+        let written = log_in_editor(ctx, &new, args.resume)?;
+        new = written.value.clone();
+        draft = Some(written);
     }
-    let entry = ctx.open()?.log(new, ctx.now, ctx.today)?;
+    let logged = ctx.open().and_then(|mut j| j.log(new, ctx.now, ctx.today));
+    let entry = match (logged, draft) {
+        (Ok(entry), draft) => {
+            draft.map(editor::Written::stored);
+            entry
+        }
+        (Err(e), Some(_)) => {
+            return Err(e.context(
+                "not logged; what you wrote is kept: run `failup log --resume` to try again",
+            ));
+        }
+        (Err(e), None) => return Err(e),
+    };
     writeln!(out, "{}", entry.id)?;
     if let Some(with) = &args.share {
         // Logged already: a failed share is reported, and the entry stays, private.
@@ -60,6 +67,81 @@ pub(crate) fn log(ctx: &Ctx, args: LogArgs, out: &mut dyn Write) -> Result<()> {
             .with_context(|| format!("logged {}, but not shared", entry.id))?;
     }
     Ok(())
+}
+
+/// A new entry written in the editor, on a draft: the newest kept one when resuming (or when
+/// the person takes it up when offered), else a fresh one. The form is checked as the store
+/// would check it, so a value it refuses reopens the editor instead of losing the story.
+fn log_in_editor(ctx: &Ctx, base: &NewEntry, resume: bool) -> Result<editor::Written<NewEntry>> {
+    let drafts = editor::Drafts::of(&ctx.home);
+    let kept = drafts.find("log-")?;
+    let fresh = || drafts.path(&format!("log-{}", ctx.now.as_millisecond()));
+    let path = match kept.first() {
+        None if resume => bail!("no draft to resume: nothing unfinished was kept in this home"),
+        None => fresh(),
+        Some(d) if resume => d.path.clone(),
+        Some(d) => {
+            let answer = ask(&format!(
+                "an unfinished entry from {} was kept{}; resume it? [Y/n] ",
+                when(ctx, d.modified),
+                if d.title.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (\"{}\")", shown(&d.title))
+                }
+            ))?;
+            if matches!(answer.trim(), "" | "y" | "Y" | "yes") {
+                d.path.clone()
+            } else {
+                eprintln!("starting a new entry; the kept one waits for `failup log --resume`");
+                fresh()
+            }
+        }
+    };
+    if kept.len() > 1 && resume {
+        eprintln!(
+            "{} more unfinished entries are kept; `failup log --resume` takes them newest first",
+            kept.len() - 1
+        );
+    }
+    let prompts = ctx.prompts()?;
+    let initial = editor::template(&prompts, None, &ctx.today.to_string());
+    let written = editor::session(
+        &ctx.editor()?,
+        &path,
+        &initial,
+        &initial,
+        "run `failup log --resume`",
+        |body| {
+            let form = editor::parse(&prompts, body)?;
+            // The story template left as it was is no story either.
+            if form.text.is_empty() || form.text.trim() == prompts.story.trim() {
+                bail!("the story is empty: write what happened on the first line");
+            }
+            let mut new = base.clone();
+            new.text = form.text.clone();
+            fill_from_form(ctx, &mut new, &form)?;
+            // Checked here as the store checks it, so a refusal comes back to the editor.
+            new.clone().into_entry(
+                failup_journal::EntryId::from_parts(0, 0),
+                ctx.now,
+                ctx.today,
+            )?;
+            Ok(new)
+        },
+    )?;
+    written.context("nothing logged: the story was left empty")
+}
+
+/// When a draft was last written, as a person reads it.
+fn when(ctx: &Ctx, t: std::time::SystemTime) -> String {
+    jiff::Timestamp::try_from(t)
+        .map(|t| {
+            t.to_zoned_datetime(ctx.tz.clone())
+                .strftime("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|_| "earlier".into())
 }
 
 pub(crate) fn new_entry(ctx: &Ctx, f: &FieldArgs) -> Result<NewEntry> {
@@ -222,7 +304,7 @@ pub(crate) fn edit(ctx: &Ctx, a: EditArgs) -> Result<()> {
     let entry = ctx.resolve(&a.id)?;
     let f = &a.fields;
     let clearable = |v: &Option<String>| v.clone().map(|v| Some(v).filter(|v| !v.is_empty()));
-    let mut patch = EntryPatch {
+    let patch = EntryPatch {
         text: a.text.clone(),
         scale: a.scale.map(scale_of),
         day: f.on.as_deref().map(|d| ctx.parse_day(d)).transpose()?,
@@ -243,19 +325,56 @@ pub(crate) fn edit(ctx: &Ctx, a: EditArgs) -> Result<()> {
             );
         }
         let prompts = ctx.prompts()?;
-        let written = editor::edit(
-            &ctx.editor()?,
-            &editor::template(&prompts, Some(&entry), &entry.day.to_string()),
-        )?;
-        let form = editor::parse(&prompts, &written)?;
-        if form.text.is_empty() {
-            bail!("nothing changed: the story was left empty");
+        let drafts = editor::Drafts::of(&ctx.home);
+        let name = format!("edit-{}", entry.id);
+        let path = drafts.path(&name);
+        if let Some(d) = drafts.find(&name)?.first() {
+            let answer = ask(&format!(
+                "an unfinished edit of this entry from {} was kept; resume it? [Y/n] ",
+                when(ctx, d.modified)
+            ))?;
+            if !matches!(answer.trim(), "" | "y" | "Y" | "yes") {
+                std::fs::remove_file(&d.path)
+                    .with_context(|| format!("cannot remove {}", d.path.display()))?;
+                eprintln!("discarded the kept edit");
+            }
         }
-        patch = patch_from_form(ctx, &entry, &form)?;
-        if patch.is_empty() {
+        let initial = editor::template(&prompts, Some(&entry), &entry.day.to_string());
+        let resume = format!("run `failup edit {}` again", short(entry.id));
+        let written =
+            editor::session(&ctx.editor()?, &path, &initial, &initial, &resume, |body| {
+                let form = editor::parse(&prompts, body)?;
+                if form.text.is_empty() {
+                    bail!("the story is empty: to delete the entry, use `failup delete`");
+                }
+                let patch = patch_from_form(ctx, &entry, &form)?;
+                // Checked as the store checks it, so a refusal comes back to the editor.
+                patch.clone().normalized()?;
+                Ok(patch)
+            })?;
+        let Some(written) = written else {
+            eprintln!("nothing changed");
+            return Ok(());
+        };
+        if written.value.is_empty() {
+            written.stored();
             eprintln!("nothing changed");
             return Ok(());
         }
+        let updated = ctx
+            .open()
+            .and_then(|mut j| j.update(entry.id, written.value.clone(), ctx.now));
+        let entry = match updated {
+            Ok(e) => {
+                written.stored();
+                e
+            }
+            Err(e) => {
+                return Err(e.context(format!("not changed; what you wrote is kept: {resume}")));
+            }
+        };
+        eprintln!("updated {}: {}", short(entry.id), shown(entry.title()));
+        return Ok(());
     }
     let entry = ctx.open()?.update(entry.id, patch, ctx.now)?;
     eprintln!("updated {}: {}", short(entry.id), shown(entry.title()));

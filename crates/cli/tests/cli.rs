@@ -104,7 +104,7 @@ fn log_on_a_terminal_opens_the_editor_with_the_reframe_questions() {
         "fill.sh",
         &format!(
             "cp \"$1\" '{shown}'\n\
-             sed -i -e 's/^# Lines starting.*/&\\nDropped the ball on the launch/' \
+             sed -i -e 's/^# Save it unchanged.*/&\\nDropped the ball on the launch/' \
              -e 's/^## What did this teach me about my next level?/&\\nask for help sooner/' \
              -e 's/^## Tags (separated by spaces)/&\\nwork launch/' \"$1\"",
             shown = tools.path().join("shown.txt").display()
