@@ -1,7 +1,7 @@
 //! The commands on single entries: log, list, show, reflect, iterate, edit, close, reopen and
 //! delete, with the editor template and the prompts they fill entries from.
 
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, BufRead, IsTerminal, Read, Write};
 
 use anyhow::{Context, Result, bail};
 use failup_journal::export::EntryView;
@@ -267,16 +267,17 @@ pub(crate) fn reflect(ctx: &Ctx, a: args::ReflectArgs) -> Result<()> {
         use_it: a.use_it.map(Some),
         ..EntryPatch::default()
     };
+    let mut stopped = false;
     if patch.is_empty() {
         eprintln!("{}: {}", short(entry.id), shown(entry.title()));
-        eprintln!("(press Enter to keep an answer as it is)");
+        let mut lines = Answers::new()?;
         for (field, question) in ctx.config.questions()? {
-            let current = entry
-                .reframe(field)
-                .map(|c| format!(" [{}]", shown(c)))
-                .unwrap_or_default();
-            let answer = ask(&format!("{}{current}\n> ", shown(&question)))?;
-            if answer.trim().is_empty() {
+            let current = entry.reframe(field).unwrap_or("");
+            let Some(answer) = lines.ask(&question, current)? else {
+                stopped = true;
+                break;
+            };
+            if answer.trim().is_empty() || answer.trim() == current.trim() {
                 continue;
             }
             let slot = match field {
@@ -291,6 +292,9 @@ pub(crate) fn reflect(ctx: &Ctx, a: args::ReflectArgs) -> Result<()> {
             return Ok(());
         }
     }
+    if stopped {
+        eprintln!("stopped: keeping the answers given");
+    }
     let entry = ctx.open()?.update(entry.id, patch, ctx.now)?;
     eprintln!(
         "reflected on {} (status: {})",
@@ -298,6 +302,80 @@ pub(crate) fn reflect(ctx: &Ctx, a: args::ReflectArgs) -> Result<()> {
         entry.status().as_str()
     );
     Ok(())
+}
+
+/// Where the answers of `reflect` are read: a line editor on a terminal (arrow keys, history
+/// of this session, the current answer there to change, Alt-Enter or a line ending in `\` for
+/// a new line), else lines of standard input.
+enum Answers {
+    Terminal(Box<rustyline::DefaultEditor>),
+    Piped,
+}
+
+impl Answers {
+    fn new() -> Result<Answers> {
+        if !io::stdin().is_terminal() {
+            return Ok(Answers::Piped);
+        }
+        use rustyline::{Cmd, KeyCode, KeyEvent, Modifiers};
+        let mut editor = rustyline::DefaultEditor::new().context("cannot read the terminal")?;
+        editor.bind_sequence(KeyEvent(KeyCode::Enter, Modifiers::ALT), Cmd::Newline);
+        eprintln!(
+            "(Enter keeps an answer as it is; Alt-Enter, or a line ending in \\, starts a new \
+             line; Ctrl-C stops and keeps the answers given)"
+        );
+        Ok(Answers::Terminal(Box::new(editor)))
+    }
+
+    /// The answer to `question`; `None` when the person stopped (Ctrl-C, Ctrl-D, end of input).
+    fn ask(&mut self, question: &str, current: &str) -> Result<Option<String>> {
+        match self {
+            Answers::Piped => {
+                let shown_now = if current.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", shown(current))
+                };
+                eprint!("{}{shown_now}\n> ", shown(question));
+                io::stderr().flush()?;
+                let mut line = String::new();
+                if io::stdin().lock().read_line(&mut line)? == 0 {
+                    return Ok(None);
+                }
+                Ok(Some(line.trim_end_matches(['\n', '\r']).to_owned()))
+            }
+            Answers::Terminal(editor) => {
+                use rustyline::error::ReadlineError;
+                eprintln!("{}", shown(question));
+                let mut answer = String::new();
+                let mut initial = current.to_owned();
+                let mut prompt = "> ";
+                loop {
+                    match editor.readline_with_initial(prompt, (&initial, "")) {
+                        Ok(line) => {
+                            let _ = editor.add_history_entry(line.as_str());
+                            match line.strip_suffix('\\') {
+                                Some(more) => {
+                                    answer.push_str(more);
+                                    answer.push('\n');
+                                    initial.clear();
+                                    prompt = ". ";
+                                }
+                                None => {
+                                    answer.push_str(&line);
+                                    return Ok(Some(answer));
+                                }
+                            }
+                        }
+                        // Stopped: the answers already given are kept, this unfinished one
+                        // is not (it would replace the answer it was changing).
+                        Err(ReadlineError::Interrupted | ReadlineError::Eof) => return Ok(None),
+                        Err(e) => return Err(e).context("cannot read the answer"),
+                    }
+                }
+            }
+        }
+    }
 }
 
 pub(crate) fn edit(ctx: &Ctx, a: EditArgs) -> Result<()> {

@@ -285,12 +285,8 @@ fn reflect_without_flags_asks_each_question() {
     assert_eq!(e["lesson"], "add a test first");
     assert_eq!(e["muscle"], Value::Null);
     assert_eq!(e["use"], "share the postmortem");
-    // On a real terminal too.
-    let out = home.on_terminal(&["reflect", &id], &[], "\ncourage\n\n");
-    assert!(out.status.success());
-    let e = home.json(&["show", &id]);
-    assert_eq!(e["lesson"], "add a test first");
-    assert_eq!(e["muscle"], "courage");
+    // On a terminal the answers are read with a line editor: tests/typing.rs drives it key by
+    // key (input written ahead of a prompt is not an answer there).
 }
 
 #[test]

@@ -231,3 +231,62 @@ fn an_edit_refused_twice_is_kept_and_offered_back_for_that_entry() {
     );
     assert!(drafts(&home).is_empty());
 }
+
+/// `failup reflect ID` on a real pseudo-terminal, driven keystroke by keystroke.
+fn reflect_session(home: &Home, id: &str) -> rexpect::session::PtySession {
+    let mut cmd = home.std_cmd();
+    cmd.env("TERM", "xterm-256color").args(["reflect", id]);
+    rexpect::session::spawn_command(cmd, Some(20_000)).expect("spawn on a pty")
+}
+
+/// Types `keys` (rexpect buffers until flushed).
+fn send(p: &mut rexpect::session::PtySession, keys: &str) {
+    p.send(keys).expect("send");
+    p.flush().expect("flush");
+}
+
+#[test]
+fn reflect_edits_answers_in_place_takes_several_lines_and_keeps_them_on_ctrl_c() {
+    let home = Home::new();
+    let id = home
+        .ok(&["log", "Blanked in the demo", "--lesson", "old lesson"])
+        .trim()
+        .to_owned();
+    let mut p = reflect_session(&home, &id);
+    p.exp_string("What did this teach me about my next level?")
+        .expect("first question");
+    // The current answer is there to change: wipe it (Ctrl-U), write two lines.
+    p.exp_string("old lesson")
+        .expect("the current answer, ready to edit");
+    send(&mut p, "\x15rehearse with someone\\\r");
+    p.exp_string(". ").expect("a continuation line");
+    send(&mut p, "out loud\r");
+    p.exp_string("What muscle is this moment building in me?")
+        .expect("second question");
+    // Alt-Enter starts a new line too.
+    send(&mut p, "composure\x1b\runder pressure\r");
+    p.exp_string("How can I use this instead of resenting it?")
+        .expect("third question");
+    send(&mut p, "half an ans");
+    p.send_control('c').expect("ctrl-c");
+    p.exp_string("stopped: keeping the answers given")
+        .expect("kept");
+    p.exp_eof().expect("ends");
+    let e = home.json(&["show", &id]);
+    assert_eq!(e["lesson"], "rehearse with someone\nout loud");
+    assert_eq!(e["muscle"], "composure\nunder pressure");
+    assert!(e["use"].is_null(), "{e}");
+
+    // Enter keeps an answer as it is; Ctrl-C at the first question changes nothing.
+    let mut p = reflect_session(&home, &id);
+    p.exp_string("out loud").expect("current answer");
+    send(&mut p, "\r");
+    p.exp_string("composure").expect("second question");
+    p.send_control('c').expect("ctrl-c");
+    p.exp_string("nothing changed").expect("nothing changed");
+    p.exp_eof().expect("ends");
+    assert_eq!(
+        home.json(&["show", &id])["lesson"],
+        "rehearse with someone\nout loud"
+    );
+}
