@@ -458,3 +458,31 @@ fn pairing_guesses_are_limited_per_address_and_logged_at_a_bounded_rate() {
     );
     assert!(!a.ok(&["--json", "peers"]).contains("guesser"));
 }
+
+#[test]
+fn compact_works_on_a_home_paired_with_a_device_and_a_partner() {
+    let a = Daemon::start("laptop");
+    let b = Daemon::start("phone");
+    let p = Daemon::start("friend");
+    a.pair(&b);
+    a.partner(&p, "friend", "me");
+    let id = a.ok(&["log", "kept through compaction"]).trim().to_owned();
+    a.ok(&["share", &id, "--with", "friend"]);
+    wait_until("the phone and the friend to hold it", SOON, || {
+        b.run(&["show", &id]).status.success()
+            && p.ok(&["feed"]).contains("kept through compaction")
+    });
+    // The circle and the sides of the space are documents too: compact takes them as they are.
+    for d in [&a, &b, &p] {
+        d.ok(&["compact"]);
+        let check: serde_json::Value =
+            serde_json::from_str(&d.ok(&["--json", "check"])).expect("json");
+        assert_eq!(check["mismatches"], 0);
+    }
+    assert!(a.ok(&["peers"]).contains("phone"));
+    a.ok(&["log", "after compaction"]);
+    wait_until("sync to go on", SOON, || {
+        b.ok(&["list"]).contains("after compaction")
+    });
+    assert!(p.ok(&["feed"]).contains("kept through compaction"));
+}

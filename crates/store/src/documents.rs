@@ -3,7 +3,6 @@
 
 use redb::ReadableTable;
 
-use crate::entries::*;
 use crate::index::*;
 use crate::schema::*;
 use crate::{COMPACT_AFTER_CHANGES, Store, StoreError};
@@ -24,9 +23,17 @@ impl Store {
                 }
                 docs
             };
+            // Every document, read as Automerge alone: the circle and the sides of spaces are
+            // documents too, and not buckets.
             for doc in docs {
-                let mut bucket = load(txn, doc, actor)?;
-                snapshot(txn, doc, bucket.doc_mut())?;
+                let am = {
+                    let snapshots = txn.open_table(SNAPSHOTS)?;
+                    let changes = txn.open_table(CHANGES)?;
+                    read_doc(&snapshots, &changes, doc, actor)?
+                };
+                if let Some(mut am) = am {
+                    snapshot(txn, doc, &mut am)?;
+                }
             }
             // Rewrite the index in key order so its pages are full again.
             let mut entries = txn.open_table(ENTRIES)?;
