@@ -269,7 +269,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sync { timeout } => network::sync(&ctx, &timeout, &mut out)?,
         Command::Status => network::status(&ctx, &mut out)?,
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "failup", &mut out);
+            // Into memory first: `generate` panics on a failed write, a closed pipe included.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "failup", &mut script);
+            out.write_all(&script)?;
         }
         Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut out)?,
         Command::Config(cmd) => config::command(&ctx, cmd, &mut out)?,

@@ -825,3 +825,39 @@ fn completions_and_the_manual_page_are_printed() {
     let err = home.fails(&["completions", "cmd.exe"], 2);
     assert!(err.contains("invalid value"), "{err}");
 }
+
+#[test]
+fn a_closed_standard_output_ends_every_command_quietly_with_0() {
+    let home = Home::new();
+    for i in 0..200 {
+        home.log(&[&format!(
+            "entry {i} with enough text to fill a pipe buffer quickly"
+        )]);
+    }
+    let commands: [&[&str]; 6] = [
+        &["completions", "zsh"],
+        &["completions", "bash"],
+        &["man"],
+        &["--json", "list"],
+        &["list"],
+        &["export"],
+    ];
+    for args in commands {
+        let mut child = home
+            .std_cmd()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // The reader goes away before reading anything, as `| head -0` would.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {:?}", out);
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
