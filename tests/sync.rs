@@ -201,7 +201,14 @@ fn bad_invites_are_refused_with_a_clear_error() {
     let err = fail(&c, &["pair", "join", &tampered]);
     assert!(err.contains("wrong invite code"), "{err}");
 
-    let short = a.ok(&["pair", "invite", "--ttl", "1s"]).trim().to_owned();
+    // Out of range, refused; in range, said as a person says it.
+    let out = a.run(&["pair", "invite", "--ttl", "30d"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("at most 7 days"), "{err}");
+    let out = a.run(&["pair", "invite", "--ttl", "1s"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("valid for 1 second, once"));
+    let short = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     std::thread::sleep(Duration::from_millis(1100));
     let err = fail(&c, &["pair", "join", &short]);
     assert!(err.contains("expired"), "{err}");

@@ -50,9 +50,46 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration> {
     Ok(std::time::Duration::from_secs(secs))
 }
 
+/// A duration as a person says it: the largest unit that measures it exactly ("10 minutes",
+/// "1 hour", "90 seconds", "7 days").
+pub fn spoken(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    let (n, unit) = [(86_400, "day"), (3600, "hour"), (60, "minute")]
+        .into_iter()
+        .find(|(size, _)| secs >= *size && secs % size == 0)
+        .map_or((secs, "second"), |(size, unit)| (secs / size, unit));
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// An invite's time to live, `--ttl`: at most seven days.
+pub fn invite_ttl(text: &str) -> Result<std::time::Duration> {
+    let ttl = parse_duration(text)?;
+    let max = failup_node::pairing::MAX_INVITE_TTL;
+    if ttl > max {
+        anyhow::bail!("--ttl {text}: an invite lasts at most {}", spoken(max));
+    }
+    Ok(ttl)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_spoken_in_their_largest_exact_unit() {
+        let s = |n| spoken(std::time::Duration::from_secs(n));
+        assert_eq!(s(600), "10 minutes");
+        assert_eq!(s(60), "1 minute");
+        assert_eq!(s(90), "90 seconds");
+        assert_eq!(s(3600), "1 hour");
+        assert_eq!(s(7 * 86_400), "7 days");
+        assert!(invite_ttl("30d").is_err() && invite_ttl("0s").is_err());
+        assert_eq!(spoken(invite_ttl("1s").expect("1s")), "1 second");
+        assert_eq!(
+            invite_ttl("7d").ok(),
+            Some(failup_node::pairing::MAX_INVITE_TTL)
+        );
+    }
 
     #[test]
     fn accepts_the_documented_forms() {

@@ -196,7 +196,7 @@ pub fn pair(ctx: &Ctx, cmd: PairCommand, out: &mut dyn Write) -> Result<()> {
     let mut c = client(ctx, "pairing")?;
     match cmd {
         PairCommand::Invite { ttl } => {
-            let ttl = crate::dates::parse_duration(&ttl)?;
+            let ttl = crate::dates::invite_ttl(&ttl)?;
             match ask(
                 &mut c,
                 Request::Invite {
@@ -207,8 +207,8 @@ pub fn pair(ctx: &Ctx, cmd: PairCommand, out: &mut dyn Write) -> Result<()> {
                 Response::Invite(code) => {
                     writeln!(out, "{code}")?;
                     eprintln!(
-                        "on your other device, run: failup pair join CODE (valid for {} minutes, once)",
-                        ttl.as_secs().div_ceil(60)
+                        "on your other device, run: failup pair join CODE (valid for {}, once)",
+                        crate::dates::spoken(ttl)
                     );
                 }
                 r => bail!("the daemon answered unexpectedly: {r:?}"),

@@ -20,7 +20,7 @@ use crate::render;
 pub fn partner(ctx: &Ctx, cmd: PartnerCommand, out: &mut dyn Write) -> Result<()> {
     match cmd {
         PartnerCommand::Invite { name, ttl } => {
-            let ttl = crate::dates::parse_duration(&ttl)?;
+            let ttl = crate::dates::invite_ttl(&ttl)?;
             let mut c = network::client(ctx, "a partner invite")?;
             let request = Request::PartnerInvite {
                 ttl_secs: ttl.as_secs(),
@@ -31,8 +31,8 @@ pub fn partner(ctx: &Ctx, cmd: PartnerCommand, out: &mut dyn Write) -> Result<()
                     writeln!(out, "{code}")?;
                     eprintln!(
                         "give this code to your partner; they run: failup partner join CODE --name YOUR-NAME \
-                         (valid for {} minutes, once)",
-                        ttl.as_secs().div_ceil(60)
+                         (valid for {}, once)",
+                        crate::dates::spoken(ttl)
                     );
                 }
                 r => bail!("the daemon answered unexpectedly: {r:?}"),

@@ -840,6 +840,12 @@ impl Node {
                 "an invite needs a running daemon to answer it: start `failup daemon` first".into(),
             ));
         }
+        if !(1..=pairing::MAX_INVITE_TTL.as_secs()).contains(&ttl_secs) {
+            return Err(NodeError::Invalid(format!(
+                "an invite lasts from 1 second to {} days",
+                pairing::MAX_INVITE_TTL.as_secs() / 86_400
+            )));
+        }
         if let Some(Some(label)) = &partner {
             self.check_new_label(label)?;
         }
