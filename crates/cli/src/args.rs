@@ -8,8 +8,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Parser, Debug)]
 #[command(name = "failup", version, about, max_term_width = 100)]
 pub struct Cli {
-    /// Where the journal lives (default: the platform data directory)
-    #[arg(long, global = true, env = "FAILUP_HOME", value_name = "DIR")]
+    /// Where the journal lives (default: $FAILUP_HOME when set and not empty, else the
+    /// platform data directory)
+    #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
 
     /// Print results as JSON (every command that prints a record or a list)

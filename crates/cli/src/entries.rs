@@ -60,7 +60,15 @@ pub(crate) fn log(ctx: &Ctx, args: LogArgs, out: &mut dyn Write) -> Result<()> {
         }
         (Err(e), None) => return Err(e),
     };
-    writeln!(out, "{}", entry.id)?;
+    if ctx.json {
+        crate::print_json(
+            out,
+            &serde_json::json!({"id": entry.id.to_string()}),
+            crate::JsonLayout::Line,
+        )?;
+    } else {
+        writeln!(out, "{}", entry.id)?;
+    }
     if let Some(with) = &args.share {
         // Logged already: a failed share is reported, and the entry stays, private.
         partners::share_id(ctx, entry.id, with, None)

@@ -191,7 +191,11 @@ impl Write for Stdout {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let home = match cli.home {
+    // An empty variable means unset, as for NO_COLOR and the shell's own variables.
+    let from_env = std::env::var_os("FAILUP_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let home = match cli.home.or(from_env) {
         Some(h) => h,
         None => directories::ProjectDirs::from("", "", "failup")
             .context("cannot find the platform data directory; pass --home or set FAILUP_HOME")?

@@ -56,7 +56,8 @@ pub(crate) fn export_journal(
         }
         w.flush()
     };
-    match path {
+    // `-` is standard output, as it is standard input for import.
+    match path.filter(|p| p != Path::new("-")) {
         None => {
             write(stdout)?;
             bar.finish_and_clear();

@@ -861,3 +861,50 @@ fn a_closed_standard_output_ends_every_command_quietly_with_0() {
         );
     }
 }
+
+#[test]
+fn small_manners_export_to_dash_an_empty_home_variable_and_log_json() {
+    let home = Home::new();
+    // `log --json` prints an object, as every other --json output does.
+    let out = home.ok(&["--json", "log", "Spilled coffee on the laptop"]);
+    let v: Value = serde_json::from_str(&out).expect("json");
+    let id = v["id"].as_str().expect("an id").to_owned();
+    assert!(home.ok(&["show", &id]).contains("Spilled coffee"));
+    // `--out -` is standard output: no file named `-` appears.
+    let dir = tempfile::tempdir().expect("dir");
+    let out = home
+        .cmd()
+        .current_dir(dir.path())
+        .args(["export", "--out", "-"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Spilled coffee"));
+    assert!(!dir.path().join("-").exists());
+    // An empty FAILUP_HOME means unset: --home is used, and no error names it.
+    let out = home
+        .cmd()
+        .env("FAILUP_HOME", "")
+        .args(["--home", &home.path().display().to_string(), "list"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Spilled coffee"));
+    let out = home
+        .cmd()
+        .env("FAILUP_HOME", "")
+        .env("XDG_DATA_HOME", dir.path())
+        .env("HOME", dir.path())
+        .args(["list"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
