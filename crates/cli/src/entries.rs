@@ -256,13 +256,20 @@ pub(crate) fn list(ctx: &Ctx, a: args::ListArgs, out: &mut dyn Write) -> Result<
     } else if entries.is_empty() {
         eprintln!("no entries");
     } else {
-        for e in &entries {
+        let numbered = io::stdout().is_terminal();
+        for (n, e) in entries.iter().enumerate() {
             let mut line = render::list_line(e, &ctx.style);
+            if numbered {
+                line = format!("{:<5}{line}", format!("@{}", n + 1));
+            }
             if let Some(with) = shared.get(&e.id) {
                 line.push_str(&format!("  [shared with {}]", shown(&with.join(", "))));
             }
             writeln!(out, "{line}")?;
         }
+    }
+    if !ctx.json && !entries.is_empty() {
+        ctx.remember_rows(entries.iter().map(|e| e.id));
     }
     Ok(())
 }
@@ -553,7 +560,7 @@ pub(crate) struct FormValues {
 /// `failup show`.
 pub(crate) fn show(ctx: &Ctx, id: &str, out: &mut dyn Write) -> Result<()> {
     let mut journal = ctx.open()?;
-    let entry = fetch(&mut journal, id)?;
+    let entry = fetch(&mut journal, &ctx.reference(id)?)?;
     let share = journal.shares()?.into_iter().find(|s| s.id == entry.id);
     if ctx.json {
         let mut v = serde_json::to_value(EntryView::from(&entry))?;

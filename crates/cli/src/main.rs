@@ -76,9 +76,52 @@ impl Ctx {
     }
 
     pub(crate) fn resolve(&self, prefix: &str) -> Result<Entry> {
-        fetch(&mut self.open()?, prefix)
+        fetch(&mut self.open()?, &self.reference(prefix)?)
+    }
+
+    /// What a person wrote to name an entry, as the store resolves it: `@N` is row N of the
+    /// last `list` or `today` shown in this home; anything else (an id prefix, `last`) as is.
+    pub(crate) fn reference(&self, text: &str) -> Result<String> {
+        let Some(n) = text.trim().strip_prefix('@') else {
+            return Ok(text.to_owned());
+        };
+        let n: usize = n
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .with_context(|| format!("{text:?} is not a row: write @1 for the first row"))?;
+        let rows = match std::fs::read_to_string(self.home.join(ROWS_FILE)) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                anyhow::bail!(
+                    "{text}: no list shown in this home yet; run `failup list` or `failup today`"
+                )
+            }
+            Err(e) => return Err(e).context("cannot read the rows of the last list"),
+        };
+        let ids: Vec<&str> = rows.lines().filter(|l| !l.is_empty()).collect();
+        ids.get(n - 1).map(|id| (*id).to_owned()).with_context(|| {
+            format!(
+                "{text}: the last list shown had {} row{}",
+                ids.len(),
+                if ids.len() == 1 { "" } else { "s" }
+            )
+        })
+    }
+
+    /// Remembers the entries a list showed, in order, for `@N`. A home that cannot be written
+    /// still lists: the rows are then not remembered, and the person is told.
+    pub(crate) fn remember_rows(&self, ids: impl IntoIterator<Item = failup_journal::EntryId>) {
+        let text: String = ids.into_iter().map(|id| format!("{id}\n")).collect();
+        let path = self.home.join(ROWS_FILE);
+        if let Err(e) = write_atomically(&path, |w| w.write_all(text.as_bytes())) {
+            eprintln!("failup: cannot remember the rows for @N: {e:#}");
+        }
     }
 }
+
+/// The entries the last `list` or `today` showed, one id per line, for `@N`.
+const ROWS_FILE: &str = "rows";
 
 /// The entry an id prefix names.
 fn fetch(journal: &mut Journal, prefix: &str) -> Result<Entry> {

@@ -121,7 +121,7 @@ fn list_json(list: &[failup_daemon::control::PartnerInfo]) -> serde_json::Value 
 
 /// `failup share`.
 pub fn share(ctx: &Ctx, id: &str, with: &str, only: Option<String>) -> Result<()> {
-    let id = ctx.open()?.resolve(id)?;
+    let id = ctx.open()?.resolve(&ctx.reference(id)?)?;
     share_id(ctx, id, with, only)
 }
 
@@ -142,7 +142,7 @@ pub fn share_id(ctx: &Ctx, id: EntryId, with: &str, only: Option<String>) -> Res
 
 /// `failup unshare`.
 pub fn unshare(ctx: &Ctx, id: &str, with: &str) -> Result<()> {
-    let id = ctx.open()?.resolve(id)?;
+    let id = ctx.open()?.resolve(&ctx.reference(id)?)?;
     done(network::call(
         ctx,
         Request::Unshare {

@@ -306,8 +306,26 @@ fn short_line(e: &Entry, style: &Style) -> String {
 }
 
 /// `failup today`: the day, the week, open loops and "on this day".
-pub fn today(t: &Today, today: Date, lesson_question: &str, style: &Style) -> String {
+/// `failup today`, and the entries it shows in the order shown (for `@N`); `numbered` puts
+/// each row's `@N` in front of it.
+pub fn today(
+    t: &Today,
+    today: Date,
+    lesson_question: &str,
+    style: &Style,
+    numbered: bool,
+) -> (String, Vec<failup_journal::EntryId>) {
     let mut out = String::new();
+    let mut rows = Vec::new();
+    let mut short_line = |e: &Entry, style: &Style| {
+        rows.push(e.id);
+        let line = short_line(e, style);
+        if numbered {
+            format!("{:<4}{}", format!("@{}", rows.len()), &line[2..])
+        } else {
+            line
+        }
+    };
     let h = |t: &str| style.paint(Role::Heading, t);
     let _ = writeln!(
         out,
@@ -380,7 +398,7 @@ pub fn today(t: &Today, today: Date, lesson_question: &str, style: &Style) -> St
             }
         }
     }
-    out
+    (out, rows)
 }
 
 #[cfg(test)]
@@ -458,7 +476,14 @@ mod tests {
                 list_line(&e, &style),
                 entry(&e, &TimeZone::UTC, &questions, &style),
                 stats(&figures, &style),
-                today(&today_view, Date::constant(2026, 11, 23), "lesson?", &style),
+                today(
+                    &today_view,
+                    Date::constant(2026, 11, 23),
+                    "lesson?",
+                    &style,
+                    true,
+                )
+                .0,
             ] {
                 // The only escape sequences left are the colours this module paints.
                 let unpainted = without_colours(&out);

@@ -30,11 +30,10 @@ pub(crate) fn today(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         crate::print_json(out, &v, crate::JsonLayout::Pretty)?;
     } else {
         let question = ctx.config.value("prompts.lesson")?;
-        write!(
-            out,
-            "{}",
-            render::today(&t, ctx.today, &question, &ctx.style)
-        )?;
+        let numbered = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        let (text, rows) = render::today(&t, ctx.today, &question, &ctx.style, numbered);
+        write!(out, "{text}")?;
+        ctx.remember_rows(rows);
     }
     Ok(())
 }

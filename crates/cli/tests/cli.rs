@@ -908,3 +908,36 @@ fn small_manners_export_to_dash_an_empty_home_variable_and_log_json() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn entries_are_named_by_last_and_by_their_row_in_the_last_list() {
+    let home = Home::new();
+    let none = home.cmd().args(["show", "@1"]).output().expect("run");
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no list shown in this home yet"));
+    let first = home.log(&["first setback", "--on", "2026-11-01"]);
+    let second = home.log(&["second setback", "--on", "2026-11-20"]);
+    // Logged last, though it happened earliest.
+    let third = home.log(&["third setback", "--on", "2026-10-01"]);
+    assert_eq!(home.json(&["show", "last"])["id"], third);
+    assert_eq!(home.json(&["show", "LAST"])["id"], third);
+    // Rows of `list`, newest day first: second, first, third.
+    home.ok(&["list"]);
+    assert_eq!(home.json(&["show", "@1"])["id"], second);
+    assert_eq!(home.json(&["show", "@3"])["id"], third);
+    home.ok(&["reflect", "@2", "--lesson", "by row"]);
+    assert_eq!(home.json(&["show", &first])["lesson"], "by row");
+    let out = home.cmd().args(["show", "@4"]).output().expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the last list shown had 3 rows"));
+    let out = home.cmd().args(["show", "@x"]).output().expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a row"));
+    // A narrower list replaces the rows; on a terminal each row shows its @N.
+    home.ok(&["list", "--search", "third"]);
+    assert_eq!(home.json(&["show", "@1"])["id"], third);
+    let out = home.on_terminal(&["list"], &[], "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("@1") && text.contains("@3"), "{text}");
+    // `today` numbers its rows too.
+    let out = home.on_terminal(&["today"], &[], "");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("@1"));
+}

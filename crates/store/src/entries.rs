@@ -114,9 +114,20 @@ impl Store {
         }
     }
 
-    /// Finds the one entry whose id starts with `prefix` (any case), as git does for commits.
+    /// Finds the one entry whose id starts with `prefix` (any case), as git does for commits;
+    /// `last` is the newest entry.
     pub fn resolve(&self, prefix: &str) -> Result<EntryId, StoreError> {
         let p = prefix.trim().to_ascii_uppercase();
+        // `last`: the newest entry. Ids begin with their creation time, so it is the last key.
+        // (No id prefix can be `LAST`: ids start with 0 to 7, and L is not a digit of theirs.)
+        if p == "LAST" {
+            let read = self.db.begin_read()?;
+            let table = read.open_table(ENTRIES)?;
+            return match table.last()? {
+                Some((k, _)) => Ok(EntryId::from_u128(k.value())),
+                None => Err(StoreError::NoMatch(prefix.into())),
+            };
+        }
         let pad = |c: char| {
             format!(
                 "{p}{}",
