@@ -493,3 +493,35 @@ fn compact_works_on_a_home_paired_with_a_device_and_a_partner() {
     });
     assert!(p.ok(&["feed"]).contains("kept through compaction"));
 }
+
+#[test]
+fn devices_are_named_by_their_names_in_sync_and_peers_remove() {
+    let a = Daemon::start("laptop");
+    let b = Daemon::start("phone");
+    let c = Daemon::start("Phone");
+    a.pair(&b);
+    wait_until("the laptop to know the phone", SOON, || {
+        a.ok(&["peers"]).contains("phone")
+    });
+    let out = a.ok(&["sync", "--timeout", "20s"]);
+    assert!(out.contains("in sync: phone ("), "{out}");
+    a.pair(&c);
+    wait_until("the laptop to know both", SOON, || {
+        a.ok(&["peers"]).contains("Phone")
+    });
+    // Two devices answer to "phone": refused, never guessed.
+    let out = a.run(&["peers", "remove", "phone"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("several devices are called"), "{err}");
+    // By its exact id, then the other one by name once it is the only one.
+    a.ok(&["peers", "remove", &c.device()]);
+    a.ok(&["peers", "remove", "PHONE"]);
+    let peers = a.ok(&["--json", "peers"]);
+    let v: serde_json::Value = serde_json::from_str(&peers).expect("json");
+    let revoked = v
+        .as_array()
+        .map(|l| l.iter().filter(|p| p["revoked"] == true).count())
+        .unwrap_or(0);
+    assert_eq!(revoked, 2, "{peers}");
+}

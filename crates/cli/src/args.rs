@@ -276,14 +276,14 @@ pub enum PairCommand {
 pub enum PeersCommand {
     /// Remember an address where a device can be reached
     Addr {
-        /// The device id (or a unique prefix)
+        /// The device: its name, its id, or a unique prefix of its id
         id: String,
         /// host:port
         addr: String,
     },
     /// Revoke a device: disconnect it now and refuse it from then on
     Remove {
-        /// The device id (or a unique prefix)
+        /// The device: its name, its id, or a unique prefix of its id
         id: String,
         /// Revoke it with the circle's recovery key (read from standard input): for a lost
         /// device that started the circle, or one that revoked this device

@@ -61,6 +61,24 @@ pub fn spoken(d: std::time::Duration) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
+/// A time (RFC 3339) as how long ago it was, for a terminal: "just now", "3 min ago", "2 h
+/// ago", "5 days ago"; the text as it is if it does not read as a time.
+pub fn ago(text: &str, now: jiff::Timestamp) -> String {
+    let Ok(t) = text.parse::<jiff::Timestamp>() else {
+        return text.to_owned();
+    };
+    let secs = now.as_second() - t.as_second();
+    match secs {
+        s if s < 60 => "just now".to_owned(),
+        s if s < 3600 => format!("{} min ago", s / 60),
+        s if s < 86_400 => format!("{} h ago", s / 3600),
+        s => {
+            let days = s / 86_400;
+            format!("{days} day{} ago", if days == 1 { "" } else { "s" })
+        }
+    }
+}
+
 /// An invite's time to live, `--ttl`: at most seven days.
 pub fn invite_ttl(text: &str) -> Result<std::time::Duration> {
     let ttl = parse_duration(text)?;
@@ -74,6 +92,16 @@ pub fn invite_ttl(text: &str) -> Result<std::time::Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_read_as_how_long_ago() {
+        let now: jiff::Timestamp = "2026-12-02T12:00:00Z".parse().expect("now");
+        assert_eq!(ago("2026-12-02T11:59:30Z", now), "just now");
+        assert_eq!(ago("2026-12-02T11:57:00Z", now), "3 min ago");
+        assert_eq!(ago("2026-12-02T09:00:00Z", now), "3 h ago");
+        assert_eq!(ago("2026-12-01T11:00:00Z", now), "1 day ago");
+        assert_eq!(ago("not a time", now), "not a time");
+    }
 
     #[test]
     fn durations_are_spoken_in_their_largest_exact_unit() {

@@ -228,7 +228,7 @@ pub fn pair(ctx: &Ctx, cmd: PairCommand, out: &mut dyn Write) -> Result<()> {
 
 /// One device as `failup peers` lists it; its name and addresses come from the circle, which
 /// other devices write, so the whole line is escaped ([`shown`]).
-fn peer_line(p: &PeerInfo) -> String {
+fn peer_line(p: &PeerInfo, when: impl Fn(&str) -> String) -> String {
     let state = if p.revoked && p.undone > 0 {
         format!(
             "revoked, {} change{} it made after its revocation undone",
@@ -245,14 +245,14 @@ fn peer_line(p: &PeerInfo) -> String {
         "connected".to_owned()
     } else {
         match &p.last_seen {
-            Some(t) => format!("last seen {t}"),
+            Some(t) => format!("last seen {}", when(t)),
             None => "not seen since the daemon started".to_owned(),
         }
     };
     let synced = p
         .last_sync
         .as_deref()
-        .map(|t| format!(", synced {t}"))
+        .map(|t| format!(", synced {}", when(t)))
         .unwrap_or_default();
     let line = format!(
         "{}  {}  {}  {}  [{}]{synced}",
@@ -355,6 +355,37 @@ fn read_recovery_key() -> Result<String> {
     Ok(line.trim().to_owned())
 }
 
+/// What this person calls each device known here, by id: their own devices by name, a
+/// partner's by the partner's label. Empty if the daemon does not answer.
+fn device_names(ctx: &Ctx) -> std::collections::HashMap<String, String> {
+    let mut names = std::collections::HashMap::new();
+    let Some(mut c) = Client::connect(&ctx.home) else {
+        return names;
+    };
+    let wait = Some(Duration::from_secs(5));
+    if let Ok(Response::Peers(list)) = c.call(&Request::Peers, wait) {
+        names.extend(list.into_iter().map(|p| (p.device, p.name)));
+    }
+    if let Ok(Response::Partners(list)) = c.call(&Request::Partners, wait) {
+        for p in list {
+            for d in p.devices {
+                names.insert(d.device, format!("{} (partner)", p.label));
+            }
+        }
+    }
+    names
+}
+
+/// A device as a person reads it: its name and the start of its id, escaped (names are chosen
+/// by the devices).
+fn named(names: &std::collections::HashMap<String, String>, device: &str) -> String {
+    let short: String = device.chars().take(7).collect();
+    match names.get(device).filter(|n| !n.is_empty()) {
+        Some(name) => shown(&format!("{name} ({short})")).into_owned(),
+        None => shown(device).into_owned(),
+    }
+}
+
 /// Insists the daemon answered a change with `Done`.
 pub(crate) fn done(r: Response) -> Result<()> {
     match r {
@@ -388,7 +419,15 @@ fn print_peers(ctx: &Ctx, list: &[PeerInfo], out: &mut dyn Write) -> Result<()> 
         eprintln!("no paired devices yet: run `failup pair invite` on this device");
     } else {
         for p in list {
-            writeln!(out, "{}", peer_line(p))?;
+            let relative = std::io::stdout().is_terminal();
+            let when = |t: &str| {
+                if relative {
+                    crate::dates::ago(t, ctx.now)
+                } else {
+                    t.to_owned()
+                }
+            };
+            writeln!(out, "{}", peer_line(p, when))?;
         }
         if list.iter().any(|p| p.recovery_unshown) {
             eprintln!(
@@ -444,11 +483,14 @@ pub fn sync(ctx: &Ctx, timeout: &str, out: &mut dyn Write) -> Result<()> {
                     crate::JsonLayout::Line,
                 )?;
             } else {
+                let names = device_names(ctx);
                 for d in &in_sync {
-                    writeln!(out, "in sync: {}", shown(d))?;
+                    writeln!(out, "in sync: {}", named(&names, d))?;
                 }
             }
             if !missing.is_empty() {
+                let names = device_names(ctx);
+                let missing: Vec<String> = missing.iter().map(|d| named(&names, d)).collect();
                 return Err(anyhow::Error::new(crate::Unreachable(format!(
                     "not in sync with {}",
                     missing.join(", ")

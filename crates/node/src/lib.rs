@@ -665,8 +665,43 @@ impl Node {
             .collect())
     }
 
-    /// A device of the circle by its id, written with or without dashes, or a unique prefix.
+    /// A device of the circle by its name (any case), its id written with or without dashes,
+    /// or a unique prefix of the id. Names are chosen by the devices themselves, so a text
+    /// that fits two devices (by name or by id) is refused as ambiguous, never guessed.
     fn find_device(&self, text: &str) -> Result<DeviceId, NodeError> {
+        let mut named: Vec<DeviceId> = self
+            .members()
+            .iter()
+            // A revoked device keeps its name in the circle but answers only to its id.
+            .filter(|m| {
+                !m.revoked && !m.name.is_empty() && m.name.eq_ignore_ascii_case(text.trim())
+            })
+            .map(|m| m.device)
+            .collect();
+        named.extend(
+            self.bootstrap
+                .iter()
+                .filter(|(_, (n, _))| !n.is_empty() && n.eq_ignore_ascii_case(text.trim()))
+                .map(|(d, _)| *d),
+        );
+        named.sort();
+        named.dedup();
+        let by_id = self.find_device_by_id(text);
+        match (named.as_slice(), by_id) {
+            ([], by_id) => by_id,
+            ([one], Ok(d)) if *one != d => Err(NodeError::Invalid(format!(
+                "{text:?} is the name of one device and the start of another's id; give more of the id"
+            ))),
+            ([one], _) => Ok(*one),
+            _ => Err(NodeError::Invalid(format!(
+                "several devices are called {:?}; give the id instead (failup peers lists them)",
+                failup_journal::text::shown(text)
+            ))),
+        }
+    }
+
+    /// A device of the circle by its id, written with or without dashes, or a unique prefix.
+    fn find_device_by_id(&self, text: &str) -> Result<DeviceId, NodeError> {
         let want: String = text
             .chars()
             .filter(|c| c.is_ascii_alphanumeric())
