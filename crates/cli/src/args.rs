@@ -34,6 +34,14 @@ pub enum Command {
     Log(LogArgs),
     /// List entries, newest first
     List(ListArgs),
+    /// Entries containing every one of these words: `list --search` for short
+    Search {
+        /// The words
+        #[arg(required = true)]
+        words: Vec<String>,
+        #[command(flatten)]
+        list: ListArgs,
+    },
     /// Show one entry in full
     Show {
         /// Entry id or any unique prefix of it

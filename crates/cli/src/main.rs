@@ -143,10 +143,34 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
+            // One line: clap's message with what it says after it (the missing argument, the
+            // valid values, the command meant), without the usage block.
             let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("failup: {} (see failup --help)", shown(first));
+            let said: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let line = said.join(" ");
+            let line = line.strip_prefix("error: ").unwrap_or(&line);
+            let line = if line.is_empty() {
+                "invalid arguments"
+            } else {
+                line
+            };
+            let meant = match (e.kind(), e.get(clap::error::ContextKind::InvalidSubcommand)) {
+                (
+                    clap::error::ErrorKind::InvalidSubcommand,
+                    Some(clap::error::ContextValue::String(typed)),
+                ) if !line.contains("tip:") => nearest_command(typed)
+                    .map(|c| format!("; did you mean `{c}`?"))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            let line = format!("{line}{meant}");
+            let line = line.as_str();
+            eprintln!("failup: {} (see failup --help)", shown(line));
             return ExitCode::from(2);
         }
     };
@@ -174,6 +198,19 @@ fn main() -> ExitCode {
             ExitCode::from(70)
         }
     }
+}
+
+/// The command nearest to a mistyped one (`lgo` → `log`), if one is near enough.
+fn nearest_command(typed: &str) -> Option<String> {
+    use clap::CommandFactory;
+    Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name().to_owned())
+        .map(|name| (strsim::damerau_levenshtein(typed, &name), name))
+        .filter(|(d, name)| *d <= 2 && *d < name.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, name)| name)
 }
 
 /// Whether the command failed only because whoever reads standard output stopped reading
@@ -289,6 +326,15 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Log(args) => entries::log(&ctx, args, &mut out)?,
         Command::List(args) => entries::list(&ctx, args, &mut out)?,
+        Command::Search { words, mut list } => {
+            if list.search.is_some() {
+                anyhow::bail!(
+                    "give the words once: `failup search WORDS` or `failup list --search WORDS`"
+                );
+            }
+            list.search = Some(words.join(" "));
+            entries::list(&ctx, list, &mut out)?
+        }
         Command::Show { id } => entries::show(&ctx, &id, &mut out)?,
         Command::Reflect(args) => entries::reflect(&ctx, args)?,
         Command::Iterate { id, text, outcome } => entries::iterate(&ctx, &id, text, outcome)?,

@@ -941,3 +941,36 @@ fn entries_are_named_by_last_and_by_their_row_in_the_last_list() {
     let out = home.on_terminal(&["today"], &[], "");
     assert!(String::from_utf8_lossy(&out.stdout).contains("@1"));
 }
+
+#[test]
+fn argument_mistakes_say_what_was_meant_in_one_line() {
+    let home = Home::new();
+    let cases: [(&[&str], &str); 5] = [
+        (&["lgo", "x"], "did you mean `log`?"),
+        (&["show"], "<ID>"),
+        (
+            &["edit", "x", "--scale", "mciro"],
+            "[possible values: micro, macro]",
+        ),
+        (&["log", "--fealing", "3", "x"], "'--feeling'"),
+        (&["serch", "x"], "'search'"),
+    ];
+    for (args, says) in cases {
+        let out = home.cmd().args(args).output().expect("run");
+        assert_one_line_failure(&out, 2, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // `search WORDS` is `list --search WORDS`.
+    home.log(&["Missed the train to Leeds"]);
+    home.log(&["Burned the toast"]);
+    let found = home.ok(&["search", "train", "leeds"]);
+    assert!(
+        found.contains("Missed the train") && !found.contains("toast"),
+        "{found}"
+    );
+    assert_eq!(
+        home.ok(&["search", "toast"]),
+        home.ok(&["list", "--search", "toast"])
+    );
+}
