@@ -306,6 +306,20 @@ pub enum PeersCommand {
     RecoveryKey,
 }
 
+/// `--feeling` as typed: a number, or empty for none.
+#[derive(Clone, Copy, Debug)]
+pub struct FeelingArg(pub Option<u8>);
+
+fn feeling_arg(text: &str) -> Result<FeelingArg, String> {
+    if text.trim().is_empty() {
+        return Ok(FeelingArg(None));
+    }
+    text.trim()
+        .parse::<u8>()
+        .map(|n| FeelingArg(Some(n)))
+        .map_err(|_| format!("{text:?} is not a number from 1 to 5"))
+}
+
 /// Scale as typed on the command line.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ScaleArg {
@@ -344,9 +358,9 @@ pub struct FieldArgs {
     /// A tag; repeat for more
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
-    /// How hard it hit, 1 (a scratch) to 5 (floored)
-    #[arg(long, value_name = "1-5")]
-    pub feeling: Option<u8>,
+    /// How hard it hit, 1 (a scratch) to 5 (floored); "" clears it in edit
+    #[arg(long, value_name = "1-5", value_parser = feeling_arg)]
+    pub feeling: Option<FeelingArg>,
     /// The day it happened: YYYY-MM-DD, today, yesterday, or Nd / Nw ago (3d, 2w)
     #[arg(long = "on", value_name = "DATE")]
     pub on: Option<String>,

@@ -146,7 +146,11 @@ fn store(ctx: &Ctx) -> (Finding, Option<Timestamp>) {
             finding(
                 "store",
                 Level::Ok,
-                format!("{} documents, {} entries, index agrees", r.documents, r.entries),
+                format!(
+                    "{}, {}, index agrees",
+                    crate::render::count(r.documents as u64, "document", "documents"),
+                    crate::render::count(r.entries as u64, "entry", "entries")
+                ),
                 None,
             ),
             newest,

@@ -159,7 +159,7 @@ pub(crate) fn new_entry(ctx: &Ctx, f: &FieldArgs) -> Result<NewEntry> {
         day: f.on.as_deref().map(|d| ctx.parse_day(d)).transpose()?,
         area: f.area.clone(),
         tags: f.tags.clone(),
-        feeling: f.feeling,
+        feeling: f.feeling.and_then(|f| f.0),
         lesson: f.lesson.clone(),
         muscle: f.muscle.clone(),
         use_it: f.use_it.clone(),
@@ -404,13 +404,33 @@ pub(crate) fn edit(ctx: &Ctx, a: EditArgs) -> Result<()> {
         area: clearable(&f.area),
         add_tags: f.tags.clone(),
         remove_tags: a.untag.clone(),
-        feeling: f.feeling.map(Some),
+        feeling: f.feeling.map(|f| f.0),
         lesson: clearable(&f.lesson),
         muscle: clearable(&f.muscle),
         use_it: clearable(&f.use_it),
         next: clearable(&f.next),
         ..EntryPatch::default()
     };
+    // A tag the entry does not have is named, not silently "updated".
+    let absent: Vec<String> = a
+        .untag
+        .iter()
+        .filter(|t| failup_journal::entry::normalize_tag(t).is_ok_and(|t| !entry.tags.contains(&t)))
+        .map(|t| format!("#{}", shown(t.trim_start_matches('#'))))
+        .collect();
+    if !absent.is_empty() {
+        eprintln!("not a tag of this entry: {}", absent.join(" "));
+        let only_absent = EntryPatch {
+            remove_tags: Vec::new(),
+            ..patch.clone()
+        }
+        .is_empty()
+            && absent.len() == a.untag.len();
+        if only_absent {
+            eprintln!("nothing changed");
+            return Ok(());
+        }
+    }
     if patch.is_empty() {
         if !io::stdin().is_terminal() {
             bail!(

@@ -55,6 +55,12 @@ fn status(e: &Entry, style: &Style) -> String {
     }
 }
 
+/// `n` and the noun, singular or plural as `n` needs: "1 entry", "2 entries".
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// One line per entry for `failup list`.
 pub fn list_line(e: &Entry, style: &Style) -> String {
     let scale = format!("{:5}", e.scale.as_str());

@@ -64,7 +64,11 @@ pub(crate) fn export_journal(
         Some(path) => {
             write_atomically(&path, write)?;
             bar.finish_and_clear();
-            eprintln!("exported {} entries to {}", entries.len(), path.display());
+            eprintln!(
+                "exported {} to {}",
+                render::count(entries.len() as u64, "entry", "entries"),
+                path.display()
+            );
         }
     }
     Ok(())
@@ -96,7 +100,10 @@ pub(crate) fn import(ctx: &Ctx, file: &Path) -> Result<()> {
     let report = ctx.open()?.import(entries, ctx.now)?;
     bar.finish_and_clear();
     let (added, skipped) = (report.added, report.skipped);
-    eprintln!("imported {added} entries ({skipped} already present)");
+    eprintln!(
+        "imported {} ({skipped} already present)",
+        render::count(added as u64, "entry", "entries")
+    );
     Ok(())
 }
 
@@ -153,8 +160,10 @@ pub(crate) fn check(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     } else {
         writeln!(
             out,
-            "{} documents, {} entries, {} mismatches",
-            report.documents, report.entries, report.mismatches
+            "{}, {}, {}",
+            render::count(report.documents as u64, "document", "documents"),
+            render::count(report.entries as u64, "entry", "entries"),
+            render::count(report.mismatches as u64, "mismatch", "mismatches")
         )?;
     }
     if report.mismatches > 0 {

@@ -974,3 +974,35 @@ fn argument_mistakes_say_what_was_meant_in_one_line() {
         home.ok(&["list", "--search", "toast"])
     );
 }
+
+#[test]
+fn edit_clears_a_feeling_names_an_absent_tag_and_messages_count_properly() {
+    let home = Home::new();
+    let id = home.log(&["Lost the keys", "--feeling", "3", "--tag", "home"]);
+    let out = home
+        .cmd()
+        .args(["edit", &id, "--untag", "absent"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("not a tag of this entry: #absent") && err.contains("nothing changed"));
+    assert!(!err.contains("updated"), "{err}");
+    home.ok(&["edit", &id, "--feeling", ""]);
+    assert_eq!(home.json(&["show", &id])["feeling"], Value::Null);
+    let out = home.cmd().args(["check"]).output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("1 document,") && text.contains("1 entry,"),
+        "{text}"
+    );
+    assert!(text.contains("0 mismatches"), "{text}");
+    let file = home.dir.path().join("one.json");
+    home.ok(&["export", "--out", &file.display().to_string()]);
+    let out = home
+        .cmd()
+        .args(["export", "--out", &file.display().to_string()])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exported 1 entry to"));
+}
