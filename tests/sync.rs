@@ -363,8 +363,11 @@ fn peer_commands_work_without_a_daemon_and_take_effect_when_it_starts() {
 
     let out = a.run(&["peers", "addr", &b_id, "not an address"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is not an address"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not host:port"));
     a.ok(&["peers", "addr", &b_id, "127.0.0.1:9"]);
+    // A host name is looked up, and the address it names is kept.
+    a.ok(&["peers", "addr", "phone", "localhost:10"]);
+    assert!(a.ok(&["peers"]).contains("127.0.0.1:10") || a.ok(&["peers"]).contains("[::1]:10"));
     a.ok(&["peers", "remove", &b_id[..10]]);
     let out = a.run(&["peers", "remove", "ZZZZ"]);
     assert_eq!(out.status.code(), Some(1));

@@ -281,6 +281,23 @@ pub fn peers(ctx: &Ctx, action: Option<PeersCommand>, out: &mut dyn Write) -> Re
             r => bail!("the daemon answered unexpectedly: {r:?}"),
         },
         Some(PeersCommand::Addr { id, addr }) => {
+            // A host name is looked up here (the node decides, it does no lookups): the
+            // address kept is what it names now.
+            let addr = match addr.parse::<std::net::SocketAddr>() {
+                Ok(a) => a.to_string(),
+                Err(_) => {
+                    use std::net::ToSocketAddrs;
+                    let found = addr
+                        .to_socket_addrs()
+                        .with_context(|| {
+                            format!("{addr:?} is not host:port, or the host name does not resolve")
+                        })?
+                        .next()
+                        .with_context(|| format!("{addr:?} resolves to no address"))?;
+                    eprintln!("{addr} is {found}");
+                    found.to_string()
+                }
+            };
             let request = Request::PeerAddr { device: id, addr };
             done(journal.call_within(request, ctx.now, wait)?)?;
             eprintln!("address remembered");
