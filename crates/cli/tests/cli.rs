@@ -1006,3 +1006,25 @@ fn edit_clears_a_feeling_names_an_absent_tag_and_messages_count_properly() {
         .expect("run");
     assert!(String::from_utf8_lossy(&out.stderr).contains("exported 1 entry to"));
 }
+
+#[test]
+fn a_daemon_that_stops_mid_request_is_said_so_in_one_line() {
+    use std::io::Read;
+    let home = Home::new();
+    home.ok(&["init"]);
+    // A daemon that reads the request, then dies without answering.
+    let listener =
+        std::os::unix::net::UnixListener::bind(home.path().join("control.sock")).expect("bind");
+    let server = std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut buf = [0u8; 4];
+            let _ = s.read_exact(&mut buf);
+        }
+    });
+    let out = home.cmd().args(["log", "half done"]).output().expect("run");
+    server.join().expect("server");
+    assert_one_line_failure(&out, 1, "daemon gone");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the daemon stopped before answering"), "{err}");
+    assert!(!err.contains("fill whole buffer"), "{err}");
+}

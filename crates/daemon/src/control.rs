@@ -32,6 +32,27 @@ pub enum ControlError {
     /// A frame was malformed.
     #[error("daemon sent a malformed answer: {0}")]
     Malformed(String),
+    /// The daemon closed the connection before the request was sent: nothing was done.
+    #[error(
+        "the daemon stopped before the request reached it: nothing was done; run the command \
+         again (with no daemon running it works on its own)"
+    )]
+    NotSent,
+    /// The daemon closed the connection after the request was sent, before answering.
+    #[error(
+        "the daemon stopped before answering: the request reached it and may or may not have \
+         been carried out; check (failup list, failup peers) before running it again"
+    )]
+    NoAnswer,
+}
+
+/// Whether an I/O error means the other end went away.
+fn gone(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        UnexpectedEof | BrokenPipe | ConnectionReset | ConnectionAborted
+    )
 }
 
 impl From<FrameError> for ControlError {
@@ -115,8 +136,14 @@ impl Client {
         timeout: Option<Duration>,
     ) -> Result<Response, ControlError> {
         self.stream.set_read_timeout(timeout)?;
-        write_frame(&mut self.stream, request)?;
-        read_frame(&mut self.stream)
+        match write_frame(&mut self.stream, request) {
+            Err(ControlError::Io(e)) if gone(&e) => return Err(ControlError::NotSent),
+            r => r?,
+        }
+        match read_frame(&mut self.stream) {
+            Err(ControlError::Io(e)) if gone(&e) => Err(ControlError::NoAnswer),
+            r => r,
+        }
     }
 }
 
