@@ -59,6 +59,9 @@ pub enum Command {
         /// How it went
         #[arg(long, value_enum)]
         outcome: Option<OutcomeArg>,
+        /// The day you tried it, when you record it later (default: now)
+        #[arg(long, value_name = "DATE")]
+        on: Option<String>,
     },
     /// Change fields of an entry (opens $EDITOR when no field is given on a terminal)
     Edit(EditArgs),

@@ -610,13 +610,29 @@ pub(crate) fn iterate(
     id: &str,
     text: Vec<String>,
     outcome: Option<OutcomeArg>,
+    on: Option<&str>,
 ) -> Result<()> {
     let entry = ctx.resolve(id)?;
+    // Backdated: noon of that day here, so the day reads the same in any nearby time zone.
+    let at = match on.map(|d| ctx.parse_day(d)).transpose()? {
+        None => ctx.now,
+        Some(day) if day == ctx.today => ctx.now,
+        Some(day) if day > ctx.today => bail!("--on {day}: an iteration cannot be in the future"),
+        Some(day) if day < entry.day => bail!(
+            "--on {day}: the setback was on {}, and what you tried came after it",
+            entry.day
+        ),
+        Some(day) => day
+            .at(12, 0, 0, 0)
+            .to_zoned_datetime(ctx.tz.clone())
+            .context("that day has no noon in this time zone")?
+            .timestamp(),
+    };
     let ms = u64::try_from(ctx.now.as_millisecond()).unwrap_or(0);
     let patch = EntryPatch {
         iteration: Some(Iteration {
             id: IterationId::from_parts(ms, rand::random()),
-            at: ctx.now,
+            at,
             tried: text.join(" "),
             outcome: outcome.map(outcome_of),
         }),

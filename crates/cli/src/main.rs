@@ -337,7 +337,12 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Show { id } => entries::show(&ctx, &id, &mut out)?,
         Command::Reflect(args) => entries::reflect(&ctx, args)?,
-        Command::Iterate { id, text, outcome } => entries::iterate(&ctx, &id, text, outcome)?,
+        Command::Iterate {
+            id,
+            text,
+            outcome,
+            on,
+        } => entries::iterate(&ctx, &id, text, outcome, on.as_deref())?,
         Command::Edit(args) => entries::edit(&ctx, args)?,
         Command::Close { id } => entries::set_closed(&ctx, &id, true)?,
         Command::Reopen { id } => entries::set_closed(&ctx, &id, false)?,

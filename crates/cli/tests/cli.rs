@@ -1028,3 +1028,30 @@ fn a_daemon_that_stops_mid_request_is_said_so_in_one_line() {
     assert!(err.contains("the daemon stopped before answering"), "{err}");
     assert!(!err.contains("fill whole buffer"), "{err}");
 }
+
+#[test]
+fn an_iteration_can_be_recorded_on_the_day_it_was_tried() {
+    let home = Home::new();
+    let id = home.log(&["Stage fright at the open mic", "--on", "2026-10-01"]);
+    home.ok(&[
+        "iterate",
+        &id,
+        "played for friends first",
+        "--on",
+        "2026-10-04",
+    ]);
+    let e = home.json(&["show", &id]);
+    let at = e["iterations"][0]["at"].as_str().expect("at").to_owned();
+    assert!(at.starts_with("2026-10-04"), "{e}");
+    let stats = home.json(&["stats"]);
+    assert_eq!(stats["median_days_to_first_iteration"], 3.0, "{stats}");
+    for (day, says) in [("2026-09-30", "came after it"), ("2999-01-01", "future")] {
+        let out = home
+            .cmd()
+            .args(["iterate", &id, "x", "--on", day])
+            .output()
+            .expect("run");
+        assert_one_line_failure(&out, 1, day);
+        assert!(String::from_utf8_lossy(&out.stderr).contains(says));
+    }
+}
