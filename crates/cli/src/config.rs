@@ -268,6 +268,15 @@ impl Config {
         Ok(Config { path, doc })
     }
 
+    /// No settings, for the file of `home`: what `doctor` works with when the file does not
+    /// read.
+    pub fn empty(home: &Path) -> Config {
+        Config {
+            path: home.join(CONFIG_FILE),
+            doc: DocumentMut::new(),
+        }
+    }
+
     /// Where the file is.
     pub fn path(&self) -> &Path {
         &self.path

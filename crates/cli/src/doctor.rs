@@ -113,6 +113,17 @@ fn home(ctx: &Ctx) -> Vec<Finding> {
 }
 
 fn config(ctx: &Ctx) -> Finding {
+    if let Some(e) = &ctx.config_error {
+        return finding(
+            "config",
+            Level::Problem,
+            e.clone(),
+            Some(format!(
+                "fix the file by hand, or move it away to start from the defaults ({})",
+                ctx.config.path().display()
+            )),
+        );
+    }
     match ctx.config.validate() {
         Ok(()) => finding(
             "config",

@@ -51,6 +51,8 @@ pub(crate) struct Ctx {
     now: Timestamp,
     today: Date,
     config: Config,
+    /// Why the config file could not be read, for `doctor` (every other command stops on it).
+    config_error: Option<String>,
     style: Style,
 }
 
@@ -290,9 +292,16 @@ fn run(cli: Cli) -> Result<()> {
         })?,
         _ => Timestamp::now(),
     };
-    let config = Config::load(&home)?;
     // The config commands must run on a file with a mistake in it: they are how it is fixed.
     let fixing = matches!(cli.command, Command::Config(_) | Command::Doctor);
+    // A file that is not TOML at all: doctor says so and goes on with its other checks.
+    let (config, config_error) = match Config::load(&home) {
+        Ok(c) => (c, None),
+        Err(e) if matches!(cli.command, Command::Doctor) => {
+            (Config::empty(&home), Some(format!("{e:#}")))
+        }
+        Err(e) => return Err(e),
+    };
     if !fixing {
         config.validate()?;
     }
@@ -315,6 +324,7 @@ fn run(cli: Cli) -> Result<()> {
         tz,
         now,
         config,
+        config_error,
         style,
     };
     let mut out = Stdout(io::stdout().lock());

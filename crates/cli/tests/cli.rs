@@ -1055,3 +1055,22 @@ fn an_iteration_can_be_recorded_on_the_day_it_was_tried() {
         assert!(String::from_utf8_lossy(&out.stderr).contains(says));
     }
 }
+
+#[test]
+fn doctor_reports_a_config_that_is_not_toml_and_runs_its_other_checks() {
+    let home = Home::new();
+    home.log(&["something"]);
+    std::fs::write(home.path().join("config.toml"), "not = toml = x\n").expect("write");
+    let out = home.cmd().args(["doctor"]).output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("is not valid TOML"), "{text}");
+    assert!(
+        text.contains("1 entry"),
+        "the store was checked too: {text}"
+    );
+    assert!(text.contains("clock"), "{text}");
+    // Every other command stops on it, in one line.
+    let out = home.cmd().args(["list"]).output().expect("run");
+    assert_one_line_failure(&out, 1, "bad config");
+}
