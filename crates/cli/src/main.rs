@@ -412,14 +412,25 @@ pub(crate) fn write_atomically(
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).with_context(what)?;
+    // Said without the temporary file's name, which the person never chose.
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => {
+                anyhow::anyhow!("the folder {} does not exist", dir.display())
+            }
+            kind => anyhow::anyhow!("{kind} in {}", dir.display()),
+        })
+        .with_context(what)?;
     {
         let mut w = io::BufWriter::new(tmp.as_file_mut());
         write(&mut w).with_context(what)?;
         w.flush().with_context(what)?;
     }
     tmp.as_file().sync_all().with_context(what)?;
-    tmp.persist(&target).with_context(what)?;
+    // The error alone: its message would name the temporary file, which the person never made.
+    tmp.persist(&target)
+        .map_err(|e| e.error)
+        .with_context(what)?;
     #[cfg(unix)]
     std::fs::File::open(&dir)
         .and_then(|d| d.sync_all())

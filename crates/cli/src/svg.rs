@@ -64,13 +64,13 @@ pub fn stats(s: &Stats, today: Date) -> String {
     for line in [
         format!("reps {} ({} micro, {} macro)", s.reps, s.micro, s.macro_),
         format!(
-            "reflected {}   iterated {}   closed {}",
+            "reflected {} · iterated {} · closed {}",
             pct(s.reflected),
             pct(s.iterated),
             pct(s.closed)
         ),
         format!(
-            "median to first iteration {}   median to closed {}   streak {} week{}",
+            "median to first iteration {} · median to closed {} · streak {} week{}",
             render::days(s.median_days_to_first_iteration, "-"),
             render::days(s.median_days_to_closed, "-"),
             s.streak_weeks,
@@ -116,6 +116,26 @@ pub fn stats(s: &Stats, today: Date) -> String {
         );
     }
     y += 7 * STEP + 24;
+
+    // Entries per week, as the terminal shows them: one bar per week with its count.
+    text(&mut body, LEFT, y, 14, "entries per week (week starting)");
+    y += 8;
+    let most_week = s.weeks.iter().map(|w| w.count).max().unwrap_or(0).max(1);
+    let bar_room = WIDTH - 2 * LEFT - 120;
+    for w in &s.weeks {
+        y += 14;
+        text(&mut body, LEFT, y, 10, &w.week.to_string());
+        let len = (w.count * bar_room).div_ceil(most_week);
+        let _ = writeln!(
+            body,
+            r#"<rect x="{}" y="{}" width="{len}" height="10" fill="{}"/>"#,
+            LEFT + 80,
+            y - 9,
+            GREENS[3]
+        );
+        text(&mut body, LEFT + 86 + len, y, 10, &w.count.to_string());
+    }
+    y += 30;
 
     // Micro and macro per month, stacked.
     text(&mut body, LEFT, y, 14, "micro / macro per month");

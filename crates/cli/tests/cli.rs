@@ -1074,3 +1074,28 @@ fn doctor_reports_a_config_that_is_not_toml_and_runs_its_other_checks() {
     let out = home.cmd().args(["list"]).output().expect("run");
     assert_one_line_failure(&out, 1, "bad config");
 }
+
+#[test]
+fn stats_svg_has_the_weekly_bars_and_separated_figures_and_a_clean_error() {
+    let home = Home::new();
+    home.log(&["one"]);
+    let file = home.dir.path().join("practice.svg");
+    home.ok(&["stats", "--svg", &file.display().to_string()]);
+    let svg = std::fs::read_to_string(&file).expect("svg");
+    assert!(
+        svg.contains("entries per week") && svg.contains(" · iterated "),
+        "{svg}"
+    );
+    let bad = home.dir.path().join("no-such-folder").join("x.svg");
+    let out = home
+        .cmd()
+        .args(["stats", "--svg", &bad.display().to_string()])
+        .output()
+        .expect("run");
+    assert_one_line_failure(&out, 1, "unwritable svg");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not exist") && !err.contains("no-such-folder/.tmp"),
+        "{err}"
+    );
+}
