@@ -154,7 +154,11 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Print the manual page (roff), e.g. `failup man > failup.1`
-    Man,
+    Man {
+        /// Write every page (failup.1 and one per command, which it refers to) into DIR
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Read and change settings in the home's config.toml
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -382,7 +382,17 @@ fn run(cli: Cli) -> Result<()> {
             clap_complete::generate(shell, &mut Cli::command(), "failup", &mut script);
             out.write_all(&script)?;
         }
-        Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut out)?,
+        Command::Man { dir: None } => clap_mangen::Man::new(Cli::command()).render(&mut out)?,
+        Command::Man { dir: Some(dir) } => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            // Built, so the generated `help` command gets the page the main page names too.
+            let mut cmd = Cli::command();
+            cmd.build();
+            clap_mangen::generate_to(cmd, &dir)
+                .with_context(|| format!("cannot write the pages into {}", dir.display()))?;
+            eprintln!("wrote the manual pages into {}", dir.display());
+        }
         Command::Config(cmd) => config::command(&ctx, cmd, &mut out)?,
         Command::Doctor => doctor::run(&ctx, &mut out)?,
         Command::Partner(cmd) => partners::partner(&ctx, cmd, &mut out)?,

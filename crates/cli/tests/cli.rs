@@ -822,6 +822,30 @@ fn completions_and_the_manual_page_are_printed() {
         man.contains(".TH failup") && man.contains("journal"),
         "{man}"
     );
+    // Every page the main page refers to is shipped by `man --dir`.
+    let pages = home.dir.path().join("man1");
+    home.ok(&["man", "--dir", &pages.display().to_string()]);
+    for name in [
+        "failup.1",
+        "failup-log.1",
+        "failup-peers.1",
+        "failup-partner.1",
+    ] {
+        let page = std::fs::read_to_string(pages.join(name)).expect(name);
+        assert!(page.contains(".TH failup"), "{name}");
+    }
+    for referred in man.split("failup\\-").skip(1) {
+        let sub: String = referred
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        if !sub.is_empty() {
+            assert!(
+                pages.join(format!("failup-{sub}.1")).exists(),
+                "failup-{sub}(1) is referred to"
+            );
+        }
+    }
     let err = home.fails(&["completions", "cmd.exe"], 2);
     assert!(err.contains("invalid value"), "{err}");
 }
