@@ -257,6 +257,11 @@ pub(crate) fn list(ctx: &Ctx, a: args::ListArgs, out: &mut dyn Write) -> Result<
         eprintln!("no entries");
     } else {
         let numbered = io::stdout().is_terminal();
+        // On a terminal each row fits its width: what does not fit is cut with an ellipsis.
+        let width = numbered
+            .then(|| console::Term::stdout().size_checked())
+            .flatten()
+            .map(|(_, cols)| usize::from(cols));
         for (n, e) in entries.iter().enumerate() {
             let mut line = render::list_line(e, &ctx.style);
             if numbered {
@@ -264,6 +269,22 @@ pub(crate) fn list(ctx: &Ctx, a: args::ListArgs, out: &mut dyn Write) -> Result<
             }
             if let Some(with) = shared.get(&e.id) {
                 line.push_str(&format!("  [shared with {}]", shown(&with.join(", "))));
+            }
+            if let Some(w) = width {
+                // The title gives way first, down to a dozen characters; then the row's end.
+                let over = console::measure_text_width(&line).saturating_sub(w);
+                if over > 0 {
+                    let title = shown(e.title()).chars().count().min(60);
+                    let narrower = title.saturating_sub(over).max(12);
+                    line = render::list_line_within(e, &ctx.style, narrower);
+                    if numbered {
+                        line = format!("{:<5}{line}", format!("@{}", n + 1));
+                    }
+                    if let Some(with) = shared.get(&e.id) {
+                        line.push_str(&format!("  [shared with {}]", shown(&with.join(", "))));
+                    }
+                }
+                line = console::truncate_str(&line, w, ctx.style.ellipsis()).into_owned();
             }
             writeln!(out, "{line}")?;
         }

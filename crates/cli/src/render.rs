@@ -63,6 +63,11 @@ pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
 
 /// One line per entry for `failup list`.
 pub fn list_line(e: &Entry, style: &Style) -> String {
+    list_line_within(e, style, TITLE_WIDTH)
+}
+
+/// [`list_line`] with the title cut to `title_width` characters.
+pub fn list_line_within(e: &Entry, style: &Style, title_width: usize) -> String {
     let scale = format!("{:5}", e.scale.as_str());
     let mut line = format!(
         "{}  {}  {}  {}  {}",
@@ -74,7 +79,7 @@ pub fn list_line(e: &Entry, style: &Style) -> String {
             scale
         },
         status(e, style),
-        shorten(&shown(e.title()), TITLE_WIDTH, style)
+        shorten(&shown(e.title()), title_width.max(2), style)
     );
     for tag in &e.tags {
         let tag = format!("#{}", shown(tag));

@@ -1123,3 +1123,29 @@ fn stats_svg_has_the_weekly_bars_and_separated_figures_and_a_clean_error() {
         "{err}"
     );
 }
+
+#[test]
+fn list_fits_the_terminals_width() {
+    let home = Home::new();
+    let long = "A very long story title that goes on and on about the day it all went wrong";
+    home.log(&[long, "--tag", "work", "--tag", "launch"]);
+    let bin = assert_cmd::cargo::cargo_bin("failup");
+    // A terminal 80 columns wide.
+    let mut script = std::process::Command::new("script");
+    script
+        .args([
+            "-qec",
+            &format!("stty rows 24 cols 80; {} list", common::shell_quote(&bin)),
+            "/dev/null",
+        ])
+        .env("FAILUP_HOME", home.path())
+        .env("TERM", "xterm-256color")
+        .env("NO_COLOR", "1");
+    let out = script.output().expect("script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text.lines().find(|l| l.contains("@1")).expect("a row");
+    assert!(console::measure_text_width(row) <= 80, "{row:?}");
+    assert!(row.contains("A very long"), "{row:?}");
+    // In a pipe the whole row is printed.
+    assert!(home.ok(&["list"]).contains("#launch"));
+}
