@@ -528,3 +528,32 @@ fn devices_are_named_by_their_names_in_sync_and_peers_remove() {
         .unwrap_or(0);
     assert_eq!(revoked, 2, "{peers}");
 }
+
+#[test]
+fn invites_can_be_drawn_as_qr_codes_of_exactly_the_code() {
+    let a = Daemon::start("laptop");
+    for args in [
+        &["pair", "invite", "--qr"][..],
+        &["partner", "invite", "--qr", "--name", "friend"][..],
+    ] {
+        let out = a.run(args);
+        assert!(out.status.success(), "{args:?}");
+        let code = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let drawn = qrcode::QrCode::new(code.as_bytes())
+            .expect("qr")
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .quiet_zone(true)
+            .build();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&drawn),
+            "{args:?}: the QR code drawn is not the code's"
+        );
+        assert!(err.lines().count() > 20, "{err}");
+    }
+    // Without --qr, nothing is drawn.
+    let out = a.run(&["pair", "invite"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains('▀'));
+}

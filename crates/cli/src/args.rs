@@ -249,6 +249,9 @@ pub enum PartnerCommand {
         /// How long the code stays valid, such as 10m or 1h
         #[arg(long, default_value = "10m")]
         ttl: String,
+        /// Also draw the code as a QR code, for a phone's camera
+        #[arg(long)]
+        qr: bool,
     },
     /// Join the space of the person who printed CODE (needs a running daemon)
     Join {
@@ -275,6 +278,9 @@ pub enum PairCommand {
         /// How long the code stays valid, such as 10m or 1h
         #[arg(long, default_value = "10m")]
         ttl: String,
+        /// Also draw the code as a QR code, for a phone's camera
+        #[arg(long)]
+        qr: bool,
     },
     /// Join the devices of the one that printed CODE (needs a running daemon)
     Join {

@@ -195,7 +195,7 @@ pub fn id(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
 pub fn pair(ctx: &Ctx, cmd: PairCommand, out: &mut dyn Write) -> Result<()> {
     let mut c = client(ctx, "pairing")?;
     match cmd {
-        PairCommand::Invite { ttl } => {
+        PairCommand::Invite { ttl, qr } => {
             let ttl = crate::dates::invite_ttl(&ttl)?;
             match ask(
                 &mut c,
@@ -206,6 +206,9 @@ pub fn pair(ctx: &Ctx, cmd: PairCommand, out: &mut dyn Write) -> Result<()> {
             )? {
                 Response::Invite(code) => {
                     writeln!(out, "{code}")?;
+                    if qr {
+                        eprint!("{}", crate::render::qr(&code)?);
+                    }
                     eprintln!(
                         "on your other device, run: failup pair join CODE (valid for {}, once)",
                         crate::dates::spoken(ttl)

@@ -19,7 +19,7 @@ use crate::render;
 /// `failup partner ...`.
 pub fn partner(ctx: &Ctx, cmd: PartnerCommand, out: &mut dyn Write) -> Result<()> {
     match cmd {
-        PartnerCommand::Invite { name, ttl } => {
+        PartnerCommand::Invite { name, ttl, qr } => {
             let ttl = crate::dates::invite_ttl(&ttl)?;
             let mut c = network::client(ctx, "a partner invite")?;
             let request = Request::PartnerInvite {
@@ -29,6 +29,9 @@ pub fn partner(ctx: &Ctx, cmd: PartnerCommand, out: &mut dyn Write) -> Result<()
             match network::ask(&mut c, request, None)? {
                 Response::Invite(code) => {
                     writeln!(out, "{code}")?;
+                    if qr {
+                        eprint!("{}", crate::render::qr(&code)?);
+                    }
                     eprintln!(
                         "give this code to your partner; they run: failup partner join CODE --name YOUR-NAME \
                          (valid for {}, once)",

@@ -61,6 +61,20 @@ pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// `text` as a QR code drawn with half blocks (two rows of modules per line), dark on light
+/// with the quiet zone around it, as a phone's camera reads it from a terminal.
+pub fn qr(text: &str) -> anyhow::Result<String> {
+    let code = qrcode::QrCode::new(text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("cannot draw the code as a QR code: {e}"))?;
+    Ok(code
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .dark_color(qrcode::render::unicode::Dense1x2::Light)
+        .light_color(qrcode::render::unicode::Dense1x2::Dark)
+        .quiet_zone(true)
+        .build()
+        + "\n")
+}
+
 /// One line per entry for `failup list`.
 pub fn list_line(e: &Entry, style: &Style) -> String {
     list_line_within(e, style, TITLE_WIDTH)
