@@ -178,6 +178,12 @@ pub enum Command {
         /// muscle, use, next, progress); every field by default
         #[arg(long, value_name = "FIELDS")]
         only: Option<String>,
+        /// Print what the partner would see, and share nothing
+        #[arg(long, conflicts_with = "yes")]
+        preview: bool,
+        /// Share without showing it and asking first (for scripts)
+        #[arg(long)]
+        yes: bool,
     },
     /// Take an entry out of the space shared with a partner
     Unshare {

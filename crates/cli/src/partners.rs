@@ -122,10 +122,44 @@ fn list_json(list: &[failup_daemon::control::PartnerInfo]) -> serde_json::Value 
     )
 }
 
-/// `failup share`.
-pub fn share(ctx: &Ctx, id: &str, with: &str, only: Option<String>) -> Result<()> {
-    let id = ctx.open()?.resolve(&ctx.reference(id)?)?;
-    share_id(ctx, id, with, only)
+/// `failup share`: with `--preview`, what the partner would see and nothing shared; on a
+/// terminal with every field (no `--only`) and no `--yes`, that view and a question first.
+pub fn share(
+    ctx: &Ctx,
+    id: &str,
+    with: &str,
+    only: Option<String>,
+    preview: bool,
+    yes: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let entry = ctx.resolve(id)?;
+    let ask_first = !yes && only.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdin());
+    if preview || ask_first {
+        let fields = match &only {
+            Some(list) => failup_journal::space::parse_fields(list)?,
+            None => failup_journal::space::Field::ALL.into_iter().collect(),
+        };
+        let seen = SharedEntry::project(&entry, &fields, ctx.now);
+        let view = format!(
+            "{} will see:\n{}  {}\n{}",
+            shown(with),
+            render::short(seen.id),
+            seen.day,
+            shared_fields_text(&seen)
+        );
+        if preview {
+            write!(out, "{view}")?;
+            return Ok(());
+        }
+        eprint!("{view}");
+        let answer = crate::ask(&format!("share this with {}? [y/N] ", shown(with)))?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("not shared");
+            return Ok(());
+        }
+    }
+    share_id(ctx, entry.id, with, only)
 }
 
 /// Shares the entry `id` (already resolved, as `log --share` has it) with `with`.
@@ -254,6 +288,16 @@ fn feed_text(i: &FeedItem, tz: &jiff::tz::TimeZone) -> String {
         e.day,
         shown(&i.partner)
     );
+    s.push_str(&shared_fields_text(e));
+    s.push_str(&comments_text(&i.comments, tz));
+    s.push('\n');
+    s
+}
+
+/// The fields of a shared entry, one `  name: value` line each, as the partner's feed shows
+/// them.
+fn shared_fields_text(e: &SharedEntry) -> String {
+    let mut s = String::new();
     let mut field = |name: &str, v: &Option<String>| {
         if let Some(v) = v {
             s.push_str(&format!("  {name}: {}\n", shown(v)));
@@ -282,8 +326,6 @@ fn feed_text(i: &FeedItem, tz: &jiff::tz::TimeZone) -> String {
             }
         ));
     }
-    s.push_str(&comments_text(&i.comments, tz));
-    s.push('\n');
     s
 }
 
