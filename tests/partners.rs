@@ -705,3 +705,35 @@ fn share_shows_what_the_partner_will_see_and_asks_first() {
     assert!(shared());
     wait_until("the friend to see it", SOON, || feed_has(&p, &id, |_| true));
 }
+
+#[test]
+fn cheers_on_my_shared_entries_show_in_today_and_the_feed_until_read() {
+    let a = Daemon::start("me");
+    let p = Daemon::start("friend");
+    a.partner(&p, "friend", "me");
+    let id = a
+        .ok(&["log", "Fumbled the toast at the wedding"])
+        .trim()
+        .to_owned();
+    a.ok(&["share", &id, "--with", "friend", "--yes"]);
+    wait_until("the friend to see it", SOON, || feed_has(&p, &id, |_| true));
+    p.ok(&["log", "placeholder so today has something"]);
+    wait_until("the friend to be told nothing new once read", SOON, || {
+        !p.ok(&["today"]).contains("new entr")
+    });
+    p.ok(&["cheer", &id, "you still made everyone laugh"]);
+    p.ok(&["cheer", &id, "proud of you"]);
+    wait_until("me to hear two new cheers", SOON, || {
+        a.ok(&["today"])
+            .contains("from your partners: 2 new cheers (failup feed)")
+    });
+    let feed = a.ok(&["feed"]);
+    assert!(feed.contains("yours, shared with friend"), "{feed}");
+    assert!(
+        feed.contains("* friend") && feed.contains("proud of you"),
+        "{feed}"
+    );
+    // Read: no longer new.
+    assert!(!a.ok(&["today"]).contains("new cheer"));
+    assert!(!a.ok(&["feed"]).contains("* friend"));
+}

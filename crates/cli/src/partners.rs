@@ -221,7 +221,7 @@ pub fn comments_json(comments: &[CommentInfo]) -> serde_json::Value {
             .map(|c| {
                 serde_json::json!({
                     "id": c.comment.id.to_string(), "by": c.by.clone().unwrap_or_else(|| "me".into()),
-                    "at": c.comment.at.to_string(), "text": c.comment.text,
+                    "at": c.comment.at.to_string(), "text": c.comment.text, "new": c.new,
                 })
             })
             .collect(),
@@ -235,7 +235,8 @@ pub fn comments_text(comments: &[CommentInfo], tz: &jiff::tz::TimeZone) -> Strin
     for c in comments {
         let when = render::local(c.comment.at, tz);
         s.push_str(&format!(
-            "  {} ({when}): {}\n",
+            "  {}{} ({when}): {}\n",
+            if c.new { "* " } else { "" },
             shown(c.by.as_deref().unwrap_or("me")),
             shown(&c.comment.text)
         ));
@@ -260,7 +261,8 @@ pub fn feed(ctx: &Ctx, partner: Option<String>, out: &mut dyn Write) -> Result<(
             .iter()
             .map(|i| {
                 serde_json::json!({
-                    "partner": i.partner, "new": i.new, "entry": shared_json(&i.entry),
+                    "partner": i.partner, "new": i.new, "yours": i.yours,
+                    "entry": shared_json(&i.entry),
                     "comments": comments_json(&i.comments),
                 })
             })
@@ -281,12 +283,16 @@ pub fn feed(ctx: &Ctx, partner: Option<String>, out: &mut dyn Write) -> Result<(
 /// partner's device, so every string is escaped ([`shown`]).
 fn feed_text(i: &FeedItem, tz: &jiff::tz::TimeZone) -> String {
     let e = &i.entry;
+    let whose = if i.yours {
+        format!("yours, shared with {}", shown(&i.partner))
+    } else {
+        format!("from {}", shown(&i.partner))
+    };
     let mut s = format!(
-        "{}{}  {}  from {}\n",
+        "{}{}  {}  {whose}\n",
         if i.new { "* " } else { "" },
         render::short(e.id),
         e.day,
-        shown(&i.partner)
     );
     s.push_str(&shared_fields_text(e));
     s.push_str(&comments_text(&i.comments, tz));
@@ -367,9 +373,11 @@ mod tests {
                     at: jiff::Timestamp::UNIX_EPOCH,
                     text: format!("comment {bad}"),
                 },
+                new: true,
             }],
             entry,
             new: true,
+            yours: false,
         };
         let text = feed_text(&item, &jiff::tz::TimeZone::UTC);
         assert!(

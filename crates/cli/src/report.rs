@@ -33,9 +33,36 @@ pub(crate) fn today(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         let numbered = std::io::IsTerminal::is_terminal(&std::io::stdout());
         let (text, rows) = render::today(&t, ctx.today, &question, &ctx.style, numbered);
         write!(out, "{text}")?;
+        if let Some(line) = unread_line(ctx) {
+            writeln!(out, "\n{line}")?;
+        }
         ctx.remember_rows(rows);
     }
     Ok(())
+}
+
+/// "from your partners: 1 new entry, 2 new cheers (failup feed)", when there is something
+/// new; nothing for a person with no partner, or when the feed cannot be asked.
+fn unread_line(ctx: &Ctx) -> Option<String> {
+    let r = match ctx.open().ok()?.call(failup_node::Request::Unread).ok()? {
+        failup_node::Response::Unread(r) => r,
+        _ => return None,
+    };
+    let mut parts = Vec::new();
+    if r.entries > 0 {
+        parts.push(render::count(r.entries, "new entry", "new entries"));
+    }
+    if r.comments > 0 {
+        parts.push(render::count(r.comments, "new cheer", "new cheers"));
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "{}: {} (failup feed)",
+            ctx.style
+                .paint(crate::style::Role::Heading, "from your partners"),
+            parts.join(", ")
+        )
+    })
 }
 
 pub(crate) fn export_journal(

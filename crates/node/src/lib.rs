@@ -35,7 +35,7 @@ use jiff::civil::Date;
 pub use error::{ErrorKind, Failure, NodeError};
 use pairing::{Code, Invites, Joined, Reply};
 pub use request::{
-    CommentInfo, FeedItem, PartnerInfo, PeerInfo, Request, Response, ShareInfo, StatusInfo,
+    CommentInfo, FeedItem, PartnerInfo, PeerInfo, Request, Response, ShareInfo, StatusInfo, Unread,
 };
 
 /// Setting: the circle document's id.
@@ -350,7 +350,20 @@ impl Node {
                 Response::Done
             }
             Request::Feed { partner, now_ms } => {
-                Response::Feed(self.feed(partner.as_deref(), ts(now_ms)?)?)
+                Response::Feed(self.feed(partner.as_deref(), Some(ts(now_ms)?))?)
+            }
+            Request::Unread => {
+                let items = self.feed(None, None)?;
+                let newer_comments = |i: &FeedItem| -> u64 {
+                    i.comments
+                        .iter()
+                        .filter(|c| c.by.is_some() && c.new)
+                        .count() as u64
+                };
+                Response::Unread(Unread {
+                    entries: items.iter().filter(|i| i.new && !i.yours).count() as u64,
+                    comments: items.iter().map(newer_comments).sum(),
+                })
             }
             Request::Cheer { id, text, now_ms } => {
                 self.cheer(&id, &text, ts(now_ms)?)?;

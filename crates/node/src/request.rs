@@ -169,6 +169,8 @@ pub enum Request {
     Shares,
     /// The circle's recovery key, once: kept on the founding device only until shown.
     RecoveryKey,
+    /// What is new in the feed, without marking it read.
+    Unread,
 }
 
 /// A partner, as `failup partner list` shows it.
@@ -193,6 +195,9 @@ pub struct CommentInfo {
     pub by: Option<String>,
     /// The comment.
     pub comment: failup_journal::space::Comment,
+    /// Whether it is new since the feed was last read (a partner's only).
+    #[serde(default)]
+    pub new: bool,
 }
 
 /// One entry a partner shared, as `failup feed` shows it.
@@ -206,6 +211,19 @@ pub struct FeedItem {
     pub comments: Vec<CommentInfo>,
     /// Whether it, or a comment under it, is new since the feed was last read.
     pub new: bool,
+    /// Whether it is this person's own entry, shared with the partner, here for the
+    /// partner's comments under it.
+    #[serde(default)]
+    pub yours: bool,
+}
+
+/// What is new in the feed since it was last read, without reading it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Unread {
+    /// Entries partners shared or changed.
+    pub entries: u64,
+    /// Partners' comments, under their entries and this person's.
+    pub comments: u64,
 }
 
 /// One of this person's entries that is shared.
@@ -321,4 +339,6 @@ pub enum Response {
     Shares(Vec<ShareInfo>),
     /// The circle's recovery key, as a person writes it down.
     Recovery(String),
+    /// What is new in the feed.
+    Unread(Unread),
 }

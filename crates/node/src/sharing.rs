@@ -159,6 +159,7 @@ fn comments_for(
                     out.push(CommentInfo {
                         by: by.clone(),
                         comment: c,
+                        new: false,
                     });
                 }
             }
@@ -610,10 +611,13 @@ impl Node {
 
     /// `failup feed`: what partners shared, newest first; what is newer than the last read is
     /// marked new, and the feed counts as read from now.
+    /// What partners shared, and this person's shared entries that partners commented on,
+    /// with what is new since the feed was last read; read at `now` (marked read then), or
+    /// only looked at with `None`.
     pub(crate) fn feed(
         &mut self,
         only: Option<&str>,
-        now: Timestamp,
+        now: Option<Timestamp>,
     ) -> Result<Vec<FeedItem>, NodeError> {
         if let Some(label) = only {
             self.partner(label)?;
@@ -640,24 +644,48 @@ impl Node {
                     None
                 }
             };
+            let newer = |t: Timestamp| last_read.is_none_or(|r| t > r);
+            let marked = |mut comments: Vec<CommentInfo>| {
+                for c in &mut comments {
+                    c.new = c.by.is_some() && newer(c.comment.at);
+                }
+                comments
+            };
             if let Some(t) = &theirs {
                 for e in t.entries().unwrap_or_default() {
-                    let comments = comments_for(&mine, &theirs, &p.label, e.id);
-                    let newer = |t: Timestamp| last_read.is_none_or(|r| t > r);
-                    let new = newer(e.updated.max(e.shared_at))
-                        || comments
-                            .iter()
-                            .any(|c| c.by.is_some() && newer(c.comment.at));
+                    let comments = marked(comments_for(&mine, &theirs, &p.label, e.id));
+                    let new = newer(e.updated.max(e.shared_at)) || comments.iter().any(|c| c.new);
                     out.push(FeedItem {
                         partner: p.label.clone(),
                         entry: e,
                         comments,
                         new,
+                        yours: false,
                     });
                 }
             }
-            self.store
-                .set_setting(&key, &now.as_millisecond().to_be_bytes())?;
+            // This person's own shared entries the partner commented on: the other half of
+            // the loop.
+            if let Some(m) = &mine {
+                for e in m.entries().unwrap_or_default() {
+                    let comments = marked(comments_for(&mine, &theirs, &p.label, e.id));
+                    if !comments.iter().any(|c| c.by.is_some()) {
+                        continue;
+                    }
+                    let new = comments.iter().any(|c| c.new);
+                    out.push(FeedItem {
+                        partner: p.label.clone(),
+                        entry: e,
+                        comments,
+                        new,
+                        yours: true,
+                    });
+                }
+            }
+            if let Some(now) = now {
+                self.store
+                    .set_setting(&key, &now.as_millisecond().to_be_bytes())?;
+            }
         }
         out.sort_by(|a, b| {
             b.entry
