@@ -44,14 +44,16 @@ pub enum Command {
     },
     /// Show one entry in full
     Show {
-        /// Entry id or any unique prefix of it
+        /// Entry id or any unique prefix of it, `last`, or `@N` (row N of the last list)
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::entries))]
         id: String,
     },
     /// Answer the three reframe questions
     Reflect(ReflectArgs),
     /// Record what you tried next and how it went
     Iterate {
-        /// Entry id or any unique prefix of it
+        /// Entry id or any unique prefix of it, `last`, or `@N` (row N of the last list)
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::entries))]
         id: String,
         /// What you tried
         #[arg(required = true, num_args = 1..)]
@@ -67,17 +69,20 @@ pub enum Command {
     Edit(EditArgs),
     /// Close the loop: what you tried worked
     Close {
-        /// Entry id or any unique prefix of it
+        /// Entry id or any unique prefix of it, `last`, or `@N` (row N of the last list)
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::entries))]
         id: String,
     },
     /// Reopen a closed loop
     Reopen {
-        /// Entry id or any unique prefix of it
+        /// Entry id or any unique prefix of it, `last`, or `@N` (row N of the last list)
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::entries))]
         id: String,
     },
     /// Delete an entry
     Delete {
-        /// Entry id or any unique prefix of it
+        /// Entry id or any unique prefix of it, `last`, or `@N` (row N of the last list)
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::entries))]
         id: String,
         /// Do not ask for confirmation
         #[arg(long, short = 'y')]
@@ -169,7 +174,8 @@ pub enum Command {
     Partner(PartnerCommand),
     /// Put an entry into the space shared with a partner (again, to change the fields shown)
     Share {
-        /// Entry id or any unique prefix of it
+        /// Entry id or any unique prefix of it, `last`, or `@N` (row N of the last list)
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::entries))]
         id: String,
         /// The partner's label
         #[arg(long = "with", value_name = "LABEL")]
@@ -187,7 +193,8 @@ pub enum Command {
     },
     /// Take an entry out of the space shared with a partner
     Unshare {
-        /// Entry id or any unique prefix of it
+        /// Entry id or any unique prefix of it, `last`, or `@N` (row N of the last list)
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::entries))]
         id: String,
         /// The partner's label
         #[arg(long = "with", value_name = "LABEL")]
@@ -201,7 +208,8 @@ pub enum Command {
     },
     /// Comment on a shared entry (yours or your partner's): encouragement, a question, "me too"
     Cheer {
-        /// Entry id or any unique prefix of it
+        /// Entry id or any unique prefix of it, `last`, or `@N` (row N of the last list)
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::entries))]
         id: String,
         /// What to say
         #[arg(required = true, num_args = 1..)]
@@ -448,7 +456,8 @@ pub struct ListArgs {
 /// `failup reflect`.
 #[derive(Args, Debug)]
 pub struct ReflectArgs {
-    /// Entry id or any unique prefix of it
+    /// Entry id or any unique prefix of it, `last`, or `@N` (row N of the last list)
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::entries))]
     pub id: String,
     /// What did this teach me about my next level?
     #[arg(long)]
@@ -464,7 +473,8 @@ pub struct ReflectArgs {
 /// `failup edit`.
 #[derive(Args, Debug)]
 pub struct EditArgs {
-    /// Entry id or any unique prefix of it
+    /// Entry id or any unique prefix of it, `last`, or `@N` (row N of the last list)
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::entries))]
     pub id: String,
     /// New text
     #[arg(long)]

@@ -5,6 +5,7 @@
 //! thinking about a reframe question does not lock out their other terminals.
 
 mod args;
+mod complete;
 mod config;
 mod dates;
 mod doctor;
@@ -137,6 +138,8 @@ fn main() -> ExitCode {
     // Panics are reported once, below, as one line; panics that a library catches on purpose
     // (automerge on damaged bytes) must print nothing.
     std::panic::set_hook(Box::new(|_| {}));
+    // `COMPLETE=SHELL failup ...`: the shell asking for completions (see `completions`).
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -377,9 +380,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sync { timeout } => network::sync(&ctx, &timeout, &mut out)?,
         Command::Status => network::status(&ctx, &mut out)?,
         Command::Completions { shell } => {
-            // Into memory first: `generate` panics on a failed write, a closed pipe included.
+            // The shell calls back into failup to complete (`COMPLETE=SHELL failup`), so ids
+            // complete with their titles. Into memory first, so a closed pipe ends it quietly.
+            let name = shell.to_string();
+            let shells = clap_complete::env::Shells::builtins();
+            let completer = shells
+                .completer(&name)
+                .with_context(|| format!("no completion for the shell {name}"))?;
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "failup", &mut script);
+            completer.write_registration("COMPLETE", "failup", "failup", "failup", &mut script)?;
             out.write_all(&script)?;
         }
         Command::Man { dir: None } => clap_mangen::Man::new(Cli::command()).render(&mut out)?,

@@ -810,11 +810,11 @@ fn completions_and_the_manual_page_are_printed() {
     let home = Home::new();
     let bash = home.ok(&["completions", "bash"]);
     assert!(
-        bash.contains("_failup()") && bash.contains("partner"),
+        bash.contains("_clap_complete_failup()") && bash.contains("COMPLETE"),
         "{bash}"
     );
     let fish = home.ok(&["completions", "fish"]);
-    assert!(fish.contains("complete -c failup"));
+    assert!(fish.contains("--command failup"));
     let zsh = home.ok(&["completions", "zsh"]);
     assert!(zsh.contains("#compdef failup"));
     let man = home.ok(&["man"]);
@@ -1148,4 +1148,41 @@ fn list_fits_the_terminals_width() {
     assert!(row.contains("A very long"), "{row:?}");
     // In a pipe the whole row is printed.
     assert!(home.ok(&["list"]).contains("#launch"));
+}
+
+#[test]
+fn ids_complete_in_the_shell_with_their_titles() {
+    let home = Home::new();
+    let older = home.log(&["Missed the bus"]);
+    let newer = home.log(&["Forgot the keys"]);
+    // Through bash itself, as the registration script wires it.
+    let bin = assert_cmd::cargo::cargo_bin("failup");
+    let dir = bin.parent().expect("dir").display().to_string();
+    let script = "source <(failup completions bash); COMP_WORDS=(failup show ''); COMP_CWORD=2; \
+                  COMP_TYPE=9; _clap_complete_failup; printf '%s\\n' \"${COMPREPLY[@]}\"";
+    let out = home
+        .std_cmd_for("bash")
+        .env("PATH", format!("{dir}:/usr/bin:/bin"))
+        .args(["-c", script])
+        .output()
+        .expect("bash");
+    let words = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        words.contains(&newer[..12]) && words.contains(&older[..12]),
+        "{words:?} {out:?}"
+    );
+    assert!(words.lines().any(|l| l == "last"), "{words}");
+    // Fish is given each title as the description, and a typed prefix narrows the list.
+    let out = home
+        .cmd()
+        .env("COMPLETE", "fish")
+        .args(["--", "failup", "reflect", &newer[..11]])
+        .output()
+        .expect("run");
+    let offered = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        offered.contains(&format!("{}\tForgot the keys", &newer[..12])),
+        "{offered}"
+    );
+    assert!(!offered.contains("Missed the bus"), "{offered}");
 }

@@ -38,6 +38,16 @@ impl Home {
         cmd
     }
 
+    /// `program` run with this home's environment, as [`Home::std_cmd`] runs failup.
+    pub fn std_cmd_for(&self, program: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new(program);
+        cmd.env("FAILUP_HOME", self.path())
+            .env("TZ", "UTC")
+            .env_remove("RUST_LOG");
+        failup_tests::isolate(&mut cmd);
+        cmd
+    }
+
     /// [`Home::std_cmd`] with assert_cmd's conveniences.
     pub fn cmd(&self) -> Command {
         Command::from_std(self.std_cmd())
