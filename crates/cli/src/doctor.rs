@@ -86,6 +86,14 @@ fn home(ctx: &Ctx) -> Vec<Finding> {
                 format!("{shown} is readable by others (mode {mode:o})"),
                 Some(format!("chmod 700 {shown}")),
             ));
+        } else if mode & 0o300 != 0o300 {
+            // Without write and search for its owner, nothing can be logged or synced.
+            v.push(finding(
+                "home",
+                Level::Problem,
+                format!("{shown} cannot be written by its owner (mode {mode:o})"),
+                Some(format!("chmod 700 {shown}")),
+            ));
         } else {
             v.push(finding(
                 "home",

@@ -1186,3 +1186,19 @@ fn ids_complete_in_the_shell_with_their_titles() {
     );
     assert!(!offered.contains("Missed the bus"), "{offered}");
 }
+
+#[test]
+fn doctor_calls_a_home_its_owner_cannot_write_a_problem() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    home.log(&["one"]);
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o500)).expect("chmod");
+    let out = home.cmd().args(["doctor"]).output().expect("run");
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("cannot be written by its owner (mode 500)"),
+        "{text}"
+    );
+}
