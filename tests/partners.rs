@@ -727,6 +727,8 @@ fn cheers_on_my_shared_entries_show_in_today_and_the_feed_until_read() {
         a.ok(&["today"])
             .contains("from your partners: 2 new cheers (failup feed)")
     });
+    let today: serde_json::Value = json(&a, &["today"]);
+    assert_eq!(today["unread"]["comments"], 2, "{today}");
     let feed = a.ok(&["feed"]);
     assert!(feed.contains("yours, shared with friend"), "{feed}");
     assert!(

@@ -26,6 +26,9 @@ pub(crate) fn today(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
             "open": views(&t.open),
             "open_total": t.open_total,
             "on_this_day": views(&t.on_this_day),
+            "unread": unread(ctx).map(|r| serde_json::json!({
+                "entries": r.entries, "comments": r.comments,
+            })),
         });
         crate::print_json(out, &v, crate::JsonLayout::Pretty)?;
     } else {
@@ -41,13 +44,18 @@ pub(crate) fn today(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+/// What is new from partners, without reading the feed; `None` if it cannot be asked.
+fn unread(ctx: &Ctx) -> Option<failup_node::Unread> {
+    match ctx.open().ok()?.call(failup_node::Request::Unread).ok()? {
+        failup_node::Response::Unread(r) => Some(r),
+        _ => None,
+    }
+}
+
 /// "from your partners: 1 new entry, 2 new cheers (failup feed)", when there is something
 /// new; nothing for a person with no partner, or when the feed cannot be asked.
 fn unread_line(ctx: &Ctx) -> Option<String> {
-    let r = match ctx.open().ok()?.call(failup_node::Request::Unread).ok()? {
-        failup_node::Response::Unread(r) => r,
-        _ => return None,
-    };
+    let r = unread(ctx)?;
     let mut parts = Vec::new();
     if r.entries > 0 {
         parts.push(render::count(r.entries, "new entry", "new entries"));
