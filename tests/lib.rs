@@ -204,6 +204,13 @@ impl Daemon {
         self.home.cmd().args(args).output().expect("run failup")
     }
 
+    /// Runs `failup ARGS` on a pseudo-terminal here (through util-linux `script`), with `input`
+    /// typed; returns the terminal's output.
+    pub fn on_terminal(&self, args: &[&str], input: &str) -> String {
+        let out = on_terminal(&self.home.path(), args, &[], input);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Runs `failup ARGS` with `input` on its standard input.
     pub fn run_with_input(&self, args: &[&str], input: &str) -> std::process::Output {
         use std::io::Write;
@@ -345,4 +352,39 @@ pub fn dial_target(d: &Daemon) -> (std::net::SocketAddr, failup_wire::DeviceId) 
         .and_then(|a| a.parse().ok())
         .expect("listen address");
     (addr, d.device().parse().expect("device id"))
+}
+
+/// Runs `failup ARGS` in the home `home` on a pseudo-terminal (through util-linux `script`),
+/// with `env` set and `input` typed; returns the terminal's output.
+pub fn on_terminal(
+    home: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    input: &str,
+) -> std::process::Output {
+    use std::io::Write;
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let mut line = quote(&failup_bin().display().to_string());
+    for a in args {
+        line.push(' ');
+        line.push_str(&quote(a));
+    }
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .env("FAILUP_HOME", home)
+        .env("TZ", "UTC")
+        .env("TERM", "xterm-256color")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    isolate(&mut cmd);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("run script");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).expect("type");
+    }
+    child.wait_with_output().expect("wait for script")
 }

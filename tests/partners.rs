@@ -641,28 +641,6 @@ fn a_partners_escape_sequences_reach_the_terminal_only_escaped() {
     }
 }
 
-/// `failup ARGS` on a pseudo-terminal (through `script`), with `input` typed.
-fn on_terminal(d: &Daemon, args: &[&str], input: &str) -> String {
-    use std::io::Write;
-    let mut line = failup_tests::failup_bin().display().to_string();
-    for a in args {
-        line.push_str(&format!(" '{a}'"));
-    }
-    let mut cmd = std::process::Command::new("script");
-    cmd.args(["-qec", &line, "/dev/null"])
-        .env("FAILUP_HOME", d.home.path())
-        .env("TERM", "dumb")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped());
-    failup_tests::isolate(&mut cmd);
-    let mut child = cmd.spawn().expect("script");
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input.as_bytes()).expect("type");
-    }
-    let out = child.wait_with_output().expect("wait");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn share_shows_what_the_partner_will_see_and_asks_first() {
     let a = Daemon::start("me");
@@ -697,10 +675,10 @@ fn share_shows_what_the_partner_will_see_and_asks_first() {
     let shared = || json(&a, &["show", &id]).get("shared_with").is_some();
     assert!(!shared(), "a preview shares nothing");
     // On a terminal, with every field: shown, then asked.
-    let said = on_terminal(&a, &["share", &id, "--with", "friend"], "n\n");
+    let said = a.on_terminal(&["share", &id, "--with", "friend"], "n\n");
     assert!(said.contains("what happened: Cried in the car park") && said.contains("not shared"));
     assert!(!shared());
-    let said = on_terminal(&a, &["share", &id, "--with", "friend"], "y\n");
+    let said = a.on_terminal(&["share", &id, "--with", "friend"], "y\n");
     assert!(said.contains("shared with friend"), "{said}");
     assert!(shared());
     wait_until("the friend to see it", SOON, || feed_has(&p, &id, |_| true));

@@ -98,7 +98,7 @@ fn log_in_editor(ctx: &Ctx, base: &NewEntry, resume: bool) -> Result<editor::Wri
                     format!(" (\"{}\")", shown(&d.title))
                 }
             ))?;
-            if matches!(answer.trim(), "" | "y" | "Y" | "yes") {
+            if crate::yes(&answer, true) {
                 d.path.clone()
             } else {
                 eprintln!("starting a new entry; the kept one waits for `failup log --resume`");
@@ -263,26 +263,23 @@ pub(crate) fn list(ctx: &Ctx, a: args::ListArgs, out: &mut dyn Write) -> Result<
             .flatten()
             .map(|(_, cols)| usize::from(cols));
         for (n, e) in entries.iter().enumerate() {
-            let mut line = render::list_line(e, &ctx.style);
-            if numbered {
-                line = format!("{:<5}{line}", format!("@{}", n + 1));
-            }
-            if let Some(with) = shared.get(&e.id) {
-                line.push_str(&format!("  [shared with {}]", shown(&with.join(", "))));
-            }
+            let row = |title_width: usize| {
+                let mut line = render::list_line(e, &ctx.style, title_width);
+                if numbered {
+                    line = format!("{:<5}{line}", format!("@{}", n + 1));
+                }
+                if let Some(with) = shared.get(&e.id) {
+                    line.push_str(&format!("  [shared with {}]", shown(&with.join(", "))));
+                }
+                line
+            };
+            let mut line = row(render::TITLE_WIDTH);
             if let Some(w) = width {
                 // The title gives way first, down to a dozen characters; then the row's end.
                 let over = console::measure_text_width(&line).saturating_sub(w);
                 if over > 0 {
-                    let title = shown(e.title()).chars().count().min(60);
-                    let narrower = title.saturating_sub(over).max(12);
-                    line = render::list_line_within(e, &ctx.style, narrower);
-                    if numbered {
-                        line = format!("{:<5}{line}", format!("@{}", n + 1));
-                    }
-                    if let Some(with) = shared.get(&e.id) {
-                        line.push_str(&format!("  [shared with {}]", shown(&with.join(", "))));
-                    }
+                    let title = shown(e.title()).chars().count().min(render::TITLE_WIDTH);
+                    line = row(title.saturating_sub(over).max(12));
                 }
                 line = console::truncate_str(&line, w, ctx.style.ellipsis()).into_owned();
             }
@@ -467,7 +464,7 @@ pub(crate) fn edit(ctx: &Ctx, a: EditArgs) -> Result<()> {
                 "an unfinished edit of this entry from {} was kept; resume it? [Y/n] ",
                 when(ctx, d.modified)
             ))?;
-            if !matches!(answer.trim(), "" | "y" | "Y" | "yes") {
+            if !crate::yes(&answer, true) {
                 std::fs::remove_file(&d.path)
                     .with_context(|| format!("cannot remove {}", d.path.display()))?;
                 eprintln!("discarded the kept edit");
@@ -681,7 +678,7 @@ pub(crate) fn delete(ctx: &Ctx, id: &str, yes: bool) -> Result<()> {
             short(entry.id),
             shown(entry.title())
         ))?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !crate::yes(&answer, false) {
             eprintln!("kept {}", short(entry.id));
             return Ok(());
         }

@@ -520,6 +520,14 @@ pub(crate) fn ensure_home(home: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether an answer to a `[y/N]` (or, with `default`, `[Y/n]`) question is yes.
+fn yes(answer: &str, default: bool) -> bool {
+    match answer.trim() {
+        "" => default,
+        a => matches!(a, "y" | "Y" | "yes"),
+    }
+}
+
 /// Prints a question on stderr and reads one line of answer; `None` at end of input.
 fn ask(question: &str) -> Result<String> {
     eprint!("{question}");

@@ -154,7 +154,7 @@ pub fn share(
         }
         eprint!("{view}");
         let answer = crate::ask(&format!("share this with {}? [y/N] ", shown(with)))?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !crate::yes(&answer, false) {
             eprintln!("not shared");
             return Ok(());
         }

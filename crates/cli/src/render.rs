@@ -20,7 +20,8 @@ pub const SHORT_ID: usize = 12;
 /// Widest bar in the weekly chart.
 const BAR_WIDTH: usize = 40;
 /// Longest title shown in a listing line, in characters.
-const TITLE_WIDTH: usize = 60;
+/// Most characters of a title a row shows.
+pub const TITLE_WIDTH: usize = 60;
 
 /// A time as a local `YYYY-MM-DD HH:MM`.
 pub fn local(t: Timestamp, tz: &TimeZone) -> String {
@@ -75,13 +76,8 @@ pub fn qr(text: &str) -> anyhow::Result<String> {
         + "\n")
 }
 
-/// One line per entry for `failup list`.
-pub fn list_line(e: &Entry, style: &Style) -> String {
-    list_line_within(e, style, TITLE_WIDTH)
-}
-
-/// [`list_line`] with the title cut to `title_width` characters.
-pub fn list_line_within(e: &Entry, style: &Style, title_width: usize) -> String {
+/// One line per entry for `failup list`, the title cut to `title_width` characters.
+pub fn list_line(e: &Entry, style: &Style, title_width: usize) -> String {
     let scale = format!("{:5}", e.scale.as_str());
     let mut line = format!(
         "{}  {}  {}  {}  {}",
@@ -445,7 +441,7 @@ mod tests {
             Date::constant(2026, 11, 23),
         )
         .expect("entry");
-        let line = list_line(&e, &Style::PLAIN);
+        let line = list_line(&e, &Style::PLAIN, TITLE_WIDTH);
         assert_eq!(
             line,
             format!(
@@ -498,7 +494,7 @@ mod tests {
         let today_view = Today::build(vec![e.clone()], Date::constant(2026, 11, 23));
         for style in [Style::PLAIN, colour] {
             for out in [
-                list_line(&e, &style),
+                list_line(&e, &style, TITLE_WIDTH),
                 entry(&e, &TimeZone::UTC, &questions, &style),
                 stats(&figures, &style),
                 today(

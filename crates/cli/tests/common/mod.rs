@@ -91,26 +91,7 @@ impl Home {
     /// Runs `failup ARGS` on a pseudo-terminal (through util-linux `script`), with `env` set,
     /// feeding `input` to it; returns the combined terminal output.
     pub fn on_terminal(&self, args: &[&str], env: &[(&str, &str)], input: &str) -> Output {
-        let bin = assert_cmd::cargo::cargo_bin("failup");
-        let mut line = shell_quote(&bin);
-        for a in args {
-            line.push(' ');
-            line.push_str(&shell_quote(Path::new(a)));
-        }
-        let mut std_cmd = std::process::Command::new("script");
-        std_cmd
-            .args(["-qec", &line, "/dev/null"])
-            .env("FAILUP_HOME", self.path())
-            .env("TZ", "UTC")
-            .env("TERM", "xterm-256color")
-            .env_remove("RUST_LOG");
-        failup_tests::isolate(&mut std_cmd);
-        for (k, v) in env {
-            std_cmd.env(k, v);
-        }
-        let mut cmd = Command::from_std(std_cmd);
-        cmd.write_stdin(input.to_owned());
-        cmd.output().expect("script")
+        failup_tests::on_terminal(&self.path(), args, env, input)
     }
 }
 
