@@ -94,6 +94,15 @@ fn home(ctx: &Ctx) -> Vec<Finding> {
                 format!("{shown} cannot be written by its owner (mode {mode:o})"),
                 Some(format!("chmod 700 {shown}")),
             ));
+        } else if let Err(e) = tempfile::tempfile_in(&ctx.home) {
+            // The mode allows writing, but the file system may not (a read-only mount, a
+            // backup medium): reading and export still work.
+            v.push(finding(
+                "home",
+                Level::Problem,
+                format!("{shown} cannot be written ({e}): reading and export work, nothing can be logged"),
+                Some("mount it writable, or copy the home somewhere writable and use `failup --home DIR`".into()),
+            ));
         } else {
             v.push(finding(
                 "home",
@@ -142,7 +151,7 @@ fn config(ctx: &Ctx) -> Finding {
         Err(e) => finding(
             "config",
             Level::Problem,
-            format!("{e:#}"),
+            crate::one_line(&e),
             Some("`failup config set KEY VALUE`, or `failup config unset KEY` for a key that is not a setting".into()),
         ),
     }
@@ -189,7 +198,7 @@ fn store(ctx: &Ctx) -> (Finding, Option<Timestamp>) {
             finding(
                 "store",
                 Level::Problem,
-                format!("{e:#}"),
+                crate::one_line(&e),
                 Some("if another failup holds it, wait and retry; otherwise restore from an export".into()),
             ),
             None,

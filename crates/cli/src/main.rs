@@ -118,7 +118,7 @@ impl Ctx {
         let text: String = ids.into_iter().map(|id| format!("{id}\n")).collect();
         let path = self.home.join(ROWS_FILE);
         if let Err(e) = write_atomically(&path, |w| w.write_all(text.as_bytes())) {
-            eprintln!("failup: cannot remember the rows for @N: {e:#}");
+            eprintln!("failup: cannot remember the rows for @N: {}", one_line(&e));
         }
     }
 }
@@ -183,7 +183,7 @@ fn main() -> ExitCode {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
-            let msg = format!("{e:#}").replace('\n', " ");
+            let msg = one_line(&e);
             // A message may quote text a person typed or a peer sent: escaped as it is shown.
             eprintln!("failup: {}", shown(&msg));
             if e.downcast_ref::<Unreachable>().is_some() {
@@ -203,6 +203,23 @@ fn main() -> ExitCode {
             ExitCode::from(70)
         }
     }
+}
+
+/// An error and its causes on one line, each cause once: a message that already ends with its
+/// cause's text (thiserror's `"{context}: {source}"`) does not repeat it.
+pub(crate) fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out.replace('\n', " ")
 }
 
 /// The command nearest to a mistyped one (`lgo` → `log`), if one is near enough.

@@ -1202,3 +1202,97 @@ fn doctor_calls_a_home_its_owner_cannot_write_a_problem() {
         "{text}"
     );
 }
+
+/// `failup ARGS` in a mount namespace of its own where the home is mounted read-only (as on a
+/// read-only medium or a backup mount), or `None` with a message where the test cannot make
+/// one (it needs root and util-linux `unshare`).
+fn on_read_only_home(home: &Home, args: &[&str]) -> Option<std::process::Output> {
+    let mut cmd = home.std_cmd_for("unshare");
+    cmd.args(["--mount", "sh", "-c"])
+        .arg(r#"h="$1"; shift; mount --bind "$h" "$h" && mount -o remount,bind,ro "$h" && exec "$@""#)
+        .arg("sh")
+        .arg(home.path())
+        .arg(assert_cmd::cargo::cargo_bin("failup"))
+        .args(args);
+    let out = cmd.output().ok()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("unshare:") || stderr.contains("mount:") {
+        eprintln!("skipped: cannot mount the home read-only here (needs root): {stderr}");
+        return None;
+    }
+    Some(out)
+}
+
+#[test]
+fn a_read_only_home_reads_and_exports_and_refuses_writes_in_one_line() {
+    let home = Home::new();
+    let first = home.log(&["Missed the bus", "--tag", "commute"]);
+    home.ok(&["reflect", &first, "--lesson", "leave earlier"]);
+    home.log(&["Forgot the keys"]);
+    let before = std::fs::read(home.store()).expect("store");
+
+    let Some(out) = on_read_only_home(&home, &["list"]) else {
+        return;
+    };
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        listed.contains("Missed the bus") && listed.contains("Forgot the keys"),
+        "{listed}"
+    );
+    let out = on_read_only_home(&home, &["export", "--out", "-"]).expect("ran before");
+    assert!(out.status.success(), "{out:?}");
+    let export: serde_json::Value = serde_json::from_slice(&out.stdout).expect("export json");
+    assert_eq!(export["entries"].as_array().map(Vec::len), Some(2));
+    for args in [
+        &["show", "last"][..],
+        &["search", "bus"],
+        &["stats"],
+        &["today"],
+        &["check"],
+    ] {
+        let out = on_read_only_home(&home, args).expect("ran before");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    let out = on_read_only_home(&home, &["show", &first]).expect("ran before");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("leave earlier"));
+
+    // A write says what is wrong, once, and changes nothing.
+    for args in [
+        &["log", "Spilled the coffee"][..],
+        &["reflect", &first, "--muscle", "patience"],
+        &["close", &first],
+    ] {
+        let out = on_read_only_home(&home, args).expect("ran before");
+        assert_one_line_failure(&out, 1, args);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("is read-only here: reading works"), "{said}");
+    }
+    assert_eq!(std::fs::read(home.store()).expect("store"), before);
+
+    // doctor names the problem and still checks the store.
+    let out = on_read_only_home(&home, &["doctor"]).expect("ran before");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("cannot be written (") && text.contains("reading and export work"),
+        "{text}"
+    );
+    assert!(text.contains("2 entries, index agrees"), "{text}");
+}
+
+#[test]
+fn an_error_from_the_system_is_said_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").expect("write");
+    let out = assert_cmd::Command::cargo_bin("failup")
+        .expect("binary")
+        .env("FAILUP_HOME", file.join("home"))
+        .arg("list")
+        .output()
+        .expect("run");
+    assert_one_line_failure(&out, 1, "list");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(said.matches("Not a directory").count(), 1, "{said}");
+}

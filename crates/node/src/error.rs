@@ -107,7 +107,9 @@ impl NodeError {
                 StoreError::NotAStore { .. } | StoreError::NewerSchema(_) => ErrorKind::Corrupt,
                 StoreError::Record(_) => ErrorKind::Corrupt,
                 StoreError::Refused { .. } => ErrorKind::Refused,
-                StoreError::Db(_) | StoreError::Io { .. } => ErrorKind::Storage,
+                StoreError::Db(_) | StoreError::Io { .. } | StoreError::ReadOnly(_) => {
+                    ErrorKind::Storage
+                }
             },
             NodeError::NotFound(_) => ErrorKind::NotFound,
             NodeError::Invalid(_) => ErrorKind::Invalid,

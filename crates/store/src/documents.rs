@@ -5,7 +5,7 @@ use redb::ReadableTable;
 
 use crate::index::*;
 use crate::schema::*;
-use crate::{COMPACT_AFTER_CHANGES, Store, StoreError};
+use crate::{COMPACT_AFTER_CHANGES, Db, Store, StoreError};
 
 impl Store {
     /// Folds every document's pending changes into its snapshot, then returns free space in
@@ -52,7 +52,10 @@ impl Store {
             insert_sorted(txn, located, records)
         })?;
         // redb wants a few passes to move every page down before it can truncate.
-        while self.db.compact()? {}
+        match &mut self.db {
+            Db::Writable(db) => while db.compact()? {},
+            Db::ReadOnly(_) => return Err(StoreError::ReadOnly(self.path.clone())),
+        }
         Ok(())
     }
 

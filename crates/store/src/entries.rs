@@ -8,7 +8,7 @@ use failup_journal::layout::BUCKET_CAPACITY;
 use failup_journal::{Bucket, Entry, EntryId, EntryPatch, Filter, JournalError, NewEntry};
 use jiff::Timestamp;
 use jiff::civil::Date;
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 
 use crate::documents::*;
 use crate::index::*;

@@ -4,7 +4,7 @@
 
 use failup_journal::{Bucket, Entry, EntryId};
 use jiff::civil::Date;
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 
 use crate::record::{decode, encode};
 use crate::schema::*;

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use failup_journal::{Bucket, Entry, EntryId, JournalError};
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable};
 
 /// Changes a document may collect before it is folded into a new snapshot.
 pub const COMPACT_AFTER_CHANGES: usize = 32;
@@ -84,6 +84,12 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The store could only be opened for reading (its file or the file system under it
+    /// refuses writes), and this operation writes.
+    #[error(
+        "the journal at {0} is read-only here: reading works, but nothing can be changed (make the home writable, or copy it somewhere writable)"
+    )]
+    ReadOnly(PathBuf),
     /// The file system refused an operation.
     #[error("{context}: {source}")]
     Io {
@@ -140,9 +146,27 @@ pub enum Order {
     NewestFirst,
 }
 
-/// An open journal store. Holding it holds redb's exclusive file lock.
+/// The redb file: open for writing, or for reading only where the file or the file system under
+/// it refuses writes (a home on a read-only medium, a file of mode 0400). A person must be able
+/// to read and export a journal they cannot change.
+enum Db {
+    Writable(Database),
+    ReadOnly(ReadOnlyDatabase),
+}
+
+impl Db {
+    fn begin_read(&self) -> Result<redb::ReadTransaction, redb::TransactionError> {
+        match self {
+            Db::Writable(db) => db.begin_read(),
+            Db::ReadOnly(db) => db.begin_read(),
+        }
+    }
+}
+
+/// An open journal store. Holding it holds redb's exclusive file lock (a shared one when it is
+/// open for reading only).
 pub struct Store {
-    db: Database,
+    db: Db,
     path: PathBuf,
     actor: [u8; 16],
     /// Documents loaded for syncing, kept between messages of an exchange.
@@ -209,12 +233,17 @@ impl Store {
         let existed = path.exists();
         let db = loop {
             match Database::builder().create(path) {
-                Ok(db) => break db,
+                Ok(db) => break Db::Writable(db),
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
                     std::thread::sleep(LOCK_RETRY);
                 }
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                     return Err(StoreError::Busy(path.to_owned()));
+                }
+                Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
+                    if existed && refuses_writes(&e) =>
+                {
+                    break Db::ReadOnly(open_read_only(path, e)?);
                 }
                 Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
                     if e.kind() != std::io::ErrorKind::InvalidData =>
@@ -252,12 +281,26 @@ impl Store {
         &self.path
     }
 
+    /// Whether the store is open for reading only: every write fails with
+    /// [`StoreError::ReadOnly`].
+    pub fn read_only(&self) -> bool {
+        matches!(self.db, Db::ReadOnly(_))
+    }
+
+    /// A write transaction, or [`StoreError::ReadOnly`].
+    fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
+        match &self.db {
+            Db::Writable(db) => Ok(db.begin_write()?),
+            Db::ReadOnly(_) => Err(StoreError::ReadOnly(self.path.clone())),
+        }
+    }
+
     /// Runs `f` in one write transaction and commits it: durably, unless inside a group.
     fn write<T>(
         &mut self,
         f: impl FnOnce(&redb::WriteTransaction, &[u8; 16]) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.begin_write()?;
         if let Some(pending) = &mut self.group {
             txn.set_durability(redb::Durability::None)
                 .map_err(redb::Error::from)?;
@@ -289,14 +332,43 @@ impl Store {
         // An empty transaction committed with immediate durability persists every
         // non-durable commit before it.
         let flushed = self
-            .db
             .begin_write()
-            .map_err(redb::Error::from)
-            .and_then(|txn| txn.commit().map_err(redb::Error::from));
+            .and_then(|txn| txn.commit().map_err(StoreError::from));
         if flushed.is_err() {
             self.cache.clear();
         }
-        Ok(flushed?)
+        flushed
+    }
+}
+
+/// Whether an error opening the store for writing means the file or its file system refuses
+/// writes, so that reading may still work.
+fn refuses_writes(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+/// Opens an existing store for reading only; `why` is the error that refused writing, reported
+/// if reading is refused too.
+fn open_read_only(path: &Path, why: std::io::Error) -> Result<ReadOnlyDatabase, StoreError> {
+    match redb::Builder::new().open_read_only(path) {
+        Ok(db) => Ok(db),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(StoreError::Busy(path.to_owned())),
+        // A file last closed by a killed process needs a repair, which redb does only with
+        // write access.
+        Err(redb::DatabaseError::RepairAborted) => Err(not_a_store(
+            path,
+            format!(
+                "it was not closed cleanly and needs a repair, which needs write access ({why})"
+            ),
+        )),
+        Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))) => Err(StoreError::Io {
+            context: format!("cannot open {}", path.display()),
+            source: e,
+        }),
+        Err(e) => Err(not_a_store(path, format!("{e} (opened read-only: {why})"))),
     }
 }
 

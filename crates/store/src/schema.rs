@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 
 use crate::documents::*;
 use crate::{Store, StoreError};
@@ -62,7 +62,7 @@ impl Store {
         }
         drop(read);
         let actor: [u8; 16] = rand::random();
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
             meta.insert("schema", SCHEMA.to_le_bytes().as_slice())?;
@@ -81,7 +81,15 @@ impl Store {
     /// Brings an older store to this schema: from 1, records every document's heads; from 2,
     /// adds the empty seals table (the changes held are vouched for once a signer is set).
     pub(crate) fn migrate(&mut self, from: u32, actor: [u8; 16]) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
+        if self.read_only() {
+            return Err(not_a_store(
+                &self.path,
+                format!(
+                    "it was written with schema {from} and needs an upgrade, which needs write access"
+                ),
+            ));
+        }
+        let txn = self.begin_write()?;
         txn.open_table(SEALS)?;
         if from >= 2 {
             txn.open_table(META)?

@@ -424,7 +424,9 @@ impl Store {
             let read = self.db.begin_read()?;
             read.open_table(META)?.get(VOUCHED)?.is_some()
         };
-        if done {
+        // A store open for reading only seals nothing: its changes are sealed the next time it
+        // opens writable, and until then it syncs nothing.
+        if done || self.read_only() {
             return Ok(0);
         }
         let mut rows: Vec<(u128, [u8; 32], [u8; 97])> = Vec::new();
