@@ -180,7 +180,11 @@ fn bad_invites_are_refused_with_a_clear_error() {
     assert!(err.contains("not a failup invite code"), "{err}");
 
     let code = a.ok(&["pair", "invite"]).trim().to_owned();
-    b.ok(&["pair", "join", &code]);
+    // Short enough to copy by hand, and copied carelessly it still works: wrapped over two
+    // lines, partly in lower case.
+    assert!(code.len() <= 100, "{} characters: {code}", code.len());
+    let careless = format!("{}\n  {}", &code[..30], code[30..].to_lowercase());
+    b.ok(&["pair", "join", &careless]);
     let err = fail(&c, &["pair", "join", &code]);
     assert!(
         err.contains("pairing refused") && err.contains("already used"),
@@ -191,11 +195,11 @@ fn bad_invites_are_refused_with_a_clear_error() {
     let err = fail(&c, &["pair", "join", &code]);
     assert!(err.contains("this invite was already used"), "{err}");
 
-    // A code whose secret was altered: the secret sits just before the expiry, which fills the
-    // last ten characters.
+    // A code whose secret was altered: after the version byte and the 12 bytes of the device id
+    // come the secret's 10 bytes, base32 characters 21 to 36 of the body.
     let fresh = a.ok(&["pair", "invite"]).trim().to_owned();
     let mut chars: Vec<char> = fresh.chars().collect();
-    let at = chars.len() - 20;
+    let at = "FAILUP-".len() + 25;
     chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
     let tampered: String = chars.into_iter().collect();
     let err = fail(&c, &["pair", "join", &tampered]);
@@ -437,7 +441,8 @@ fn pairing_guesses_are_limited_per_address_and_logged_at_a_bounded_rate() {
     let c = Daemon::start("guesser");
     let fresh = a.ok(&["pair", "invite"]).trim().to_owned();
     let mut chars: Vec<char> = fresh.chars().collect();
-    let at = chars.len() - 20;
+    // A character of the secret (see `bad_invites_are_refused_with_a_clear_error`).
+    let at = "FAILUP-".len() + 25;
     chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
     let tampered: String = chars.into_iter().collect();
     let guess = || {

@@ -108,13 +108,12 @@ pub(crate) async fn join(
     space: Option<[u8; 16]>,
 ) -> Result<Joined, failup_node::Failure> {
     let refused = || join_failure(false, REFUSED.to_owned());
-    let inviter = DeviceId(code.device);
-    let addrs: Vec<SocketAddr> = code.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+    let addrs = code.addrs.clone();
     let mut last = "the invite lists no address".to_owned();
     for addr in &addrs {
         let attempt = tokio::time::timeout(
             crate::CONNECT_TIMEOUT,
-            failup_net::connect(endpoint, identity, inviter, *addr, ALPN_PAIR),
+            failup_net::connect_to_prefix(endpoint, identity, &code.device, *addr, ALPN_PAIR),
         )
         .await;
         let conn = match attempt {
@@ -130,6 +129,10 @@ pub(crate) async fn join(
                 last = format!("no answer from {addr}");
                 continue;
             }
+        };
+        // The handshake checked the id's prefix; the certificate names the device in full.
+        let Some(inviter) = failup_net::peer_device(&conn) else {
+            return Err(refused());
         };
         let (mut send, mut recv) = conn.open_bi().await.map_err(|_| refused())?;
         let hello = Hello {

@@ -10,7 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use automerge::AutoCommit;
 use failup_daemon::control::{self, Request, Response};
-use failup_daemon::pairing::{Code, Hello, Reply};
+use failup_daemon::pairing::{Code, Hello, Reply, SECRET_BYTES};
 use failup_journal::export;
 use failup_journal::layout::Bucket;
 use failup_journal::space::{Field, SharedEntry, Space};
@@ -158,12 +158,12 @@ pub fn targets() -> Vec<Target> {
         Target {
             name: "invite code",
             seeds: || {
-                let code = Code {
-                    device: [5; 32],
-                    addrs: vec!["127.0.0.1:7676".into()],
-                    secret: [6; 16],
-                    expires_ms: 1_800_000_000_000,
-                };
+                let code = Code::new(
+                    failup_wire::DeviceId([5; 32]),
+                    &["127.0.0.1:7676".parse().expect("addr")],
+                    [6; SECRET_BYTES],
+                    Timestamp::from_second(1_800_000_000).expect("time"),
+                );
                 vec![
                     code.encode(false).into_bytes(),
                     code.encode(true).into_bytes(),
@@ -178,7 +178,7 @@ pub fn targets() -> Vec<Target> {
             seeds: || {
                 vec![
                     postcard::to_allocvec(&Hello {
-                        secret: [1; 16],
+                        secret: [1; SECRET_BYTES],
                         name: "phone".into(),
                         port: 7676,
                         space: Some([2; 16]),

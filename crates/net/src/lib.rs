@@ -284,10 +284,11 @@ impl ClientCertVerifier for AdmittedClients {
     }
 }
 
-/// The connecting side's check of the server: it must be exactly the device expected.
+/// The connecting side's check of the server: its device id must start with `expected` (all
+/// 32 bytes for a known device; an invite code's shorter prefix while pairing).
 #[derive(Debug)]
 struct ExpectedServer {
-    expected: DeviceId,
+    expected: Vec<u8>,
     algs: WebPkiSupportedAlgorithms,
 }
 
@@ -300,7 +301,7 @@ impl ServerCertVerifier for ExpectedServer {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if device_of(end_entity)? == self.expected {
+        if !self.expected.is_empty() && device_of(end_entity)?.0.starts_with(&self.expected) {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(unknown_device())
@@ -384,13 +385,26 @@ pub async fn connect(
     addr: SocketAddr,
     alpn: &[u8],
 ) -> Result<quinn::Connection, NetError> {
+    connect_to_prefix(endpoint, identity, &expected.0, addr, alpn).await
+}
+
+/// Connects to the device at `addr` whose id starts with `prefix` (an invite code's), speaking
+/// `alpn`; any other key is refused, and so is an empty prefix. [`peer_device`] then names the
+/// device in full.
+pub async fn connect_to_prefix(
+    endpoint: &quinn::Endpoint,
+    identity: &Identity,
+    prefix: &[u8],
+    addr: SocketAddr,
+    alpn: &[u8],
+) -> Result<quinn::Connection, NetError> {
     let fail = |reason: String| NetError::Connect { addr, reason };
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| fail(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(ExpectedServer {
-            expected,
+            expected: prefix.to_vec(),
             algs: algorithms(),
         }))
         .with_client_auth_cert(identity.chain(), identity.key())

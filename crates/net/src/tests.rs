@@ -112,6 +112,51 @@ async fn a_server_with_another_key_is_refused() {
     );
 }
 
+#[tokio::test]
+async fn a_prefix_of_the_id_finds_that_device_and_no_other() {
+    let (a, b, impostor) = (
+        Identity::ephemeral().expect("a"),
+        Identity::ephemeral().expect("b"),
+        Identity::ephemeral().expect("i"),
+    );
+    let serve = |id: &Identity| {
+        let trust = Arc::new(Allow::default());
+        trust.0.lock().expect("lock").insert(a.device());
+        let server = endpoint(id, trust, loopback(), &[ALPN_SYNC]).expect("server");
+        let addr = server.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Some(incoming) = server.accept().await {
+                if let Ok(conn) = incoming.await {
+                    // Held open until the client is done with it.
+                    conn.closed().await;
+                }
+            }
+        });
+        addr
+    };
+    let (at_b, at_impostor) = (serve(&b), serve(&impostor));
+    let client =
+        endpoint(&a, Arc::new(Allow::default()), loopback(), &[ALPN_SYNC]).expect("client");
+    let prefix = &b.device().0[..12];
+    let conn = connect_to_prefix(&client, &a, prefix, at_b, ALPN_SYNC)
+        .await
+        .expect("connect by prefix");
+    assert_eq!(peer_device(&conn), Some(b.device()), "named in full");
+    conn.close(0u32.into(), b"done");
+    assert!(
+        connect_to_prefix(&client, &a, prefix, at_impostor, ALPN_SYNC)
+            .await
+            .is_err(),
+        "another key with a prefix of its own"
+    );
+    assert!(
+        connect_to_prefix(&client, &a, &[], at_b, ALPN_SYNC)
+            .await
+            .is_err(),
+        "an empty prefix names nobody"
+    );
+}
+
 #[test]
 fn keys_persist_owner_only_and_garbage_is_refused() {
     use std::os::unix::fs::PermissionsExt;

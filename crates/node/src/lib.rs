@@ -904,7 +904,7 @@ impl Node {
                     .into(),
             ));
         }
-        let secret: [u8; 16] = rand::random();
+        let secret: pairing::Secret = rand::random();
         let is_partner = partner.is_some();
         self.invites.prune(now);
         let expires = self.invites.add(
@@ -913,13 +913,7 @@ impl Node {
             partner,
             now,
         );
-        Ok(Code {
-            device: self.device().0,
-            addrs: self.advertised(),
-            secret,
-            expires_ms: expires.as_millisecond(),
-        }
-        .encode(is_partner))
+        Ok(Code::new(self.device(), &self.config.advertise, secret, expires).encode(is_partner))
     }
 
     fn advertised(&self) -> Vec<String> {
@@ -1097,7 +1091,7 @@ impl Node {
         // A join still waiting for its circle may be retried with the same device, not another.
         if self.circle.is_none()
             && (self.pending_circle().is_some() || !self.bootstrap.is_empty())
-            && !self.bootstrap.contains_key(&DeviceId(code.device))
+            && !self.bootstrap.keys().any(|d| code.names(*d))
         {
             return Err(NodeError::Refused(
                 "this device already joined another device's circle; it cannot join a second"
@@ -1108,10 +1102,10 @@ impl Node {
     }
 
     fn check_code(&self, code: &Code, now: Timestamp) -> Result<(), NodeError> {
-        if code.expires_ms < now.as_millisecond() {
+        if code.expired(now) {
             return Err(NodeError::Refused("this invite has expired".into()));
         }
-        if code.device == self.device().0 {
+        if code.names(self.device()) {
             return Err(NodeError::Invalid(
                 "this invite was made by this device".into(),
             ));

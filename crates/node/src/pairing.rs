@@ -22,11 +22,24 @@ pub const PARTNER_PREFIX: &str = "FAILUP-PARTNER-";
 pub const MAX_PAIR_FRAME: u32 = 4096;
 /// Longest invite code accepted, in characters.
 pub const MAX_CODE_CHARS: usize = 2048;
+/// The version byte that opens an invite code's payload.
+pub const CODE_VERSION: u8 = 2;
+/// Bytes of the inviting device's id an invite code carries: 96 bits, so making a key whose id
+/// starts with them takes about 2^96 tries, within an invite's life of at most 7 days.
+pub const DEVICE_PREFIX_BYTES: usize = 12;
+/// Random bytes of an invite's secret: 80 bits, guessed at most
+/// [`MAX_ATTEMPTS_PER_SOURCE`] times a minute per address, for at most 7 days.
+pub const SECRET_BYTES: usize = 10;
+/// Addresses an invite code lists at most.
+pub const MAX_CODE_ADDRS: usize = 4;
+
+/// An invite's one-time secret.
+pub type Secret = [u8; SECRET_BYTES];
 
 /// An invite this device handed out.
 pub struct Invite {
     /// The secret the joiner must present.
-    pub secret: [u8; 16],
+    pub secret: Secret,
     /// When it stops working.
     pub expires: Timestamp,
     /// Whether a device already used it.
@@ -36,20 +49,51 @@ pub struct Invite {
     pub partner: Option<Option<String>>,
 }
 
-/// What an invite code holds.
-#[derive(Debug, Serialize, Deserialize)]
+/// What an invite code holds. Its bytes are the postcard encoding of this struct, fields in
+/// order (proto/sync.md, "Pairing"); every field is as short as it can be, because people copy
+/// the code by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Code {
-    /// The inviting device.
-    pub device: [u8; 32],
-    /// Where it listens.
-    pub addrs: Vec<String>,
+    /// [`CODE_VERSION`].
+    pub version: u8,
+    /// The first [`DEVICE_PREFIX_BYTES`] bytes of the inviting device's id; the handshake
+    /// refuses a server whose id does not start with them, and names the device in full.
+    pub device: [u8; DEVICE_PREFIX_BYTES],
     /// The one-time secret.
-    pub secret: [u8; 16],
-    /// When the invite expires, in milliseconds since the epoch.
-    pub expires_ms: i64,
+    pub secret: Secret,
+    /// When the invite expires, in minutes since the epoch (rounded up; the inviter holds the
+    /// exact time).
+    pub expires_min: u32,
+    /// Where the inviter listens, at most [`MAX_CODE_ADDRS`].
+    pub addrs: Vec<SocketAddr>,
 }
 
 impl Code {
+    /// The code for an invite of `device`, listening on `addrs`, expiring at `expires`.
+    pub fn new(device: DeviceId, addrs: &[SocketAddr], secret: Secret, expires: Timestamp) -> Code {
+        let mut prefix = [0; DEVICE_PREFIX_BYTES];
+        prefix.copy_from_slice(&device.0[..DEVICE_PREFIX_BYTES]);
+        let minutes = expires.as_millisecond().div_euclid(60_000)
+            + i64::from(expires.as_millisecond().rem_euclid(60_000) > 0);
+        Code {
+            version: CODE_VERSION,
+            device: prefix,
+            secret,
+            expires_min: u32::try_from(minutes.max(0)).unwrap_or(u32::MAX),
+            addrs: addrs.iter().take(MAX_CODE_ADDRS).copied().collect(),
+        }
+    }
+
+    /// Whether `device` is the device this code names.
+    pub fn names(&self, device: DeviceId) -> bool {
+        device.0.starts_with(&self.device)
+    }
+
+    /// Whether the invite has expired at `now`, as far as the code tells.
+    pub fn expired(&self, now: Timestamp) -> bool {
+        i64::from(self.expires_min) * 60_000 < now.as_millisecond()
+    }
+
     /// The code as people copy it: a device invite, or with `partner` a partner invite.
     pub fn encode(&self, partner: bool) -> String {
         let bytes = postcard::to_allocvec(self).unwrap_or_default();
@@ -60,14 +104,18 @@ impl Code {
         )
     }
 
-    /// Reads a code as people paste it; says whether it is a partner invite.
+    /// Reads a code as people paste it (any case, spaces and line breaks anywhere, as a QR
+    /// reader or a mail program may leave them); says whether it is a partner invite.
     pub fn decode(text: &str) -> Result<(Code, bool), String> {
         let bad = || "this is not a failup invite code".to_owned();
-        let text = text.trim();
         if text.len() > MAX_CODE_CHARS {
             return Err(bad());
         }
-        let upper = text.to_ascii_uppercase();
+        let upper: String = text
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
         let (partner, body) = match upper.strip_prefix(PARTNER_PREFIX) {
             Some(body) => (true, body),
             None => (false, upper.strip_prefix(CODE_PREFIX).ok_or_else(bad)?),
@@ -75,9 +123,22 @@ impl Code {
         let bytes = data_encoding::BASE32_NOPAD
             .decode(body.as_bytes())
             .map_err(|_| bad())?;
-        postcard::from_bytes(&bytes)
-            .map(|c| (c, partner))
-            .map_err(|_| bad())
+        // Any code of another version is longer than this (a device prefix and a secret).
+        let code_sized = bytes.len() > DEVICE_PREFIX_BYTES + SECRET_BYTES;
+        if bytes.first() != Some(&CODE_VERSION) && code_sized {
+            return Err(
+                "this invite code is from another version of failup: update both devices, then make a new invite"
+                    .to_owned(),
+            );
+        }
+        match postcard::take_from_bytes::<Code>(&bytes) {
+            Ok((code, []))
+                if code.version == CODE_VERSION && code.addrs.len() <= MAX_CODE_ADDRS =>
+            {
+                Ok((code, partner))
+            }
+            _ => Err(bad()),
+        }
     }
 }
 
@@ -85,7 +146,7 @@ impl Code {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Hello {
     /// The secret from the code.
-    pub secret: [u8; 16],
+    pub secret: Secret,
     /// The joiner's name for itself.
     pub name: String,
     /// The UDP port the joiner listens on.
@@ -141,7 +202,7 @@ impl Invites {
     /// Hands out an invite valid for `ttl` (at most [`MAX_INVITE_TTL`]); returns its expiry.
     pub fn add(
         &mut self,
-        secret: [u8; 16],
+        secret: Secret,
         ttl: Duration,
         partner: Option<Option<String>>,
         now: Timestamp,
@@ -178,7 +239,7 @@ impl Invites {
     /// The invite a joiner's secret names, judged at `now`: its index and the invite, or the
     /// reason the joiner hears. Every byte is compared, so timing does not tell how much of a
     /// guess was right.
-    pub fn check(&self, secret: &[u8; 16], now: Timestamp) -> Result<(usize, &Invite), String> {
+    pub fn check(&self, secret: &Secret, now: Timestamp) -> Result<(usize, &Invite), String> {
         let matches = |i: &Invite| {
             i.secret
                 .iter()
@@ -209,7 +270,7 @@ impl Invites {
 }
 
 /// Pairing attempts one source address may make per [`ATTEMPT_WINDOW`]; past it, attempts are
-/// refused without looking at the code. A code holds 128 random bits, so this is not what keeps
+/// refused without looking at the code. A code holds 80 random bits, so this is not what keeps
 /// guessing hopeless: it keeps one address from making this device do unbounded work.
 pub const MAX_ATTEMPTS_PER_SOURCE: u32 = 10;
 /// The window [`MAX_ATTEMPTS_PER_SOURCE`] counts over.
@@ -311,32 +372,81 @@ mod tests {
 
     #[test]
     fn codes_round_trip_and_garbage_is_refused() {
-        let code = Code {
-            device: [7; 32],
-            addrs: vec!["127.0.0.1:7676".into()],
-            secret: [9; 16],
-            expires_ms: 1_700_000_000_000,
-        };
+        let device = DeviceId([7; 32]);
+        let addrs: Vec<SocketAddr> = vec![
+            "192.168.1.20:7676".parse().expect("addr"),
+            "[2001:db8::20]:7676".parse().expect("addr"),
+        ];
+        let expires: Timestamp = "2026-12-02T10:00:30Z".parse().expect("time");
+        let code = Code::new(device, &addrs, [9; SECRET_BYTES], expires);
         let text = code.encode(false);
         assert!(text.starts_with(CODE_PREFIX));
+        // Short enough to copy: the postcard bytes of 12 + 10 + 4 bytes and two addresses.
+        assert!(text.len() <= 100, "{} chars: {text}", text.len());
+        assert!(code.names(device));
+        assert!(!code.names(DeviceId([8; 32])));
+        // Rounded up to the minute: not expired at the exact time, expired a minute after.
+        assert!(!code.expired(expires));
+        assert!(code.expired(expires + jiff::SignedDuration::from_secs(60)));
         let (back, partner) = Code::decode(&format!("  {text}\n")).expect("decode");
         assert!(!partner);
-        assert_eq!(back.secret, code.secret);
-        assert_eq!(back.addrs, code.addrs);
+        assert_eq!(back, code);
         let text = code.encode(true);
         assert!(text.starts_with(PARTNER_PREFIX));
-        let (back, partner) = Code::decode(&text.to_lowercase()).expect("decode");
+        // Any case, and broken over lines by whatever carried it.
+        let (mid, end) = text.split_at(30);
+        let (back, partner) =
+            Code::decode(&format!("{}\n  {}", mid, end.to_lowercase())).expect("decode");
         assert!(partner);
-        assert_eq!(back.secret, code.secret);
+        assert_eq!(back, code);
+        let five = Code {
+            addrs: vec![addrs[0]; MAX_CODE_ADDRS + 1],
+            ..code.clone()
+        };
+        let mut trailing = postcard::to_allocvec(&code).expect("bytes");
+        trailing.push(0);
         for bad in [
-            "",
-            "FAILUP-",
-            "FAILUP-!!!!",
-            "hello",
-            &"FAILUP-A".repeat(1000),
+            String::new(),
+            "FAILUP-".into(),
+            "FAILUP-!!!!".into(),
+            "hello".into(),
+            "FAILUP-A".repeat(1000),
+            five.encode(false),
+            format!("FAILUP-{}", data_encoding::BASE32_NOPAD.encode(&trailing)),
         ] {
-            assert!(Code::decode(bad).is_err(), "{bad}");
+            assert!(Code::decode(&bad).is_err(), "{bad}");
         }
+        // A code of the first format (a 32-byte id first) is told apart.
+        let old = format!("FAILUP-{}", data_encoding::BASE32_NOPAD.encode(&[5; 60]));
+        assert!(
+            Code::decode(&old)
+                .err()
+                .is_some_and(|e| e.contains("another version of failup"))
+        );
+    }
+
+    /// The vector of proto/sync.md, "Pairing".
+    #[test]
+    fn invite_code_vector_matches_the_spec() {
+        let code = Code::new(
+            DeviceId([7; 32]),
+            &[
+                "192.168.1.20:7676".parse().expect("addr"),
+                "[2001:db8::20]:7676".parse().expect("addr"),
+            ],
+            [9; SECRET_BYTES],
+            "2026-12-02T10:00:30Z".parse().expect("time"),
+        );
+        let bytes = postcard::to_allocvec(&code).expect("bytes");
+        assert_eq!(
+            data_encoding::HEXLOWER.encode(&bytes),
+            "02070707070707070707070707090909090909090909\
+             09f998a30e0200c0a80114fc3b0120010db8000000000000000000000020fc3b"
+        );
+        assert_eq!(
+            code.encode(false),
+            "FAILUP-AIDQOBYHA4DQOBYHA4DQOCIJBEEQSCIJBEEQT6MYUMHAEAGAVAARJ7B3AEQACDNYAAAAAAAAAAAAAAAAAAQPYOY"
+        );
     }
 
     #[test]
@@ -345,17 +455,17 @@ mod tests {
         let at = |secs: i64| t0 + jiff::SignedDuration::from_secs(secs);
         let mut invites = Invites::default();
         assert_eq!(invites.open_until(), None);
-        let expires = invites.add([1; 16], Duration::from_secs(600), None, t0);
+        let expires = invites.add([1; SECRET_BYTES], Duration::from_secs(600), None, t0);
         assert_eq!(expires, at(600));
         assert_eq!(invites.open_until(), Some(at(600)));
         assert_eq!(
-            invites.check(&[2; 16], at(1)).err().as_deref(),
+            invites.check(&[2; SECRET_BYTES], at(1)).err().as_deref(),
             Some("wrong invite code")
         );
         // One second before the end it works; at the end it has expired.
-        let (idx, _) = invites.check(&[1; 16], at(599)).expect("valid");
+        let (idx, _) = invites.check(&[1; SECRET_BYTES], at(599)).expect("valid");
         assert_eq!(
-            invites.check(&[1; 16], at(600)).err().as_deref(),
+            invites.check(&[1; SECRET_BYTES], at(600)).err().as_deref(),
             Some("this invite has expired")
         );
         invites.spend(idx);
@@ -365,17 +475,22 @@ mod tests {
             "a used invite holds nothing open"
         );
         assert_eq!(
-            invites.check(&[1; 16], at(10)).err().as_deref(),
+            invites.check(&[1; SECRET_BYTES], at(10)).err().as_deref(),
             Some("this invite was already used")
         );
         invites.prune(at(600));
         assert_eq!(
-            invites.check(&[1; 16], at(10)).err().as_deref(),
+            invites.check(&[1; SECRET_BYTES], at(10)).err().as_deref(),
             Some("wrong invite code"),
             "an expired invite is forgotten"
         );
         // A longer time to live is cut to the longest allowed.
-        let far = invites.add([3; 16], Duration::from_secs(u64::MAX / 4), Some(None), t0);
+        let far = invites.add(
+            [3; SECRET_BYTES],
+            Duration::from_secs(u64::MAX / 4),
+            Some(None),
+            t0,
+        );
         assert_eq!(far, at(MAX_INVITE_TTL.as_secs() as i64));
         invites.clear();
         assert_eq!(invites.open_until(), None);

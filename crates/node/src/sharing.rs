@@ -314,7 +314,7 @@ impl Node {
         if self
             .members()
             .iter()
-            .any(|m| m.device.0 == code.device && !m.revoked)
+            .any(|m| code.names(m.device) && !m.revoked)
         {
             return Err(NodeError::Invalid(
                 "this invite was made by another device of this person, not a partner".into(),
