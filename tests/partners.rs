@@ -717,3 +717,60 @@ fn cheers_on_my_shared_entries_show_in_today_and_the_feed_until_read() {
     assert!(!a.ok(&["today"]).contains("new cheer"));
     assert!(!a.ok(&["feed"]).contains("* friend"));
 }
+
+/// Revoked by their partner, a person is told on their own side: the partnership shows as
+/// closed, what the partner shared stays readable, and writing there fails clearly instead of
+/// "comment added".
+#[test]
+fn a_revoked_partner_is_told_the_space_is_closed_and_cheering_there_fails() {
+    let alex = Daemon::start("alex");
+    let sam = Daemon::start("sam");
+    alex.partner(&sam, "sam", "alex");
+    let theirs = alex
+        .ok(&["log", "Missed the deadline", "--share", "sam"])
+        .trim()
+        .to_owned();
+    let mine = sam.ok(&["log", "Burnt the rice"]).trim().to_owned();
+    wait_until("sam to see alex's entry", SOON, || {
+        feed_has(&sam, &theirs, |_| true)
+    });
+    sam.ok(&["cheer", &theirs, "before the end"]);
+    assert_eq!(
+        json(&sam, &["partner", "list"])[0]["closed"],
+        serde_json::Value::Null
+    );
+
+    alex.ok(&["partner", "revoke", "sam"]);
+    wait_until("sam's device to be told the space is closed", SOON, || {
+        json(&sam, &["partner", "list"])[0]["closed"].is_string()
+    });
+    let listed = sam.ok(&["partner", "list"]);
+    assert!(listed.contains("alex (closed the space on "), "{listed}");
+    // What alex shared stays readable, with a line that says why nothing new comes.
+    let feed = sam.ok(&["feed"]);
+    assert!(feed.contains("Missed the deadline"), "{feed}");
+    assert!(
+        feed.contains("alex closed the space on ") && feed.contains("nothing more"),
+        "{feed}"
+    );
+    for args in [
+        &["cheer", &theirs, "are you there?"][..],
+        &["share", &mine, "--with", "alex", "--yes"],
+    ] {
+        let out = sam.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(
+            err.contains("alex closed the space you shared on ")
+                && err.contains("reaches them any more"),
+            "{args:?}: {err}"
+        );
+    }
+    // Remembered across a restart of sam's daemon, and the same without a daemon.
+    let mut sam = sam;
+    sam.stop();
+    let out = sam.run(&["cheer", &theirs, "still there?"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("alex closed the space"));
+}

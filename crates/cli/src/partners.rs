@@ -63,11 +63,15 @@ pub fn partner(ctx: &Ctx, cmd: PartnerCommand, out: &mut dyn Write) -> Result<()
                 eprintln!("no partners yet: run `failup partner invite`");
             } else {
                 for p in &list {
+                    let state = match (&p.revoked, &p.closed) {
+                        (true, _) => " (revoked)".to_owned(),
+                        (false, Some(at)) => format!(" (closed the space on {})", day_of(at)),
+                        (false, None) => String::new(),
+                    };
                     writeln!(
                         out,
-                        "{}{}  you share {}, they share {}",
+                        "{}{state}  you share {}, they share {}",
                         shown(&p.label),
-                        if p.revoked { " (revoked)" } else { "" },
                         p.shared_by_me,
                         p.shared_with_me
                     )?;
@@ -110,7 +114,7 @@ fn list_json(list: &[failup_daemon::control::PartnerInfo]) -> serde_json::Value 
         list.iter()
             .map(|p| {
                 serde_json::json!({
-                    "label": p.label, "revoked": p.revoked,
+                    "label": p.label, "revoked": p.revoked, "closed": p.closed,
                     "shared_by_me": p.shared_by_me, "shared_with_me": p.shared_with_me,
                     "devices": p.devices.iter().map(|d| serde_json::json!({
                         "device": d.device, "addrs": d.addrs, "connected": d.connected,
@@ -276,7 +280,29 @@ pub fn feed(ctx: &Ctx, partner: Option<String>, out: &mut dyn Write) -> Result<(
     for i in &items {
         write!(out, "{}", feed_text(i, &ctx.tz))?;
     }
+    // A partner who closed the space: what they shared stays, and the person is told why
+    // nothing new comes.
+    if let Ok(Response::Partners(list)) = network::call(ctx, Request::Partners) {
+        for p in list.iter().filter(|p| !p.revoked) {
+            if let Some(at) = &p.closed {
+                writeln!(
+                    out,
+                    "{} closed the space on {}: what they shared stays here, and nothing more \
+                     goes to them or comes from them",
+                    shown(&p.label),
+                    day_of(at)
+                )?;
+            }
+        }
+    }
     Ok(())
+}
+
+/// The day of an RFC 3339 time, or the text itself if it does not read.
+fn day_of(at: &str) -> String {
+    at.parse::<jiff::Timestamp>()
+        .map(|t| t.strftime("%Y-%m-%d").to_string())
+        .unwrap_or_else(|_| shown(at).into_owned())
 }
 
 /// One item of the feed as text. Everything in it but the id and the day was written by the

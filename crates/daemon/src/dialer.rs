@@ -121,7 +121,13 @@ impl State {
             }
             attempts.abort_all();
             let handed = match conn {
-                Some(c) => run_connection(c, peer, true, events.clone()).await,
+                Some(c) => {
+                    let handed = run_connection(c.clone(), peer, true, events.clone()).await;
+                    if failup_net::refused_as_revoked(&c) {
+                        let _ = events.send(Event::RefusedAsRevoked(peer));
+                    }
+                    handed
+                }
                 None => false,
             };
             if !handed {

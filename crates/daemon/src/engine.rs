@@ -327,6 +327,7 @@ impl State {
                 _permit: permit,
             }) => {
                 if self.conn_ids.get(&peer) == Some(&conn_id) {
+                    self.node.delivered_by(peer, Timestamp::now());
                     self.engine(Input::Received(peer, msg));
                 }
                 // Only now may the connection read another message.
@@ -353,6 +354,19 @@ impl State {
             }
             Event::Tick(due) => self.tick(due),
             Event::DialFailed(peer) => self.policy(PolicyEvent::DialFailed { peer }),
+            Event::RefusedAsRevoked(peer) => {
+                match self.node.refused_as_revoked(peer, Timestamp::now()) {
+                    Ok(Some(label)) => tracing::warn!(
+                        peer = %peer.short(),
+                        "{label} closed the space: their device refused this one as revoked"
+                    ),
+                    Ok(None) => {
+                        tracing::info!(peer = %peer.short(), "refused as revoked");
+                    }
+                    Err(e) => tracing::error!("cannot record that a partner closed the space: {e}"),
+                }
+                self.drain();
+            }
             Event::Pair(incoming) => {
                 let pairing::Incoming {
                     peer,
@@ -464,6 +478,9 @@ impl State {
         let trusted = self.node.trusted().clone();
         if let Ok(mut t) = self.trust.trusted.write() {
             *t = trusted.clone();
+        }
+        if let Ok(mut r) = self.trust.revoked.write() {
+            r.clone_from(self.node.revoked());
         }
         self.policy(PolicyEvent::Trusted(self.node.trusted_addrs()));
         for gone in self

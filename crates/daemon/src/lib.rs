@@ -85,6 +85,8 @@ pub enum DaemonError {
 #[derive(Debug, Default)]
 struct TrustState {
     trusted: RwLock<BTreeSet<DeviceId>>,
+    /// Devices revoked here: refused with TLS's `certificate_revoked`, so they learn it.
+    revoked: RwLock<BTreeSet<DeviceId>>,
     open_invite_until: RwLock<Option<Timestamp>>,
 }
 
@@ -103,6 +105,13 @@ impl Trust for TrustState {
                 .ok()
                 .and_then(|u| *u)
                 .is_some_and(|until| Timestamp::now() < until)
+    }
+
+    fn revoked(&self, device: DeviceId) -> bool {
+        self.revoked
+            .read()
+            .map(|r| r.contains(&device))
+            .unwrap_or(false)
     }
 }
 
@@ -134,6 +143,8 @@ enum Event {
     Tick(std::time::Instant),
     /// A dial reached none of the device's addresses.
     DialFailed(DeviceId),
+    /// A dialed device refused this one as revoked, after a verified handshake.
+    RefusedAsRevoked(DeviceId),
     Shutdown,
 }
 

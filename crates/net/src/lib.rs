@@ -219,6 +219,27 @@ pub fn peer_device(conn: &quinn::Connection) -> Option<DeviceId> {
 pub trait Trust: Send + Sync + fmt::Debug {
     /// Whether a device presenting this key may finish the TLS handshake.
     fn admits(&self, device: DeviceId) -> bool;
+    /// Whether a device not admitted was revoked: it is then refused with TLS's
+    /// `certificate_revoked` alert, so its person learns the door is closed for good
+    /// ([`refused_as_revoked`]) instead of retrying forever.
+    fn revoked(&self, _device: DeviceId) -> bool {
+        false
+    }
+}
+
+/// TLS's `certificate_revoked` alert (RFC 8446, 6.2), carried as QUIC crypto error 0x12c.
+const ALERT_CERTIFICATE_REVOKED: u8 = 44;
+
+/// Whether the device at the other end of `conn`, a connection this device dialed and whose
+/// server it verified, closed it because this device's key is revoked there. Only a close
+/// after the handshake counts: before it, a CONNECTION_CLOSE could be forged by anyone on the
+/// path, but afterwards it is protected by keys only the verified server holds.
+pub fn refused_as_revoked(conn: &quinn::Connection) -> bool {
+    matches!(
+        conn.close_reason(),
+        Some(quinn::ConnectionError::ConnectionClosed(c))
+            if c.error_code == quinn::TransportErrorCode::crypto(ALERT_CERTIFICATE_REVOKED)
+    )
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -252,8 +273,15 @@ impl ClientCertVerifier for AdmittedClients {
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        if self.trust.admits(device_of(end_entity)?) {
+        let device = device_of(end_entity)?;
+        if self.trust.admits(device) {
             Ok(ClientCertVerified::assertion())
+        } else if self.trust.revoked(device) {
+            // Told before the client's signature is checked: whoever shows this (public)
+            // certificate learns that it was revoked here, and nothing else.
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Revoked,
+            ))
         } else {
             Err(unknown_device())
         }

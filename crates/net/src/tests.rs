@@ -157,6 +157,51 @@ async fn a_prefix_of_the_id_finds_that_device_and_no_other() {
     );
 }
 
+/// Trusts nobody; says `revoked` of one device.
+#[derive(Debug)]
+struct RevokedOne(DeviceId);
+
+impl Trust for RevokedOne {
+    fn admits(&self, _device: DeviceId) -> bool {
+        false
+    }
+    fn revoked(&self, device: DeviceId) -> bool {
+        device == self.0
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_device_is_told_so_and_a_stranger_is_not() {
+    let (server_id, revoked, stranger) = (
+        Identity::ephemeral().expect("s"),
+        Identity::ephemeral().expect("r"),
+        Identity::ephemeral().expect("x"),
+    );
+    let server = endpoint(
+        &server_id,
+        Arc::new(RevokedOne(revoked.device())),
+        loopback(),
+        &[ALPN_SYNC],
+    )
+    .expect("server");
+    let addr = server.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Some(incoming) = server.accept().await {
+            let _ = incoming.await;
+        }
+    });
+    for (who, told) in [(&revoked, true), (&stranger, false)] {
+        let client =
+            endpoint(who, Arc::new(Allow::default()), loopback(), &[ALPN_SYNC]).expect("client");
+        // The client's side of the handshake completes before the server's verdict arrives.
+        let conn = connect(&client, who, server_id.device(), addr, ALPN_SYNC)
+            .await
+            .expect("handshake");
+        let _ = conn.closed().await;
+        assert_eq!(refused_as_revoked(&conn), told, "{:?}", conn.close_reason());
+    }
+}
+
 #[test]
 fn keys_persist_owner_only_and_garbage_is_refused() {
     use std::os::unix::fs::PermissionsExt;

@@ -46,6 +46,9 @@ const JOINED_CIRCLE: &str = "joined-circle";
 const BOOTSTRAP: &str = "bootstrap";
 /// Setting: every device this device has ever seen revoked.
 const REVOKED: &str = "revoked";
+/// Setting: the partners' devices that refused this device as revoked (their person closed
+/// the space), with when, as postcard `Vec<([u8; 32], i64)>` (milliseconds).
+pub(crate) const TOLD_REVOKED: &str = "told-revoked";
 /// Setting: the changes of each revoked device (or device that never belonged) found void and
 /// undone here, as postcard `Vec<([u8; 32], Vec<[u8; 32]>)>`.
 const UNDONE: &str = "undone";
@@ -113,6 +116,12 @@ pub struct Node {
     /// What the last pass over every bucket undid for: the revoked devices with their
     /// revocations, and who belongs. Another pass is due when it changes.
     undo_basis: Option<Vec<u8>>,
+    /// Partners' devices that refused this device as revoked, and when: neither dialed nor
+    /// admitted again. Their partner counts as having closed the space
+    /// ([`Node::closed_since`]) unless another of their devices delivered a message since.
+    told_revoked: BTreeMap<DeviceId, Timestamp>,
+    /// When a device of each partner (by their side) last delivered a message here.
+    delivered: BTreeMap<DocId, Timestamp>,
 }
 
 /// A document id kept as a setting (its 16 bytes).
@@ -168,6 +177,7 @@ impl Node {
         let revoked: Vec<[u8; 32]> = postcard_setting(&store, REVOKED)?;
         let bootstrap: Vec<([u8; 32], String, Vec<String>)> = postcard_setting(&store, BOOTSTRAP)?;
         let undone: Vec<([u8; 32], Vec<[u8; 32]>)> = postcard_setting(&store, UNDONE)?;
+        let told: Vec<([u8; 32], i64)> = postcard_setting(&store, TOLD_REVOKED)?;
         Ok(Node {
             store,
             config,
@@ -195,6 +205,11 @@ impl Node {
                 .collect(),
             undo_basis: None,
             throttle: pairing::Throttle::default(),
+            told_revoked: told
+                .into_iter()
+                .filter_map(|(d, ms)| Some((DeviceId(d), Timestamp::from_millisecond(ms).ok()?)))
+                .collect(),
+            delivered: BTreeMap::new(),
         })
     }
 
@@ -475,6 +490,11 @@ impl Node {
         self.revoked.contains(&device) || self.verdict().revoked.contains_key(&device)
     }
 
+    /// The devices revoked here, own or partners': the TLS verifier tells them so.
+    pub fn revoked(&self) -> &BTreeSet<DeviceId> {
+        &self.revoked
+    }
+
     /// The membership rules' verdict on the circle as held now.
     fn verdict(&self) -> std::sync::Arc<failup_auth::membership::Verdict> {
         self.verdicts.get(&self.store, self.circle)
@@ -607,7 +627,11 @@ impl Node {
         let partner_access: std::collections::HashMap<DeviceId, Vec<(DocId, DocId)>> =
             partner_access
                 .into_iter()
-                .filter(|(d, _)| !self.revoked.contains(d) && !trusted.contains(d))
+                .filter(|(d, _)| {
+                    !self.revoked.contains(d)
+                        && !trusted.contains(d)
+                        && !self.told_revoked.contains_key(d)
+                })
                 .collect();
         trusted.extend(partner_access.keys().copied());
         self.access = sharing::Access {

@@ -180,6 +180,10 @@ pub struct PartnerInfo {
     pub label: String,
     /// Whether the partnership was revoked.
     pub revoked: bool,
+    /// Since when the partner has closed the space on this person (revoked this person's
+    /// devices on theirs), as far as this device has been told: RFC 3339.
+    #[serde(default)]
+    pub closed: Option<String>,
     /// Their devices known here.
     pub devices: Vec<PeerInfo>,
     /// How many of this person's entries they can see.

@@ -509,6 +509,9 @@ impl Node {
         now: Timestamp,
     ) -> Result<(), NodeError> {
         let p = self.partner(with)?;
+        if let Some(e) = self.closed_error(&p) {
+            return Err(e);
+        }
         let entry = self
             .store
             .get(id)?
@@ -544,6 +547,96 @@ impl Node {
             )));
         }
         Ok(())
+    }
+
+    /// Every device of partner `p` known here: met at pairing, or listed in their side.
+    fn devices_of(&self, p: &Partner) -> BTreeSet<DeviceId> {
+        let mut devices: BTreeSet<DeviceId> = p.devices.keys().copied().collect();
+        if let Ok(Some(side)) = space(&self.store, p.theirs) {
+            devices.extend(
+                side.devices()
+                    .unwrap_or_default()
+                    .keys()
+                    .filter_map(|k| k.parse::<DeviceId>().ok()),
+            );
+        }
+        devices
+    }
+
+    /// Since when partner `p` has closed the space on this person: one of their devices
+    /// refused this device as revoked, and none of their devices delivered a message since (a
+    /// device of theirs that has not heard of the revocation yet still syncs, and a stolen
+    /// device of theirs that says so falsely closes nothing for long).
+    pub(crate) fn closed_since(&self, p: &Partner) -> Option<Timestamp> {
+        let told = self
+            .devices_of(p)
+            .iter()
+            .filter_map(|d| self.told_revoked.get(d))
+            .max()
+            .copied()?;
+        match self.delivered.get(&p.theirs) {
+            Some(at) if *at > told => None,
+            _ => Some(told),
+        }
+    }
+
+    /// A partner's device refused this device with TLS's `certificate_revoked`, after a
+    /// handshake in which this device verified it: it is neither dialed nor admitted again,
+    /// and its partner's space counts as closed. Returns the partner's label the first time;
+    /// `None` for a device that is not a partner's (an own device revoked by another is told
+    /// by the circle, which the rules read).
+    pub fn refused_as_revoked(
+        &mut self,
+        peer: DeviceId,
+        now: Timestamp,
+    ) -> Result<Option<String>, NodeError> {
+        let Some(p) = self
+            .partners()
+            .into_iter()
+            .find(|p| !p.revoked && self.devices_of(p).contains(&peer))
+        else {
+            return Ok(None);
+        };
+        if self.told_revoked.contains_key(&peer) {
+            return Ok(None);
+        }
+        self.told_revoked.insert(peer, now);
+        let list: Vec<([u8; 32], i64)> = self
+            .told_revoked
+            .iter()
+            .map(|(d, t)| (d.0, t.as_millisecond()))
+            .collect();
+        // In force before it is written: a failed write is reported and tried again by the
+        // next refusal.
+        let saved = crate::encode(&list)
+            .and_then(|b| Ok(self.store.set_setting(crate::TOLD_REVOKED, &b)?));
+        self.refresh_trust()?;
+        saved?;
+        Ok(Some(p.label))
+    }
+
+    /// A partner's device delivered a message: its person still syncs with this one.
+    pub fn delivered_by(&mut self, peer: DeviceId, now: Timestamp) {
+        if self.told_revoked.is_empty() {
+            return;
+        }
+        if let Some(pairs) = self.access.partner.get(&peer) {
+            for (_, theirs) in pairs.clone() {
+                self.delivered.insert(theirs, now);
+            }
+        }
+    }
+
+    /// The error for writing into a space partner `p` closed.
+    fn closed_error(&self, p: &Partner) -> Option<NodeError> {
+        self.closed_since(p).map(|at| {
+            NodeError::Refused(format!(
+                "{} closed the space you shared on {}: nothing you write there reaches them any \
+                 more; what they shared stays readable (`failup feed`)",
+                p.label,
+                at.strftime("%Y-%m-%d")
+            ))
+        })
     }
 
     /// `failup partner revoke`: on every device of the circle, for good.
@@ -583,6 +676,7 @@ impl Node {
                 PartnerInfo {
                     label: p.label.clone(),
                     revoked: p.revoked,
+                    closed: self.closed_since(&p).map(|t| t.to_string()),
                     devices: devices
                         .into_iter()
                         .map(|d| PeerInfo {
@@ -708,7 +802,8 @@ impl Node {
             return Err(NodeError::Invalid("give an entry id".into()));
         }
         let mut found: Vec<(EntryId, DocId)> = Vec::new();
-        for p in self.partners().into_iter().filter(|p| !p.revoked) {
+        let partners: Vec<Partner> = self.partners().into_iter().filter(|p| !p.revoked).collect();
+        for p in &partners {
             for doc in [p.mine, p.theirs] {
                 if let Some(s) = space(&self.store, doc).ok().flatten() {
                     for e in s.entries().unwrap_or_default() {
@@ -721,6 +816,15 @@ impl Node {
         }
         found.sort();
         found.dedup();
+        if let [(_, side)] = found.as_slice() {
+            if let Some(e) = partners
+                .iter()
+                .find(|p| p.mine == *side)
+                .and_then(|p| self.closed_error(p))
+            {
+                return Err(e);
+            }
+        }
         let (id, side) = match found.as_slice() {
             [one] => *one,
             [] => {
