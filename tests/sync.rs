@@ -562,3 +562,61 @@ fn invites_can_be_drawn_as_qr_codes_of_exactly_the_code() {
     let out = a.run(&["pair", "invite"]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains('▀'));
 }
+
+/// The reframe questions are the person's, not one device's: set on one device (before or
+/// after pairing), they are asked on every device, and a removal reaches all of them too.
+#[test]
+fn reframe_prompts_set_on_one_device_are_asked_on_all() {
+    let a = Daemon::start("laptop");
+    let b = Daemon::start("phone");
+    let get = |d: &Daemon, key: &str| d.ok(&["config", "get", key]).trim().to_owned();
+    // Set before the two were paired: each carries its own into the circle.
+    a.ok(&[
+        "config",
+        "set",
+        "prompts.lesson",
+        "What will I do differently?",
+    ]);
+    b.ok(&["config", "set", "prompts.story", "What happened:"]);
+    a.pair(&b);
+    wait_until("the phone to ask the laptop's question", SOON, || {
+        get(&b, "prompts.lesson") == "What will I do differently?"
+    });
+    wait_until(
+        "the laptop to start stories as the phone does",
+        SOON,
+        || get(&a, "prompts.story") == "What happened:",
+    );
+    let listed = b.ok(&["config", "list"]);
+    assert!(
+        listed.contains(
+            "prompts.lesson = \"What will I do differently?\"  (journal, on all your devices)"
+        ),
+        "{listed}"
+    );
+    let id = b.ok(&["log", "Dropped the glass"]).trim().to_owned();
+    let shown = b.ok(&["show", &id]);
+    assert!(shown.contains("What will I do differently?"), "{shown}");
+
+    // Changed on the phone, removed on the laptop: both reach the other.
+    b.ok(&["config", "set", "prompts.muscle", "Which muscle grew?"]);
+    wait_until("the laptop to hear the phone's change", SOON, || {
+        get(&a, "prompts.muscle") == "Which muscle grew?"
+    });
+    a.ok(&["config", "unset", "prompts.lesson"]);
+    wait_until("the phone to be back on the default question", SOON, || {
+        get(&b, "prompts.lesson") == "What did this teach me about my next level?"
+    });
+
+    // A question in one device's config.toml is moved into the journal by `config set`, so
+    // it no longer hides the journal's on that device.
+    let file = a.home.path().join("config.toml");
+    std::fs::write(&file, "[prompts]\nuse = \"Only here?\"\n").expect("write config");
+    assert_eq!(get(&a, "prompts.use"), "Only here?");
+    a.ok(&["config", "set", "prompts.use", "How do I use it?"]);
+    let left = std::fs::read_to_string(&file).expect("read config");
+    assert!(!left.contains("Only here?"), "{left}");
+    wait_until("the phone to ask the moved question", SOON, || {
+        get(&b, "prompts.use") == "How do I use it?"
+    });
+}

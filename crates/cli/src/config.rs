@@ -122,6 +122,8 @@ pub enum Source {
     File,
     /// An environment variable.
     Env(&'static str),
+    /// The journal, synced across the person's devices (the prompts).
+    Journal,
 }
 
 impl fmt::Display for Source {
@@ -130,6 +132,7 @@ impl fmt::Display for Source {
             Source::Default => f.write_str("default"),
             Source::File => f.write_str("file"),
             Source::Env(var) => write!(f, "env {var}"),
+            Source::Journal => f.write_str("journal, on all your devices"),
         }
     }
 }
@@ -241,10 +244,14 @@ fn value_text(k: &Key, item: &Item) -> Result<String> {
     Ok(text)
 }
 
-/// The config file as read, with edits not yet saved.
+/// The config file as read, with edits not yet saved, and the prompts the journal holds for
+/// every device of the person ([`Config::with_synced`]).
+#[derive(Clone)]
 pub struct Config {
     path: PathBuf,
     doc: DocumentMut,
+    /// The journal's prompts by name (`lesson`, `muscle`, `use`, `story`).
+    synced: std::collections::BTreeMap<String, String>,
 }
 
 impl Config {
@@ -265,7 +272,11 @@ impl Config {
             let first = msg.lines().next().unwrap_or("invalid TOML").to_owned();
             anyhow::anyhow!("{} is not valid TOML: {first}", path.display())
         })?;
-        Ok(Config { path, doc })
+        Ok(Config {
+            path,
+            doc,
+            synced: Default::default(),
+        })
     }
 
     /// No settings, for the file of `home`: what `doctor` works with when the file does not
@@ -274,7 +285,14 @@ impl Config {
         Config {
             path: home.join(CONFIG_FILE),
             doc: DocumentMut::new(),
+            synced: Default::default(),
         }
+    }
+
+    /// This config with the journal's prompts, which apply where the file sets none.
+    pub fn with_synced(mut self, synced: std::collections::BTreeMap<String, String>) -> Config {
+        self.synced = synced;
+        self
     }
 
     /// Where the file is.
@@ -319,7 +337,7 @@ impl Config {
 
     /// The editor template tells sections apart by their headings: two questions alike, or a
     /// question spelled like a fixed heading, would make one answer overwrite another.
-    fn distinct_questions(&self) -> Result<()> {
+    pub fn distinct_questions(&self) -> Result<()> {
         let questions = self.questions()?;
         let mut seen: Vec<String> = crate::editor::fixed_headings()
             .map(str::to_lowercase)
@@ -356,7 +374,14 @@ impl Config {
                 value_text(k, item).with_context(|| format!("in {}", self.path.display()))?,
                 Source::File,
             )),
-            None => Ok((default_of(k), Source::Default)),
+            None => match k
+                .name
+                .strip_prefix("prompts.")
+                .and_then(|p| self.synced.get(p))
+            {
+                Some(v) => Ok((v.clone(), Source::Journal)),
+                None => Ok((default_of(k), Source::Default)),
+            },
         }
     }
 
@@ -464,12 +489,23 @@ pub(crate) fn command(
     out: &mut dyn std::io::Write,
 ) -> Result<()> {
     use crate::args::ConfigCommand as C;
+    if let C::Set { key, .. } | C::Unset { key } = &cmd {
+        if let Some(name) = key.strip_prefix("prompts.") {
+            let value = match &cmd {
+                C::Set { value, .. } => Some(value.as_str()),
+                _ => None,
+            };
+            return set_prompt(ctx, key, name, value);
+        }
+    }
+    let with_synced = ctx.config.clone().with_synced(synced_prompts(ctx));
+    let config = &with_synced;
     match cmd {
         C::List => {
             let mut rows = Vec::new();
             for (key, help) in keys() {
                 // A bad value is listed with its error, so the list shows what to fix.
-                let (value, source) = match ctx.config.get(key) {
+                let (value, source) = match config.get(key) {
                     Ok((v, s)) => (v, s.to_string()),
                     Err(e) => (String::new(), format!("error: {e:#}")),
                 };
@@ -499,7 +535,7 @@ pub(crate) fn command(
             }
         }
         C::Get { key } => {
-            let (value, source) = ctx.config.get(&key)?;
+            let (value, source) = config.get(&key)?;
             if ctx.json {
                 crate::print_json(
                     out,
@@ -536,6 +572,59 @@ pub(crate) fn command(
             }
         }
         C::Path => writeln!(out, "{}", ctx.config.path().display())?,
+    }
+    Ok(())
+}
+
+/// The journal's prompts, for showing where a setting comes from; none if the home has no
+/// journal yet (listing settings creates nothing) or it cannot be opened now (said once).
+fn synced_prompts(ctx: &crate::Ctx) -> std::collections::BTreeMap<String, String> {
+    if !ctx.home.join(crate::STORE_FILE).exists() {
+        return Default::default();
+    }
+    match ctx.open().and_then(|mut j| j.prompts()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!(
+                "warning: the journal's prompts cannot be read now: {}",
+                crate::one_line(&e)
+            );
+            Default::default()
+        }
+    }
+}
+
+/// `config set|unset prompts.NAME`: the prompts live in the journal, so every device of the
+/// person asks the same; a value in this device's config.toml, which would hide it here, is
+/// moved out.
+fn set_prompt(ctx: &crate::Ctx, key: &str, name: &str, value: Option<&str>) -> Result<()> {
+    let value = value.map(|v| check(key, v)).transpose()?;
+    let mut journal = ctx.open()?;
+    let mut synced = journal.prompts()?;
+    match &value {
+        Some(v) => synced.insert(name.to_owned(), v.clone()),
+        None => synced.remove(name),
+    };
+    let mut file = Config::load(&ctx.home)?;
+    let was_in_file = file.unset(key)?;
+    let file = file.with_synced(synced);
+    file.distinct_questions()?;
+    journal.set_prompt(name, value.clone())?;
+    drop(journal);
+    if was_in_file {
+        file.save()?;
+        eprintln!(
+            "moved {} from {} into the journal",
+            shown(key),
+            file.path().display()
+        );
+    }
+    match value {
+        Some(v) => eprintln!("set {} = {} on all your devices", shown(key), shown(&v)),
+        None => eprintln!(
+            "unset {} on all your devices: the default applies again",
+            shown(key)
+        ),
     }
     Ok(())
 }

@@ -304,7 +304,8 @@ pub(crate) fn reflect(ctx: &Ctx, a: args::ReflectArgs) -> Result<()> {
     if patch.is_empty() {
         eprintln!("{}: {}", short(entry.id), shown(entry.title()));
         let mut lines = Answers::new()?;
-        for (field, question) in ctx.config.questions()? {
+        let questions = ctx.config_with(&mut ctx.open()?)?.questions()?;
+        for (field, question) in questions {
             let current = entry.reframe(field).unwrap_or("");
             let Some(answer) = lines.ask(&question, current)? else {
                 stopped = true;
@@ -608,7 +609,7 @@ pub(crate) fn show(ctx: &Ctx, id: &str, out: &mut dyn Write) -> Result<()> {
         }
         crate::print_json(out, &v, crate::JsonLayout::Pretty)?;
     } else {
-        let questions = ctx.config.questions()?;
+        let questions = ctx.config_with(&mut journal)?.questions()?;
         write!(
             out,
             "{}",

@@ -199,6 +199,25 @@ impl Journal {
         }
     }
 
+    /// The prompts the journal holds for every device of the person, by name.
+    pub fn prompts(&mut self) -> Result<std::collections::BTreeMap<String, String>> {
+        match self.call(Request::Prompts)? {
+            Response::Prompts(p) => Ok(p),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    /// Sets a prompt for every device of the person, or removes it with `None`.
+    pub fn set_prompt(&mut self, key: &str, value: Option<String>) -> Result<()> {
+        match self.call(Request::SetPrompt {
+            key: key.to_owned(),
+            value,
+        })? {
+            Response::Done => Ok(()),
+            r => Err(unexpected(r)),
+        }
+    }
+
     /// Checks every document against the index.
     pub fn check(&mut self) -> Result<CheckReport> {
         match self.call(Request::Check)? {

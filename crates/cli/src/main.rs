@@ -68,10 +68,19 @@ impl Ctx {
     }
 
     fn prompts(&self) -> Result<Prompts> {
+        let config = self.config_with(&mut self.open()?)?;
         Ok(Prompts {
-            questions: self.config.questions()?,
-            story: self.config.value("prompts.story")?,
+            questions: config.questions()?,
+            story: config.value("prompts.story")?,
         })
+    }
+
+    /// The settings with the prompts `journal` holds for all the person's devices.
+    fn config_with(&self, journal: &mut Journal) -> Result<Config> {
+        let config = self.config.clone().with_synced(journal.prompts()?);
+        // A synced question may collide with a heading this device's file sets.
+        config.distinct_questions()?;
+        Ok(config)
     }
 
     fn editor(&self) -> Result<String> {

@@ -227,12 +227,18 @@ fn config_set_get_list_unset_with_checks_and_precedence() {
     let file = std::fs::read_to_string(home.path().join("config.toml")).expect("file");
     assert!(file.contains("color = \"never\""), "{file}");
     assert!(file.contains("mdns = false"), "{file}");
-    assert!(
-        file.contains("[prompts]\nlesson = \"Where is the lesson?\""),
-        "{file}"
+    // A prompt is the person's, kept in the journal for every device, not in this file.
+    assert!(!file.contains("Where is the lesson?"), "{file}");
+    assert_eq!(
+        home.ok(&["config", "get", "prompts.lesson"]).trim(),
+        "Where is the lesson?"
     );
 
     let list = home.ok(&["config", "list"]);
+    assert!(
+        list.contains("prompts.lesson = \"Where is the lesson?\"  (journal, on all your devices)"),
+        "{list}"
+    );
     assert!(list.contains("color = \"never\"  (file)"), "{list}");
     assert!(list.contains("mdns = false  (file)"), "{list}");
     assert!(list.contains("editor = \"vi\"  (default)"), "{list}");

@@ -11,8 +11,12 @@
 //!   "revoked/<device id>": Timestamp, ...,
 //!   "partners": { "<label>": { "mine": Bytes, "theirs": Bytes,
 //!                              "devices": { "<device id>": { "<ip:port>": true } } } },
-//!   "partner-revoked/<label>": Timestamp, ... }
+//!   "partner-revoked/<label>": Timestamp, ...,
+//!   "prompts": { "lesson" | "muscle" | "use" | "story": Str } }
 //! ```
+//!
+//! `prompts` holds the person's own wording of the reframe questions and the text a new story
+//! starts with, so every device of theirs asks the same; it says nothing about membership.
 //!
 //! A partner record names the two documents of the space shared with that person (this
 //! person's side, `mine`, and theirs) and the partner's devices met at pairing; the partner's
@@ -253,6 +257,50 @@ pub struct Partner {
     pub devices: BTreeMap<DeviceId, Vec<SocketAddr>>,
     /// Whether the partnership was revoked.
     pub revoked: bool,
+}
+
+/// The names under `prompts`.
+pub const PROMPT_KEYS: [&str; 4] = ["lesson", "muscle", "use", "story"];
+
+/// The prompts the circle holds, by name; values that are not text are left out (the reader
+/// checks the text itself).
+pub fn prompts(doc: &AutoCommit) -> BTreeMap<String, String> {
+    let text = |obj: &ObjId, k: &str| match doc.get(obj, k).ok().flatten() {
+        Some((automerge::Value::Scalar(v), _)) => match v.as_ref() {
+            ScalarValue::Str(s) => Some(s.to_string()),
+            _ => None,
+        },
+        _ => None,
+    };
+    // Two devices that set a first prompt at once each made a map: what either holds counts,
+    // the winning map's value first.
+    let winner = find(doc, &ROOT, "prompts");
+    let mut out = BTreeMap::new();
+    for obj in find_all(doc, &ROOT, "prompts")
+        .into_iter()
+        .filter(|o| Some(o) != winner.as_ref())
+        .chain(winner.clone())
+    {
+        for k in PROMPT_KEYS {
+            if let Some(v) = text(&obj, k) {
+                out.insert(k.to_owned(), v);
+            }
+        }
+    }
+    out
+}
+
+/// Sets (or with `None` removes) the prompt `key`.
+pub fn set_prompt(
+    doc: &mut AutoCommit,
+    key: &str,
+    value: Option<&str>,
+) -> Result<(), automerge::AutomergeError> {
+    let obj = map(doc, &ROOT, "prompts")?;
+    match value {
+        Some(v) => doc.put(&obj, key, v),
+        None => doc.delete(&obj, key),
+    }
 }
 
 /// Records a partner (or another device of a partner's, with its addresses).

@@ -46,6 +46,14 @@ const JOINED_CIRCLE: &str = "joined-circle";
 const BOOTSTRAP: &str = "bootstrap";
 /// Setting: every device this device has ever seen revoked.
 const REVOKED: &str = "revoked";
+/// Setting: the prompts of a device with no circle yet, as postcard `BTreeMap<String,
+/// String>`; moved into the circle when it is made, and unused from then on.
+const PROMPTS: &str = "prompts";
+/// Longest reframe question, in characters.
+pub const MAX_QUESTION_CHARS: usize = 200;
+/// Longest text a story starts with, in bytes.
+pub const MAX_STORY_START_BYTES: usize = 4000;
+
 /// Setting: the partners' devices that refused this device as revoked (their person closed
 /// the space), with when, as postcard `Vec<([u8; 32], i64)>` (milliseconds).
 pub(crate) const TOLD_REVOKED: &str = "told-revoked";
@@ -124,6 +132,56 @@ pub struct Node {
     delivered: BTreeMap<DocId, Timestamp>,
 }
 
+/// Checks a prompt as typed text: a known name, plain text, one line for a question, within
+/// its length.
+fn check_prompt(key: &str, value: &str) -> Result<(), NodeError> {
+    use failup_journal::text::{Lines, check_plain};
+    let name = format!("prompts.{key}");
+    match key {
+        "story" => {
+            check_plain(&name, value, Lines::Many)?;
+            if value.len() > MAX_STORY_START_BYTES {
+                return Err(NodeError::Invalid(format!(
+                    "{name} is longer than {MAX_STORY_START_BYTES} bytes"
+                )));
+            }
+        }
+        "lesson" | "muscle" | "use" => {
+            check_plain(&name, value, Lines::One)?;
+            if value.trim().is_empty() {
+                return Err(NodeError::Invalid(format!("{name} cannot be empty")));
+            }
+            if value.chars().count() > MAX_QUESTION_CHARS {
+                return Err(NodeError::Invalid(format!(
+                    "{name} is longer than {MAX_QUESTION_CHARS} characters"
+                )));
+            }
+        }
+        _ => {
+            return Err(NodeError::Invalid(format!(
+                "no prompt called {key:?} (known: {})",
+                circle::PROMPT_KEYS.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The prompts another device wrote that pass as typed text would; the rest are left out, so
+/// the default applies instead of a question that drives the terminal or breaks the editor
+/// template.
+fn usable_prompts(held: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    held.into_iter()
+        .filter(|(k, v)| match check_prompt(k, v) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("a synced prompt is left out: {e}");
+                false
+            }
+        })
+        .collect()
+}
+
 /// A document id kept as a setting (its 16 bytes).
 fn setting_doc(store: &Store, key: &str) -> Result<Option<DocId>, NodeError> {
     Ok(store
@@ -178,7 +236,7 @@ impl Node {
         let bootstrap: Vec<([u8; 32], String, Vec<String>)> = postcard_setting(&store, BOOTSTRAP)?;
         let undone: Vec<([u8; 32], Vec<[u8; 32]>)> = postcard_setting(&store, UNDONE)?;
         let told: Vec<([u8; 32], i64)> = postcard_setting(&store, TOLD_REVOKED)?;
-        Ok(Node {
+        let mut node = Node {
             store,
             config,
             circle,
@@ -210,7 +268,9 @@ impl Node {
                 .filter_map(|(d, ms)| Some((DeviceId(d), Timestamp::from_millisecond(ms).ok()?)))
                 .collect(),
             delivered: BTreeMap::new(),
-        })
+        };
+        node.carry_prompts();
+        Ok(node)
     }
 
     /// Gets a node ready to serve peers: works out trust, and brings shared copies up to date
@@ -347,6 +407,11 @@ impl Node {
                 Response::Invite(self.invite(ttl_secs, Some(label), now)?)
             }
             Request::Partners => Response::Partners(self.partner_list()?),
+            Request::Prompts => Response::Prompts(self.prompts()?),
+            Request::SetPrompt { key, value } => {
+                self.set_prompt(&key, value.as_deref())?;
+                Response::Done
+            }
             Request::PartnerRevoke { label } => {
                 self.partner_revoke(&label, now)?;
                 Response::Done
@@ -442,7 +507,34 @@ impl Node {
         }
         self.store.set_setting(CIRCLE, &doc.0)?;
         self.circle = Some(doc);
+        self.carry_prompts();
         self.refresh_trust()
+    }
+
+    /// Moves the prompts set before there was a circle into it, for the names it has none
+    /// for (a device joining another's circle takes that circle's wording), then forgets them:
+    /// from then on the circle alone says, so a prompt another device removes stays removed.
+    /// A failure (a read-only home) leaves them for the next try.
+    fn carry_prompts(&mut self) {
+        let carried = (|| -> Result<(), NodeError> {
+            let local: BTreeMap<String, String> = postcard_setting(&self.store, PROMPTS)?;
+            if local.is_empty() || self.circle.is_none() {
+                return Ok(());
+            }
+            self.edit_circle(|am| {
+                let held = circle::prompts(am);
+                let mut changed = false;
+                for (k, v) in local.iter().filter(|(k, _)| !held.contains_key(*k)) {
+                    circle::set_prompt(am, k, Some(v))?;
+                    changed = true;
+                }
+                Ok(changed)
+            })?;
+            Ok(self.store.remove_setting(PROMPTS)?)
+        })();
+        if let Err(e) = carried {
+            tracing::warn!("cannot move this device's prompts into the circle yet: {e}");
+        }
     }
 
     /// The store as the sync engine sees it, with this node's access rules.
@@ -561,6 +653,49 @@ impl Node {
             am.commit();
             self.store.write_document(doc, &mut am, &before)?;
         }
+        Ok(())
+    }
+
+    /// The prompts in force for this person: the circle's, synced across their devices, or
+    /// before there is a circle this device's own. Text from the circle was written by another
+    /// device and is checked as typed text is; what does not pass is left out, so the default
+    /// applies.
+    fn prompts(&self) -> Result<BTreeMap<String, String>, NodeError> {
+        let Some(doc) = self.circle else {
+            return postcard_setting(&self.store, PROMPTS);
+        };
+        let held = self
+            .store
+            .document(doc)?
+            .map(|am| circle::prompts(&am))
+            .unwrap_or_default();
+        Ok(usable_prompts(held))
+    }
+
+    /// Sets or removes a prompt: in the circle, so every device of the person asks the same,
+    /// or on a device with no circle yet in a setting the circle takes over when it is made.
+    fn set_prompt(&mut self, key: &str, value: Option<&str>) -> Result<(), NodeError> {
+        let value = value.map(str::trim_end);
+        if let Some(v) = value {
+            check_prompt(key, v)?;
+        } else if !circle::PROMPT_KEYS.contains(&key) {
+            check_prompt(key, "")?;
+        }
+        if self.circle.is_some() {
+            return self.edit_circle(|am| {
+                let held = circle::prompts(am);
+                if held.get(key).map(String::as_str) == value {
+                    return Ok(false);
+                }
+                circle::set_prompt(am, key, value).map(|()| true)
+            });
+        }
+        let mut local: BTreeMap<String, String> = postcard_setting(&self.store, PROMPTS)?;
+        match value {
+            Some(v) => local.insert(key.to_owned(), v.to_owned()),
+            None => local.remove(key),
+        };
+        self.store.set_setting(PROMPTS, &encode(&local)?)?;
         Ok(())
     }
 
@@ -1084,6 +1219,7 @@ impl Node {
         self.store.write_document(doc, &mut am, &[])?;
         self.store.set_setting(CIRCLE, &doc.0)?;
         self.circle = Some(doc);
+        self.carry_prompts();
         Ok(doc)
     }
 
@@ -1271,5 +1407,42 @@ impl Documents for NodeDocuments<'_> {
             .map_err(doc_error)?;
         self.received(doc, changed);
         Ok(changed)
+    }
+}
+
+#[cfg(test)]
+mod prompt_tests {
+    use super::*;
+
+    #[test]
+    fn a_synced_prompt_that_would_drive_the_terminal_or_break_the_template_is_left_out() {
+        let mut am = automerge::AutoCommit::new();
+        circle::set_prompt(&mut am, "lesson", Some("What now?")).expect("put");
+        circle::set_prompt(&mut am, "muscle", Some("Which \u{1b}[2J muscle?")).expect("put");
+        circle::set_prompt(&mut am, "use", Some("two\nlines")).expect("put");
+        circle::set_prompt(&mut am, "story", Some("What happened:\n\n")).expect("put");
+        circle::set_prompt(&mut am, "next", Some("not a prompt")).expect("put");
+        let usable = usable_prompts(circle::prompts(&am));
+        assert_eq!(
+            usable.into_iter().collect::<Vec<_>>(),
+            vec![
+                ("lesson".to_owned(), "What now?".to_owned()),
+                ("story".to_owned(), "What happened:\n\n".to_owned()),
+            ]
+        );
+        assert!(check_prompt("lesson", &"x".repeat(MAX_QUESTION_CHARS + 1)).is_err());
+        assert!(check_prompt("lesson", "  ").is_err());
+    }
+
+    #[test]
+    fn prompts_set_at_once_on_two_devices_both_count() {
+        let mut a = automerge::AutoCommit::new();
+        let mut b = a.fork();
+        circle::set_prompt(&mut a, "lesson", Some("From a?")).expect("put");
+        circle::set_prompt(&mut b, "muscle", Some("From b?")).expect("put");
+        a.merge(&mut b).expect("merge");
+        let held = circle::prompts(&a);
+        assert_eq!(held.get("lesson").map(String::as_str), Some("From a?"));
+        assert_eq!(held.get("muscle").map(String::as_str), Some("From b?"));
     }
 }

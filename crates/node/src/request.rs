@@ -171,6 +171,16 @@ pub enum Request {
     RecoveryKey,
     /// What is new in the feed, without marking it read.
     Unread,
+    /// The person's prompts (reframe questions, story start) this journal holds, by name
+    /// (`lesson`, `muscle`, `use`, `story`); synced across the person's devices.
+    Prompts,
+    /// Sets a prompt, or with `None` removes it so the default applies again.
+    SetPrompt {
+        /// `lesson`, `muscle`, `use` or `story`.
+        key: String,
+        /// The text.
+        value: Option<String>,
+    },
 }
 
 /// A partner, as `failup partner list` shows it.
@@ -345,4 +355,6 @@ pub enum Response {
     Recovery(String),
     /// What is new in the feed.
     Unread(Unread),
+    /// The prompts, by name.
+    Prompts(std::collections::BTreeMap<String, String>),
 }
