@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+pub mod netns;
+
 /// The `failup` binary built for this test run.
 ///
 /// `cargo test --workspace` builds it with the `failup` package's own integration tests; a
@@ -104,6 +106,8 @@ pub struct Daemon {
     mdns: bool,
     /// The UDP port it listened on last.
     port: Option<u16>,
+    /// The network namespace it runs in, if not the test's own.
+    netns: Option<String>,
 }
 
 impl Daemon {
@@ -126,14 +130,34 @@ impl Daemon {
             name: name.to_owned(),
             mdns,
             port: None,
+            netns: None,
         };
         d.restart();
+        d
+    }
+
+    /// Starts a daemon inside network namespace `host` (see [`netns`]), listening on every
+    /// address there at the default port, and waits until it answers. Commands run in the
+    /// test's own namespace and reach it over its control socket, a file in the home.
+    pub fn start_in(host: &netns::Host, name: &str) -> Daemon {
+        let mut d = Daemon {
+            home: Home::new(),
+            child: None,
+            name: name.to_owned(),
+            mdns: false,
+            port: None,
+            netns: Some(host.ns.clone()),
+        };
+        d.launch("0.0.0.0:7676");
         d
     }
 
     /// Starts (again) the daemon of this home, on the port it had before (as a daemon on the
     /// default fixed port comes back), and waits until it answers.
     pub fn restart(&mut self) {
+        if self.netns.is_some() {
+            return self.launch("0.0.0.0:7676");
+        }
         let listen = self
             .port
             .map_or("127.0.0.1:0".to_owned(), |p| format!("127.0.0.1:{p}"));
@@ -152,9 +176,20 @@ impl Daemon {
         if !self.mdns {
             args.push("--no-mdns");
         }
-        let child = self
-            .home
-            .cmd()
+        let mut cmd = match &self.netns {
+            None => self.home.cmd(),
+            Some(ns) => {
+                // `ip netns exec` execs the daemon in place: the child is the daemon itself.
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns])
+                    .arg(failup_bin())
+                    .env("FAILUP_HOME", self.home.path())
+                    .env("TZ", "UTC");
+                isolate(&mut c);
+                c
+            }
+        };
+        let child = cmd
             .args(&args)
             .env("RUST_LOG", "info")
             .stdin(std::process::Stdio::null())

@@ -428,7 +428,7 @@ fn print_peers(ctx: &Ctx, list: &[PeerInfo], out: &mut dyn Write) -> Result<()> 
             .map(|p| {
                 serde_json::json!({
                     "device": p.device, "name": p.name, "role": p.role,
-                    "addrs": p.addrs, "connected": p.connected,
+                    "addrs": p.addrs, "outside": p.outside, "connected": p.connected,
                     "last_seen": p.last_seen, "last_sync": p.last_sync,
                     "revoked": p.revoked, "undone": p.undone, "recovered": p.recovered,
                 })
@@ -550,6 +550,10 @@ pub fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
                         "connected": s.connected, "out_of_sync": s.out_of_sync,
                         "documents": s.documents, "frames_sent": s.frames_sent,
                         "bytes_sent": s.bytes_sent,
+                        "observed": s.observed.iter().map(|o| serde_json::json!({
+                            "addr": o.addr, "by": o.by, "last": o.last,
+                        })).collect::<Vec<_>>(),
+                        "mapping": s.mapping,
                     }),
                     crate::JsonLayout::Line,
                 )?;
@@ -560,6 +564,26 @@ pub fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
                 writeln!(out, "connected: {}", s.connected.len())?;
                 for d in &s.connected {
                     writeln!(out, "  {}", shown(d))?;
+                }
+                for o in &s.observed {
+                    let line = format!(
+                        "seen from outside as: {} (by {})",
+                        o.addr,
+                        crate::render::count(o.by, "device", "devices")
+                    );
+                    writeln!(out, "{}", shown(&line))?;
+                }
+                let router = match s.mapping.as_str() {
+                    "stable" => {
+                        Some("keeps one public port for every peer: devices can meet directly")
+                    }
+                    "per-destination" => Some(
+                        "gives each peer a port of its own: only a relay or a forwarded port reaches this device",
+                    ),
+                    _ => None,
+                };
+                if let Some(router) = router {
+                    writeln!(out, "router: {router}")?;
                 }
                 writeln!(out, "documents: {}", s.documents)?;
                 writeln!(

@@ -30,7 +30,7 @@ fn queue_units(msg: &Message) -> u32 {
         }
         Message::Inventory { items } => items.len() * 64,
         Message::Seals { seals, .. } => seals.len() * 160,
-        Message::Summary { .. } | Message::DocUnavailable { .. } => 64,
+        Message::Summary { .. } | Message::DocUnavailable { .. } | Message::Observed { .. } => 64,
     };
     let units = bytes
         .div_ceil(QUEUE_UNIT)

@@ -328,7 +328,20 @@ impl State {
             }) => {
                 if self.conn_ids.get(&peer) == Some(&conn_id) {
                     self.node.delivered_by(peer, Timestamp::now());
-                    self.engine(Input::Received(peer, msg));
+                    match msg {
+                        failup_wire::Message::Observed { addr } => {
+                            let from = self.conns.get(&peer).map(|c| c.conn.remote_address());
+                            if let Some(from) = from {
+                                if let Err(e) =
+                                    self.node.observed(peer, from, addr, Timestamp::now())
+                                {
+                                    tracing::warn!("cannot publish an outside address: {e}");
+                                }
+                                self.drain();
+                            }
+                        }
+                        msg => self.engine(Input::Received(peer, msg)),
+                    }
                 }
                 // Only now may the connection read another message.
                 drop(permit);
@@ -468,6 +481,12 @@ impl State {
                 tracing::warn!("cannot record the address of {}: {e}", peer.short());
             }
         }
+        // Tells the peer how it looks from here: behind a router, that is the router's public
+        // address and port, which the peer cannot learn any other way.
+        self.apply(vec![Effect::Send(
+            peer,
+            failup_wire::Message::Observed { addr: remote },
+        )]);
         self.engine(Input::Connected(peer));
         self.drain();
     }
@@ -576,6 +595,17 @@ impl State {
                 .unwrap_or(0),
             frames_sent: self.sent.0,
             bytes_sent: self.sent.1,
+            observed: {
+                let (seen, _) = self.node.reach(Timestamp::now());
+                seen.iter()
+                    .map(|o| failup_node::request::ObservedInfo {
+                        addr: o.addr.to_string(),
+                        by: o.by as u64,
+                        last: o.last.to_string(),
+                    })
+                    .collect()
+            },
+            mapping: self.node.reach(Timestamp::now()).1.as_str().to_owned(),
         }
     }
 

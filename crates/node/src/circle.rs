@@ -7,13 +7,20 @@
 //! ```text
 //! { "failup": "circle/1",
 //!   "recovery": Bytes,          (the recovery key's public half, in the founding change only)
-//!   "devices": { "<device id>": { "name": Str, "addrs": { "<ip:port>": true } } },
+//!   "devices": { "<device id>": { "name": Str, "addrs": { "<ip:port>": true },
+//!                                 "outside": { "<ip:port>": true } } },
 //!   "revoked/<device id>": Timestamp, ...,
 //!   "partners": { "<label>": { "mine": Bytes, "theirs": Bytes,
 //!                              "devices": { "<device id>": { "<ip:port>": true } } } },
 //!   "partner-revoked/<label>": Timestamp, ...,
 //!   "prompts": { "lesson" | "muscle" | "use" | "story": Str } }
 //! ```
+//!
+//! `outside` holds the addresses peers see a device's connections come from (its router's,
+//! behind one), written by the device itself (crate::reach). They are for meeting at an agreed
+//! moment (hole punching) and never dialed on their own: an unsolicited packet to a router's
+//! public port makes a Linux router give that peer another port when the device behind it
+//! later dials out, which breaks the very mapping that was published.
 //!
 //! `prompts` holds the person's own wording of the reframe questions and the text a new story
 //! starts with, so every device of theirs asks the same; it says nothing about membership.
@@ -137,6 +144,55 @@ pub fn add_addr(
     }
     doc.put(&a, addr.to_string(), true)?;
     Ok(true)
+}
+
+/// Replaces the outside addresses of `device` (see the module's layout) with `addrs`.
+pub fn set_outside(
+    doc: &mut AutoCommit,
+    device: DeviceId,
+    addrs: &[SocketAddr],
+) -> Result<bool, automerge::AutomergeError> {
+    let Some(devices) = find(doc, &ROOT, "devices") else {
+        return Ok(false);
+    };
+    let Some(entry) = find(doc, &devices, &device.to_string()) else {
+        return Ok(false);
+    };
+    let held: Vec<SocketAddr> = find(doc, &entry, "outside")
+        .map(|o| doc.keys(&o).filter_map(|k| k.parse().ok()).collect())
+        .unwrap_or_default();
+    let mut want: Vec<SocketAddr> = addrs.iter().take(MAX_ADDRS).copied().collect();
+    want.sort();
+    if held == want {
+        return Ok(false);
+    }
+    let o = doc.put_object(&entry, "outside", ObjType::Map)?;
+    for a in &want {
+        doc.put(&o, a.to_string(), true)?;
+    }
+    Ok(true)
+}
+
+/// Every device's outside addresses, as each device published them.
+pub fn outside(doc: &AutoCommit) -> BTreeMap<DeviceId, Vec<SocketAddr>> {
+    let mut out = BTreeMap::new();
+    for devices in find_all(doc, &ROOT, "devices") {
+        for key in doc.keys(&devices) {
+            let (Some(device), Some(entry)) = (canonical_device(&key), find(doc, &devices, &key))
+            else {
+                continue;
+            };
+            if let Some(o) = find(doc, &entry, "outside") {
+                let addrs: Vec<SocketAddr> = doc
+                    .keys(&o)
+                    .filter_map(|k| k.parse().ok())
+                    .take(MAX_ADDRS)
+                    .collect();
+                out.insert(device, addrs);
+            }
+        }
+    }
+    out
 }
 
 /// What a revocation records besides the device: when, and how much of the device's writing

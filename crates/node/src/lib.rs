@@ -16,6 +16,7 @@ pub mod circle;
 pub mod dial;
 pub mod error;
 pub mod pairing;
+pub mod reach;
 pub mod request;
 pub mod sharing;
 mod undo;
@@ -130,6 +131,40 @@ pub struct Node {
     told_revoked: BTreeMap<DeviceId, Timestamp>,
     /// When a device of each partner (by their side) last delivered a message here.
     delivered: BTreeMap<DocId, Timestamp>,
+    /// What peers see this device's connections come from.
+    observations: reach::Observations,
+}
+
+/// The address a joiner connected from, as an address to dial it at: one on a local network
+/// is its own; one seen through the internet may be its router's, so the joiner publishes its
+/// own addresses itself instead (`Node::publish_own_addrs`).
+pub(crate) fn dialable(addr: SocketAddr) -> Vec<SocketAddr> {
+    if local_scope(addr.ip()) {
+        vec![addr]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Whether `ip` belongs to a local network (loopback, private, link-local, unique local,
+/// shared address space), where an address a connection came from is the device's own.
+fn local_scope(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || (a == 100 && (64..128).contains(&b))
+        }
+        std::net::IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| local_scope(v4.into()))
+        }
+    }
 }
 
 /// Checks a prompt as typed text: a known name, plain text, one line for a question, within
@@ -268,6 +303,7 @@ impl Node {
                 .filter_map(|(d, ms)| Some((DeviceId(d), Timestamp::from_millisecond(ms).ok()?)))
                 .collect(),
             delivered: BTreeMap::new(),
+            observations: reach::Observations::default(),
         };
         node.carry_prompts();
         Ok(node)
@@ -278,7 +314,29 @@ impl Node {
     pub fn start(&mut self) -> Result<(), NodeError> {
         self.refresh_trust()?;
         self.reproject();
+        self.publish_own_addrs();
         Ok(())
+    }
+
+    /// Puts the addresses of this device's network interfaces into its entry of the circle:
+    /// the addresses others may dial (on a home network behind a router, they reach it from
+    /// that network only). A device is the one that knows them; what others saw it connect
+    /// from is its router's address when it is behind one.
+    fn publish_own_addrs(&mut self) {
+        if !self.config.networked {
+            return;
+        }
+        let (me, addrs) = (self.device(), self.config.advertise.clone());
+        let written = self.edit_circle(|am| {
+            let mut changed = false;
+            for a in &addrs {
+                changed |= circle::add_addr(am, me, *a)?;
+            }
+            Ok(changed)
+        });
+        if let Err(e) = written {
+            tracing::warn!("cannot publish this device's addresses: {e}");
+        }
     }
 
     /// The store.
@@ -508,6 +566,10 @@ impl Node {
         self.store.set_setting(CIRCLE, &doc.0)?;
         self.circle = Some(doc);
         self.carry_prompts();
+        if let Err(e) = self.publish_outside(Timestamp::now()) {
+            tracing::warn!("cannot publish this device's outside addresses yet: {e}");
+        }
+        self.publish_own_addrs();
         self.refresh_trust()
     }
 
@@ -819,6 +881,11 @@ impl Node {
                 });
             }
         }
+        let outside = self
+            .circle
+            .and_then(|doc| self.store.document(doc).ok().flatten())
+            .map(|am| circle::outside(&am))
+            .unwrap_or_default();
         Ok(members
             .into_iter()
             .map(|m| PeerInfo {
@@ -826,6 +893,10 @@ impl Node {
                 name: m.name,
                 role: if m.device == me { "self" } else { "device" }.into(),
                 addrs: m.addrs.iter().map(|a| a.to_string()).collect(),
+                outside: outside
+                    .get(&m.device)
+                    .map(|a| a.iter().map(|a| a.to_string()).collect())
+                    .unwrap_or_default(),
                 connected: false,
                 last_seen: None,
                 last_sync: None,
@@ -917,6 +988,13 @@ impl Node {
     /// Records where a device connected from: with one socket for both directions, that is
     /// where it listens, and the circle passes it on to devices that have never met it.
     pub fn learn_addr(&mut self, peer: DeviceId, addr: SocketAddr) -> Result<(), NodeError> {
+        // An address on a local network can be dialed again. One seen through the internet
+        // is the peer's router's: dialed unasked it fails, and worse, a Linux router then
+        // gives that peer another port when the device behind it dials out, so the peer
+        // publishes it itself, for punching only (`observed`).
+        if !local_scope(addr.ip()) {
+            return Ok(());
+        }
         self.edit_circle(|am| circle::add_addr(am, peer, addr))
     }
 
@@ -1083,6 +1161,49 @@ impl Node {
             .collect()
     }
 
+    fn local_ips(&self) -> Vec<std::net::IpAddr> {
+        self.config.advertise.iter().map(SocketAddr::ip).collect()
+    }
+
+    /// A trusted peer, whose connection comes from `from`, says it sees this device at
+    /// `addr`. When that changes how this device looks from outside, the circle says so (as
+    /// the device's `outside` addresses, for meeting at an agreed moment; never dialed on their
+    /// own). A report from a device not trusted is ignored.
+    pub fn observed(
+        &mut self,
+        reporter: DeviceId,
+        from: SocketAddr,
+        addr: SocketAddr,
+        now: Timestamp,
+    ) -> Result<(), NodeError> {
+        if !self.trusted.contains(&reporter) {
+            return Ok(());
+        }
+        let local = self.local_ips();
+        if self.observations.record(reporter, from, addr, &local, now) {
+            let published = self.observations.published(now, &local);
+            tracing::info!(?published, "seen from outside at these addresses");
+        }
+        self.publish_outside(now)
+    }
+
+    /// Puts this device's outside addresses into the circle, if it says otherwise (also once
+    /// the circle arrives after the reports did).
+    fn publish_outside(&mut self, now: Timestamp) -> Result<(), NodeError> {
+        let me = self.device();
+        let published = self.observations.published(now, &self.local_ips());
+        self.edit_circle(|am| circle::set_outside(am, me, &published))
+    }
+
+    /// How peers see this device from outside, and what that says about its router.
+    pub fn reach(&self, now: Timestamp) -> (Vec<reach::Observation>, reach::Mapping) {
+        let local = self.local_ips();
+        (
+            self.observations.public(now, &local),
+            self.observations.mapping(now, &local),
+        )
+    }
+
     /// Decides a pairing attempt that reached this device: the joiner `peer`, connected from
     /// `remote`, said `hello`.
     pub fn pair_incoming(
@@ -1172,7 +1293,8 @@ impl Node {
             ));
         }
         let doc = self.ensure_circle()?;
-        self.edit_circle(|am| circle::add(am, device, name, &[addr]).map(|()| true))?;
+        let seen = dialable(addr);
+        self.edit_circle(|am| circle::add(am, device, name, &seen).map(|()| true))?;
         // The device is in the circle now, so the pairing has happened: a failure to write
         // what follows from it must not refuse the joiner and leave the invite usable.
         if let Err(e) = self.refresh_trust() {

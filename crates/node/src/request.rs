@@ -262,6 +262,10 @@ pub struct PeerInfo {
     pub role: String,
     /// Known addresses.
     pub addrs: Vec<String>,
+    /// The addresses peers see it at from outside (its router's), for meeting at an agreed
+    /// moment only.
+    #[serde(default)]
+    pub outside: Vec<String>,
     /// Whether a connection is up.
     pub connected: bool,
     /// When it was last connected (RFC 3339), if ever since the daemon started.
@@ -299,6 +303,24 @@ pub struct StatusInfo {
     pub frames_sent: u64,
     /// Sync bytes sent since the daemon started, frame headers included.
     pub bytes_sent: u64,
+    /// How peers see this device from outside (its router's address, behind one).
+    #[serde(default)]
+    pub observed: Vec<ObservedInfo>,
+    /// What that says about the router: `unknown`, `stable` (one public port whoever this
+    /// device talks to) or `per-destination` (a port per peer: only a relay reaches it).
+    #[serde(default)]
+    pub mapping: String,
+}
+
+/// An outside address of this device, as peers saw it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObservedInfo {
+    /// `ip:port`.
+    pub addr: String,
+    /// How many peers saw it.
+    pub by: u64,
+    /// When last, RFC 3339.
+    pub last: String,
 }
 
 /// A node's answer.

@@ -282,7 +282,8 @@ impl Node {
         let mine = DocId(rand::random());
         self.new_space(mine)?;
         self.edit_circle(|am| {
-            circle::add_partner(am, label, mine, theirs, device, &[addr]).map(|()| true)
+            circle::add_partner(am, label, mine, theirs, device, &crate::dialable(addr))
+                .map(|()| true)
         })?;
         // Recorded: the pairing has happened, whatever a later write says (see `admit`).
         if let Err(e) = self.refresh_trust() {
@@ -687,6 +688,7 @@ impl Node {
                                 .get(&d)
                                 .map(|a| a.iter().map(|a| a.to_string()).collect())
                                 .unwrap_or_default(),
+                            outside: Vec::new(),
                             connected: false,
                             last_seen: None,
                             last_sync: None,

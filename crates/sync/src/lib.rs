@@ -364,6 +364,9 @@ impl Engine {
                 session.states.remove(&doc);
                 maybe_resummarize(docs, peer, session, out)?;
             }
+            // About the connection, not the documents: the daemon reads it before the engine
+            // (the node keeps what peers observe).
+            Message::Observed { .. } => {}
         }
         Ok(())
     }

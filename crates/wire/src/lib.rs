@@ -64,6 +64,9 @@ pub enum WireError {
     /// Text that should be a device id is not one.
     #[error("{0:?} is not a device id")]
     BadDeviceId(String),
+    /// A well-formed message of a type this version does not know (a later version's).
+    #[error("message of unknown type {0:?}")]
+    UnknownType(String),
 }
 
 /// A device: the SHA-256 of its certificate's public key (SubjectPublicKeyInfo DER). Knowing
@@ -226,6 +229,54 @@ pub enum Message {
         /// The document.
         doc: DocId,
     },
+    /// The address the sender sees this connection come from: how the receiver looks from
+    /// outside (its router's public address and port, when it is behind one). Sent once by
+    /// each side when a connection opens.
+    Observed {
+        /// The address, as `ip:port` text.
+        #[serde(with = "addr_text")]
+        addr: std::net::SocketAddr,
+    },
+}
+
+/// A socket address as `ip:port` text (`[ip]:port` for IPv6) on the wire, whatever the
+/// encoding's idea of a socket address.
+mod addr_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(addr: &std::net::SocketAddr, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(addr)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::net::SocketAddr, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse()
+            .map_err(|_| D::Error::custom(format!("{text:?} is not an ip:port address")))
+    }
+}
+
+/// The `type` of every message this version knows; a frame of another type is skipped.
+const KNOWN_TYPES: [&str; 8] = [
+    "summary",
+    "inventory",
+    "sync",
+    "request",
+    "doc",
+    "seals",
+    "doc-unavailable",
+    "observed",
+];
+
+/// The `type` of a payload that is a CBOR map with a text `type`, if it is one this version
+/// does not know: a message of a later version, skipped so that devices of two versions
+/// still sync.
+fn unknown_type(bytes: &[u8]) -> Option<String> {
+    let value: ciborium::Value = ciborium::de::from_reader_with_recursion_limit(bytes, 16).ok()?;
+    let ty = value.as_map()?.iter().find_map(|(k, v)| match (k, v) {
+        (ciborium::Value::Text(k), ciborium::Value::Text(v)) if k == "type" => Some(v.clone()),
+        _ => None,
+    })?;
+    (!KNOWN_TYPES.contains(&ty.as_str())).then_some(ty)
 }
 
 impl Message {
@@ -244,8 +295,15 @@ impl Message {
                 u32::try_from(bytes.len()).unwrap_or(u32::MAX),
             ));
         }
-        let msg: Message = ciborium::de::from_reader_with_recursion_limit(bytes, 16)
-            .map_err(|e| WireError::Malformed(e.to_string()))?;
+        let msg: Message = match ciborium::de::from_reader_with_recursion_limit(bytes, 16) {
+            Ok(msg) => msg,
+            Err(e) => {
+                return Err(match unknown_type(bytes) {
+                    Some(ty) => WireError::UnknownType(ty),
+                    None => WireError::Malformed(e.to_string()),
+                });
+            }
+        };
         match &msg {
             Message::Inventory { items } if items.len() > MAX_INVENTORY => {
                 return Err(WireError::Malformed(format!(
@@ -314,16 +372,22 @@ impl FrameReader {
 
     /// The next complete message, if the buffer holds one.
     pub fn next_message(&mut self) -> Result<Option<Message>, WireError> {
-        let Some(header) = self.buf.first_chunk::<FRAME_HEADER_BYTES>() else {
-            return Ok(None);
-        };
-        let len = frame_len(*header)?;
-        let Some(payload) = self.buf.get(FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len) else {
-            return Ok(None);
-        };
-        let msg = Message::decode(payload)?;
-        self.buf.drain(..FRAME_HEADER_BYTES + len);
-        Ok(Some(msg))
+        loop {
+            let Some(header) = self.buf.first_chunk::<FRAME_HEADER_BYTES>() else {
+                return Ok(None);
+            };
+            let len = frame_len(*header)?;
+            let Some(payload) = self.buf.get(FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len) else {
+                return Ok(None);
+            };
+            let decoded = Message::decode(payload);
+            self.buf.drain(..FRAME_HEADER_BYTES + len);
+            match decoded {
+                // A later version's message: skipped, so two versions still sync.
+                Err(WireError::UnknownType(_)) => continue,
+                other => return other.map(Some),
+            }
+        }
     }
 }
 

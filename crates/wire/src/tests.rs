@@ -48,6 +48,12 @@ pub fn vectors() -> Vec<(&'static str, Message)> {
         ),
         ("doc-unavailable", Message::DocUnavailable { doc }),
         (
+            "observed",
+            Message::Observed {
+                addr: "203.0.113.7:7676".parse().expect("addr"),
+            },
+        ),
+        (
             "seals",
             Message::Seals {
                 doc,
@@ -132,7 +138,7 @@ fn frames_split_anywhere_reassemble() {
 }
 
 #[test]
-fn unknown_types_and_garbage_are_malformed() {
+fn unknown_types_are_told_apart_and_garbage_is_malformed() {
     let mut unknown = Vec::new();
     ciborium::into_writer(
         &std::collections::BTreeMap::from([("type", "ephemeral")]),
@@ -141,6 +147,16 @@ fn unknown_types_and_garbage_are_malformed() {
     .expect("cbor");
     assert!(matches!(
         Message::decode(&unknown),
+        Err(WireError::UnknownType(_))
+    ));
+    let mut untyped = Vec::new();
+    ciborium::into_writer(
+        &std::collections::BTreeMap::from([("kind", "summary")]),
+        &mut untyped,
+    )
+    .expect("cbor");
+    assert!(matches!(
+        Message::decode(&untyped),
         Err(WireError::Malformed(_))
     ));
     assert!(Message::decode(b"").is_err());
@@ -179,4 +195,51 @@ proptest! {
         let msg = Message::Sync { doc: DocId(doc), data };
         prop_assert_eq!(Message::decode(&msg.encode()), Ok(msg));
     }
+}
+
+#[test]
+fn a_message_of_a_later_version_is_skipped_and_garbage_is_not() {
+    let mut later = Vec::new();
+    ciborium::into_writer(
+        &ciborium::Value::Map(vec![(
+            ciborium::Value::Text("type".into()),
+            ciborium::Value::Text("from-the-future".into()),
+        )]),
+        &mut later,
+    )
+    .expect("cbor");
+    assert!(matches!(
+        Message::decode(&later),
+        Err(WireError::UnknownType(t)) if t == "from-the-future"
+    ));
+    let next = Message::DocUnavailable {
+        doc: DocId([1; 16]),
+    };
+    let mut reader = FrameReader::default();
+    reader.push(&frame(&later));
+    reader.push(&next.to_frame());
+    assert_eq!(reader.next_message().expect("skips"), Some(next));
+    // A known type with bad fields is still an error, and so is a map with no type.
+    let mut bad = Vec::new();
+    ciborium::into_writer(
+        &ciborium::Value::Map(vec![
+            (
+                ciborium::Value::Text("type".into()),
+                ciborium::Value::Text("observed".into()),
+            ),
+            (
+                ciborium::Value::Text("addr".into()),
+                ciborium::Value::Text("not an address".into()),
+            ),
+        ]),
+        &mut bad,
+    )
+    .expect("cbor");
+    assert!(matches!(
+        Message::decode(&bad),
+        Err(WireError::Malformed(_))
+    ));
+    let mut reader = FrameReader::default();
+    reader.push(&frame(&bad));
+    assert!(reader.next_message().is_err());
 }

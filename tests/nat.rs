@@ -1,0 +1,126 @@
+//! Devices behind home routers, on networks of Linux namespaces (`failup_tests::netns`): the
+//! "internet" is 203.0.113.0/24, each home is a private network masqueraded behind one address
+//! of it. The tests need root, `ip` and `iptables`, and skip with a message without them.
+
+use std::time::Duration;
+
+use failup_tests::netns::{Nat, Net};
+use failup_tests::{Daemon, wait_until};
+
+const SOON: Duration = Duration::from_secs(60);
+
+fn observed(d: &Daemon) -> Vec<String> {
+    d.status()["observed"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| o["addr"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A device behind a router learns from its peers the address the outside sees it at, and
+/// from two peers at different addresses that the router keeps one public port for both; the
+/// address reaches the other devices through the circle.
+#[test]
+fn a_device_behind_a_router_learns_its_public_address_and_that_the_mapping_is_stable() {
+    let Some(mut net) = Net::new() else {
+        return;
+    };
+    let router = net.router("r1", Nat::Stable);
+    let home = net.behind(&router, "phone");
+    let (c_host, d_host) = (net.public_host("laptop"), net.public_host("desktop"));
+    let laptop = Daemon::start_in(&c_host, "laptop");
+    let phone = Daemon::start_in(&home, "phone");
+    let desktop = Daemon::start_in(&d_host, "desktop");
+    // The phone can dial out; nobody can dial in.
+    laptop.pair(&phone);
+    let outside = format!("{}:7676", router.ip);
+    wait_until("the phone to hear its public address", SOON, || {
+        observed(&phone).contains(&outside)
+    });
+    assert!(
+        !observed(&phone).contains(&format!("{}:7676", home.ip)),
+        "its own address is not an outside view"
+    );
+    assert_eq!(
+        phone.status()["mapping"],
+        "unknown",
+        "one peer tells nothing of the router"
+    );
+    let said = phone.ok(&["status"]);
+    assert!(
+        said.contains(&format!("seen from outside as: {outside} (by 1 device)")),
+        "{said}"
+    );
+
+    // A second device elsewhere: the phone dials it (it learns of it through the circle) and
+    // is seen at the same port, so the router keeps one mapping for every peer.
+    laptop.pair(&desktop);
+    wait_until("the phone to be seen by two devices", SOON, || {
+        phone.status()["mapping"] == "stable"
+    });
+    assert!(
+        phone
+            .ok(&["status"])
+            .contains("router: keeps one public port")
+    );
+    // The desktop knows the phone's public address, as the phone put it in the circle, as an
+    // address to meet at and never to dial unasked.
+    wait_until(
+        "the desktop to know the phone's public address",
+        SOON,
+        || {
+            let peers: serde_json::Value =
+                serde_json::from_str(&desktop.ok(&["--json", "peers"])).unwrap_or_default();
+            peers.as_array().is_some_and(|list| {
+                list.iter().any(|p| {
+                    p["name"] == "phone"
+                        && p["outside"]
+                            .as_array()
+                            .is_some_and(|o| o.contains(&outside.as_str().into()))
+                        && !p["addrs"]
+                            .as_array()
+                            .is_some_and(|a| a.contains(&outside.as_str().into()))
+                })
+            })
+        },
+    );
+    drop((laptop, phone, desktop));
+    drop(net);
+}
+
+/// Behind a router that gives each peer a port of its own, what one peer sees is no use to
+/// another: the device says so and publishes no outside address.
+#[test]
+fn a_router_with_a_port_per_destination_is_told_and_nothing_is_published() {
+    let Some(mut net) = Net::new() else {
+        return;
+    };
+    let router = net.router("r2", Nat::PerDestination);
+    let home = net.behind(&router, "phone");
+    let (c_host, d_host) = (net.public_host("laptop"), net.public_host("desktop"));
+    let laptop = Daemon::start_in(&c_host, "laptop");
+    let phone = Daemon::start_in(&home, "phone");
+    let desktop = Daemon::start_in(&d_host, "desktop");
+    laptop.pair(&phone);
+    laptop.pair(&desktop);
+    wait_until("the phone to be seen by both", SOON, || {
+        phone.status()["mapping"] == "per-destination"
+    });
+    let seen = observed(&phone);
+    assert_eq!(seen.len(), 2, "two ports: {seen:?}");
+    assert!(
+        seen.iter()
+            .all(|a| a.starts_with(&format!("{}:", router.ip))),
+        "{seen:?}"
+    );
+    assert!(
+        phone
+            .ok(&["status"])
+            .contains("only a relay or a forwarded port")
+    );
+    drop((laptop, phone, desktop));
+    drop(net);
+}

@@ -1,0 +1,241 @@
+//! Networks made of Linux network namespaces for the NAT tests: an "internet" (a bridge on the
+//! documentation range 203.0.113.0/24, RFC 5737), hosts on it, and home routers that
+//! masquerade a private network behind one address of it, as a home router does.
+//!
+//! Making namespaces needs root, `ip` (iproute2) and `iptables`; [`Net::new`] says why it
+//! cannot and returns `None`, so a test can skip with that message. Every namespace is deleted
+//! when the [`Net`] is dropped, also when a test fails.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// How a router maps its private network to its public address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nat {
+    /// Linux's MASQUERADE: a private address and port keep one public port whoever they talk
+    /// to (when it is free), and only the peer talked to may answer: what most home routers do.
+    Stable,
+    /// MASQUERADE `--random-fully`: a new public port for each destination, so what one peer
+    /// observes is no use to another (a "symmetric" NAT).
+    PerDestination,
+}
+
+/// A namespace with an address.
+#[derive(Clone, Debug)]
+pub struct Host {
+    /// The namespace's name (for `ip netns exec`).
+    pub ns: String,
+    /// Its address: on the internet for a host or a router, on its home network for a host
+    /// behind a router.
+    pub ip: Ipv4Addr,
+}
+
+/// A network of namespaces; deleted when dropped.
+pub struct Net {
+    prefix: String,
+    namespaces: Vec<String>,
+    next_public: u8,
+    next_home: u8,
+}
+
+static NETS: AtomicU32 = AtomicU32::new(0);
+
+/// Runs a command, insisting it succeeds.
+fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs a command in namespace `ns`, insisting it succeeds.
+pub fn exec(ns: &str, args: &[&str]) {
+    let mut all = vec!["netns", "exec", ns];
+    all.extend_from_slice(args);
+    run("ip", &all);
+}
+
+impl Net {
+    /// An empty internet, or `None` (with the reason printed) where namespaces cannot be made.
+    pub fn new() -> Option<Net> {
+        let missing: Vec<&str> = ["ip", "iptables"]
+            .into_iter()
+            .filter(|tool| {
+                Command::new(tool)
+                    .arg("-V")
+                    .output()
+                    .map_or(true, |o| !o.status.success())
+            })
+            .collect();
+        if !missing.is_empty() {
+            eprintln!(
+                "skipped: the NAT tests need {} (apt-get install iproute2 iptables)",
+                missing.join(" and ")
+            );
+            return None;
+        }
+        let n = NETS.fetch_add(1, Ordering::SeqCst);
+        let prefix = format!("fu{}x{n}", std::process::id());
+        let inet = format!("{prefix}-inet");
+        let made = Command::new("ip").args(["netns", "add", &inet]).output();
+        if !made.is_ok_and(|o| o.status.success()) {
+            eprintln!("skipped: cannot make network namespaces here (the NAT tests need root)");
+            return None;
+        }
+        let net = Net {
+            prefix,
+            namespaces: vec![inet.clone()],
+            next_public: 1,
+            next_home: 1,
+        };
+        exec(&inet, &["ip", "link", "add", "br0", "type", "bridge"]);
+        exec(&inet, &["ip", "link", "set", "br0", "up"]);
+        exec(&inet, &["ip", "link", "set", "lo", "up"]);
+        Some(net)
+    }
+
+    fn inet(&self) -> String {
+        format!("{}-inet", self.prefix)
+    }
+
+    fn namespace(&mut self, name: &str) -> String {
+        let ns = format!("{}-{name}", self.prefix);
+        run("ip", &["netns", "add", &ns]);
+        exec(&ns, &["ip", "link", "set", "lo", "up"]);
+        self.namespaces.push(ns.clone());
+        ns
+    }
+
+    /// Plugs `ns` into the internet's bridge as `wan` with the next public address.
+    fn plug(&mut self, ns: &str) -> Ipv4Addr {
+        let ip = Ipv4Addr::new(203, 0, 113, self.next_public);
+        self.next_public += 1;
+        let port = format!("p{}", self.next_public);
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                "wan",
+                "netns",
+                ns,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &port,
+                "netns",
+                &self.inet(),
+            ],
+        );
+        exec(&self.inet(), &["ip", "link", "set", &port, "master", "br0"]);
+        exec(&self.inet(), &["ip", "link", "set", &port, "up"]);
+        exec(
+            ns,
+            &["ip", "addr", "add", &format!("{ip}/24"), "dev", "wan"],
+        );
+        exec(ns, &["ip", "link", "set", "wan", "up"]);
+        ip
+    }
+
+    /// A host on the internet, with a public address of its own.
+    pub fn public_host(&mut self, name: &str) -> Host {
+        let ns = self.namespace(name);
+        let ip = self.plug(&ns);
+        Host { ns, ip }
+    }
+
+    /// A home router: a public address on the internet, and a private network
+    /// 192.168.N.0/24 behind it, translated as `nat` says.
+    pub fn router(&mut self, name: &str, nat: Nat) -> Host {
+        let ns = self.namespace(name);
+        let ip = self.plug(&ns);
+        exec(&ns, &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+        let mut rule = vec![
+            "iptables",
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-o",
+            "wan",
+            "-j",
+            "MASQUERADE",
+        ];
+        if nat == Nat::PerDestination {
+            rule.push("--random-fully");
+        }
+        exec(&ns, &rule);
+        // Nothing from the internet reaches the home network unless it answers something
+        // sent from inside (or a mapping the router was asked for lets it in).
+        exec(
+            &ns,
+            &[
+                "iptables",
+                "-A",
+                "FORWARD",
+                "-i",
+                "wan",
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "ESTABLISHED,RELATED,DNAT",
+                "-j",
+                "ACCEPT",
+            ],
+        );
+        exec(
+            &ns,
+            &["iptables", "-A", "FORWARD", "-i", "wan", "-j", "DROP"],
+        );
+        Host { ns, ip }
+    }
+
+    /// A host on `router`'s home network, whose only way out is the router.
+    pub fn behind(&mut self, router: &Host, name: &str) -> Host {
+        let ns = self.namespace(name);
+        let n = self.next_home;
+        self.next_home += 1;
+        let (gateway, ip) = (Ipv4Addr::new(192, 168, n, 1), Ipv4Addr::new(192, 168, n, 2));
+        let port = format!("lan{n}");
+        run(
+            "ip",
+            &[
+                "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port,
+                "netns", &router.ns,
+            ],
+        );
+        exec(
+            &router.ns,
+            &["ip", "addr", "add", &format!("{gateway}/24"), "dev", &port],
+        );
+        exec(&router.ns, &["ip", "link", "set", &port, "up"]);
+        exec(
+            &ns,
+            &["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+        );
+        exec(&ns, &["ip", "link", "set", "eth0", "up"]);
+        exec(
+            &ns,
+            &["ip", "route", "add", "default", "via", &gateway.to_string()],
+        );
+        Host { ns, ip }
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        // Processes still inside would keep a namespace's network alive; the daemons are
+        // stopped by their own drop first (declare the Net before them).
+        for ns in self.namespaces.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
