@@ -124,3 +124,48 @@ fn a_router_with_a_port_per_destination_is_told_and_nothing_is_published() {
     drop((laptop, phone, desktop));
     drop(net);
 }
+
+fn connected_to(d: &Daemon, other: &Daemon) -> bool {
+    let id = other.status()["device"].clone();
+    d.status()["connected"]
+        .as_array()
+        .is_some_and(|c| c.contains(&id))
+}
+
+/// Two devices in two homes, each behind a router that keeps one public port, meet through a
+/// third on the internet: it tells both where it sees the other, they dial at the same moment,
+/// and they stay connected and keep syncing once the third is gone.
+#[test]
+fn two_devices_behind_two_routers_meet_through_a_third_and_sync_without_it() {
+    let Some(mut net) = Net::new() else {
+        return;
+    };
+    let (r1, r2) = (net.router("r1", Nat::Stable), net.router("r2", Nat::Stable));
+    let (h1, h2) = (net.behind(&r1, "phone"), net.behind(&r2, "tablet"));
+    let c_host = net.public_host("laptop");
+    let mut laptop = Daemon::start_in(&c_host, "laptop");
+    let phone = Daemon::start_in(&h1, "phone");
+    let tablet = Daemon::start_in(&h2, "tablet");
+    laptop.pair(&phone);
+    laptop.pair(&tablet);
+    wait_until("the phone and the tablet to meet", SOON, || {
+        connected_to(&phone, &tablet) && connected_to(&tablet, &phone)
+    });
+    laptop.stop();
+    let id = phone
+        .ok(&["log", "Lost the match in the last minute"])
+        .trim()
+        .to_owned();
+    wait_until("the tablet to hold the phone's entry", SOON, || {
+        tablet.run(&["show", &id]).status.success()
+    });
+    let back = tablet
+        .ok(&["log", "Burnt the toast again"])
+        .trim()
+        .to_owned();
+    wait_until("the phone to hold the tablet's entry", SOON, || {
+        phone.run(&["show", &back]).status.success()
+    });
+    drop((laptop, phone, tablet));
+    drop(net);
+}

@@ -195,6 +195,25 @@ impl Net {
             &ns,
             &["iptables", "-A", "FORWARD", "-i", "wan", "-j", "DROP"],
         );
+        // And nothing unasked reaches the router itself, as on a home router's firewall: a
+        // dropped packet leaves no connection-tracking entry behind.
+        exec(
+            &ns,
+            &[
+                "iptables",
+                "-A",
+                "INPUT",
+                "-i",
+                "wan",
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "ESTABLISHED,RELATED",
+                "-j",
+                "ACCEPT",
+            ],
+        );
+        exec(&ns, &["iptables", "-A", "INPUT", "-i", "wan", "-j", "DROP"]);
         Host { ns, ip }
     }
 

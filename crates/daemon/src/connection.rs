@@ -30,7 +30,10 @@ fn queue_units(msg: &Message) -> u32 {
         }
         Message::Inventory { items } => items.len() * 64,
         Message::Seals { seals, .. } => seals.len() * 160,
-        Message::Summary { .. } | Message::DocUnavailable { .. } | Message::Observed { .. } => 64,
+        Message::Summary { .. }
+        | Message::DocUnavailable { .. }
+        | Message::Observed { .. }
+        | Message::Meet { .. } => 64,
     };
     let units = bytes
         .div_ceil(QUEUE_UNIT)

@@ -340,6 +340,20 @@ impl State {
                                 self.drain();
                             }
                         }
+                        failup_wire::Message::Meet { device, addrs } => {
+                            let connected = self.conns.contains_key(&device);
+                            if let Some(addrs) =
+                                self.node.meet(peer, device, addrs, Timestamp::now())
+                            {
+                                if !connected {
+                                    tracing::info!(peer = %device.short(), ?addrs, "meeting at the introduced addresses");
+                                    self.policy(PolicyEvent::Meet {
+                                        peer: device,
+                                        addrs,
+                                    });
+                                }
+                            }
+                        }
                         msg => self.engine(Input::Received(peer, msg)),
                     }
                 }
@@ -427,6 +441,7 @@ impl State {
                 self.drain();
                 let _ = reply.send(answer);
             }
+            Event::Introduce { peer, conn_id } => self.introduce(peer, conn_id),
             Event::SyncDeadline(id) => {
                 if let Some(w) = self.waiters.remove(&id) {
                     let _ = w.reply.send(Response::Synced {
@@ -487,8 +502,55 @@ impl State {
             peer,
             failup_wire::Message::Observed { addr: remote },
         )]);
+        // Devices that may not reach each other, both connected here, are told of each other
+        // at once, so their dials cross in the routers between; again a few times, since a
+        // device that just joined learns of the others only when the circle reaches it.
+        let conn_id = conn_id_of(&self.conns, peer);
+        for after in failup_node::reach::INTRODUCTION_ROUNDS {
+            let events = self.events.clone();
+            self.runtime.spawn(async move {
+                tokio::time::sleep(after).await;
+                // A stopped daemon introduces nobody.
+                let _ = events.send(Event::Introduce { peer, conn_id });
+            });
+        }
         self.engine(Input::Connected(peer));
         self.drain();
+    }
+
+    /// Tells `peer`, still on connection `conn_id`, and each other device connected here that
+    /// the node would have meet, where this device sees the other.
+    fn introduce(&mut self, peer: DeviceId, conn_id: Option<usize>) {
+        let Some(remote) = self
+            .conns
+            .get(&peer)
+            .filter(|_| conn_id_of(&self.conns, peer) == conn_id)
+            .map(|c| c.conn.remote_address())
+        else {
+            return;
+        };
+        let others: Vec<(DeviceId, std::net::SocketAddr)> = self
+            .conns
+            .iter()
+            .filter(|(d, _)| **d != peer)
+            .map(|(d, c)| (*d, c.conn.remote_address()))
+            .collect();
+        let meets: Vec<Effect> = self
+            .node
+            .introductions(peer, remote, &others)
+            .into_iter()
+            .map(|i| {
+                tracing::debug!(to = %i.to.short(), about = %i.about.short(), at = %i.at, "introducing");
+                Effect::Send(
+                    i.to,
+                    failup_wire::Message::Meet {
+                        device: i.about,
+                        addrs: vec![i.at],
+                    },
+                )
+            })
+            .collect();
+        self.apply(meets);
     }
 
     /// Applies the node's trust view: the policy drops connections of devices no longer
@@ -757,4 +819,9 @@ pub(crate) fn join_failure(unreachable: bool, message: String) -> Failure {
         ErrorKind::Refused
     };
     Failure::new(kind, message)
+}
+
+/// The id of the connection kept for `peer`, if any.
+fn conn_id_of(conns: &HashMap<DeviceId, Conn>, peer: DeviceId) -> Option<usize> {
+    conns.get(&peer).map(|c| c.conn.stable_id())
 }

@@ -139,6 +139,12 @@ enum Event {
         reply: oneshot::Sender<Response>,
     },
     SyncDeadline(u64),
+    /// Time to introduce the device on this connection to the others connected here (one of
+    /// `node::reach::INTRODUCTION_ROUNDS`).
+    Introduce {
+        peer: DeviceId,
+        conn_id: Option<usize>,
+    },
     /// The timer for the connection policy's next due dial went off.
     Tick(std::time::Instant),
     /// A dial reached none of the device's addresses.

@@ -94,6 +94,9 @@ impl fmt::Display for CloseReason {
     }
 }
 
+/// Addresses of one introduction dialed at most.
+pub const MAX_MEET_ADDRS: usize = 4;
+
 /// What the daemon tells the policy, always with the time it happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -112,6 +115,15 @@ pub enum Event {
     /// Something suggests the device is reachable now (it was heard on the local network, the
     /// user asked to sync, an address was added): a backoff wait or a head start ends now.
     Wake(DeviceId),
+    /// A device both are connected to says the device dials this one at these addresses now
+    /// (hole punching): dial them at once, whatever the backoff, so the two dials cross in the
+    /// routers between. They are tried in the next dial only.
+    Meet {
+        /// The device to meet.
+        peer: DeviceId,
+        /// Where the introducer sees it (its router's public address, behind one).
+        addrs: Vec<SocketAddr>,
+    },
     /// The dial asked for by [`Action::Dial`] reached none of the addresses.
     DialFailed {
         /// The device dialed.
@@ -177,6 +189,8 @@ struct Peer {
     addrs: Vec<SocketAddr>,
     /// Addresses the device announced on the local network, dialed before the others.
     heard: Vec<SocketAddr>,
+    /// Addresses to meet it at, from an introduction: dialed first, in the next dial only.
+    meet: Vec<SocketAddr>,
     /// The wait after the next failed dial or short-lived connection.
     backoff: Duration,
     /// The earliest time of the next dial as far as backoff and head start go; a wake moves
@@ -201,6 +215,7 @@ impl Peer {
         Peer {
             addrs: dedup(addrs),
             heard: Vec::new(),
+            meet: Vec::new(),
             backoff: INITIAL_BACKOFF,
             ready_at,
             hold_until: None,
@@ -213,7 +228,10 @@ impl Peer {
 
     /// When the next dial is due, or `None` while none can be issued.
     fn dial_at(&self) -> Option<Instant> {
-        if self.conn.is_some() || self.dialing || (self.addrs.is_empty() && self.heard.is_empty()) {
+        if self.conn.is_some()
+            || self.dialing
+            || (self.addrs.is_empty() && self.heard.is_empty() && self.meet.is_empty())
+        {
             return None;
         }
         Some(match self.hold_until {
@@ -275,8 +293,16 @@ impl Peer {
     }
 
     fn dial_addrs(&self) -> Vec<SocketAddr> {
-        // What the device announces now beats what it was once seen at.
-        dedup(self.heard.iter().chain(&self.addrs).copied().collect())
+        // An agreed meeting first; what the device announces now beats what it was once
+        // seen at.
+        dedup(
+            self.meet
+                .iter()
+                .chain(&self.heard)
+                .chain(&self.addrs)
+                .copied()
+                .collect(),
+        )
     }
 }
 
@@ -372,6 +398,17 @@ impl Policy {
             Event::Wake(peer) => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.wake(now);
+                }
+            }
+            Event::Meet { peer, addrs } => {
+                if let Some(p) = self.peers.get_mut(&peer).filter(|p| p.conn.is_none()) {
+                    p.meet = dedup(addrs.into_iter().take(MAX_MEET_ADDRS).collect());
+                    // The other device dials at this moment too: no backoff or hold waits.
+                    p.hold_until = None;
+                    p.ready_at = now;
+                    if p.dialing {
+                        p.woken = true;
+                    }
                 }
             }
             Event::DialFailed { peer } => {
@@ -512,6 +549,7 @@ impl Policy {
                     peer: *peer,
                     addrs: p.dial_addrs(),
                 });
+                p.meet.clear();
             }
         }
     }
@@ -663,6 +701,48 @@ mod tests {
         );
         assert_eq!(p.poll_timeout(), None);
         assert_eq!(p.handle(clock.ms(1100), Event::Tick), vec![]);
+    }
+
+    #[test]
+    fn an_introduction_dials_at_once_through_a_backoff_and_only_once() {
+        let clock = Clock::new();
+        // The first dial fails: a backoff holds the next one.
+        let mut p = dialing(&clock, dev(1), dev(2));
+        assert_eq!(
+            p.handle(clock.ms(10), Event::DialFailed { peer: dev(2) }),
+            vec![]
+        );
+        let outside: SocketAddr = "203.0.113.9:7676".parse().expect("addr");
+        // Introduced: dialed now, the meeting address first.
+        assert_eq!(
+            p.handle(
+                clock.ms(20),
+                Event::Meet {
+                    peer: dev(2),
+                    addrs: vec![outside, outside]
+                }
+            ),
+            vec![dial(dev(2), &[outside, addr(1)])]
+        );
+        // That dial fails too: the next one is the old addresses alone, after the backoff.
+        assert_eq!(
+            p.handle(clock.ms(30), Event::DialFailed { peer: dev(2) }),
+            vec![]
+        );
+        let later = p.handle(clock.ms(10_000), Event::Tick);
+        assert_eq!(later, vec![dial(dev(2), &[addr(1)])]);
+        // A device not trusted is not dialed, whoever introduces it.
+        p.handle(clock.ms(10_001), Event::DialFailed { peer: dev(2) });
+        assert_eq!(
+            p.handle(
+                clock.ms(10_002),
+                Event::Meet {
+                    peer: dev(7),
+                    addrs: vec![outside]
+                }
+            ),
+            vec![]
+        );
     }
 
     #[test]

@@ -133,37 +133,22 @@ pub struct Node {
     delivered: BTreeMap<DocId, Timestamp>,
     /// What peers see this device's connections come from.
     observations: reach::Observations,
+    /// When each device was last introduced here, for [`MEET_INTERVAL`].
+    met: BTreeMap<DeviceId, Timestamp>,
 }
+
+/// Least time between two introductions to the same device that count: a device cannot make
+/// this one dial another in a loop.
+pub const MEET_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The address a joiner connected from, as an address to dial it at: one on a local network
 /// is its own; one seen through the internet may be its router's, so the joiner publishes its
 /// own addresses itself instead (`Node::publish_own_addrs`).
 pub(crate) fn dialable(addr: SocketAddr) -> Vec<SocketAddr> {
-    if local_scope(addr.ip()) {
+    if reach::local_scope(addr.ip()) {
         vec![addr]
     } else {
         Vec::new()
-    }
-}
-
-/// Whether `ip` belongs to a local network (loopback, private, link-local, unique local,
-/// shared address space), where an address a connection came from is the device's own.
-fn local_scope(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || (a == 100 && (64..128).contains(&b))
-        }
-        std::net::IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| local_scope(v4.into()))
-        }
     }
 }
 
@@ -304,6 +289,7 @@ impl Node {
                 .collect(),
             delivered: BTreeMap::new(),
             observations: reach::Observations::default(),
+            met: BTreeMap::new(),
         };
         node.carry_prompts();
         Ok(node)
@@ -992,7 +978,7 @@ impl Node {
         // is the peer's router's: dialed unasked it fails, and worse, a Linux router then
         // gives that peer another port when the device behind it dials out, so the peer
         // publishes it itself, for punching only (`observed`).
-        if !local_scope(addr.ip()) {
+        if !reach::local_scope(addr.ip()) {
             return Ok(());
         }
         self.edit_circle(|am| circle::add_addr(am, peer, addr))
@@ -1193,6 +1179,67 @@ impl Node {
         let me = self.device();
         let published = self.observations.published(now, &self.local_ips());
         self.edit_circle(|am| circle::set_outside(am, me, &published))
+    }
+
+    /// The introductions to make now that `peer`, seen at `remote`, connected, among the
+    /// other devices connected here (`others`, with where each is seen): of this person's
+    /// own devices only, both trusted (a partner's devices are never introduced to anyone).
+    pub fn introductions(
+        &self,
+        peer: DeviceId,
+        remote: SocketAddr,
+        others: &[(DeviceId, SocketAddr)],
+    ) -> Vec<reach::Introduction> {
+        let own: BTreeSet<DeviceId> = self
+            .members()
+            .iter()
+            .filter(|m| !m.revoked && self.trusted.contains(&m.device))
+            .map(|m| m.device)
+            .collect();
+        if !own.contains(&peer) {
+            return Vec::new();
+        }
+        let others: Vec<(DeviceId, SocketAddr)> = others
+            .iter()
+            .filter(|(d, _)| own.contains(d))
+            .copied()
+            .collect();
+        reach::introductions(peer, remote, &others)
+    }
+
+    /// Another own device, `from`, says `device` dials this one now at `addrs`: the addresses
+    /// to dial it at in turn, or `None` when the introduction does not count (from a device
+    /// not trusted, or a partner's; about a device not of this circle, or this one; a second
+    /// one about the same device within [`MEET_INTERVAL`]).
+    pub fn meet(
+        &mut self,
+        from: DeviceId,
+        device: DeviceId,
+        addrs: Vec<SocketAddr>,
+        now: Timestamp,
+    ) -> Option<Vec<SocketAddr>> {
+        let members = self.members();
+        let own = |d: DeviceId| {
+            members.iter().any(|m| m.device == d && !m.revoked) && self.trusted.contains(&d)
+        };
+        if !own(from) || !own(device) || device == self.device() {
+            return None;
+        }
+        let interval = jiff::SignedDuration::try_from(MEET_INTERVAL).unwrap_or_default();
+        if self
+            .met
+            .get(&device)
+            .is_some_and(|t| now.duration_since(*t) < interval)
+        {
+            return None;
+        }
+        self.met.insert(device, now);
+        Some(
+            addrs
+                .into_iter()
+                .take(failup_wire::MAX_MEET_ADDRS)
+                .collect(),
+        )
     }
 
     /// How peers see this device from outside, and what that says about its router.

@@ -164,6 +164,77 @@ impl Observations {
     }
 }
 
+/// Whether `ip` belongs to a local network (loopback, private, link-local, unique local,
+/// shared address space): an address a connection came from there is the device's own, and
+/// two devices seen there may well reach each other without help.
+pub fn local_scope(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| local_scope(v4.into()))
+        }
+    }
+}
+
+/// When, after a device connects, to introduce it to the others connected: at once, and again
+/// twice, since a device that just joined learns of the others only when the circle reaches it,
+/// and a first meeting may fail. A device introduced to one it is already connected to ignores
+/// it.
+pub const INTRODUCTION_ROUNDS: [Duration; 3] = [
+    Duration::ZERO,
+    Duration::from_secs(3),
+    Duration::from_secs(10),
+];
+
+/// One half of an introduction: tell `to` to dial `about` at `at` now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Introduction {
+    /// Who is told.
+    pub to: DeviceId,
+    /// Whom to dial.
+    pub about: DeviceId,
+    /// Where this device sees it.
+    pub at: SocketAddr,
+}
+
+/// The introductions to make when `peer`, seen at `remote`, has just connected, given the
+/// other devices connected here and where they are seen: each pair of which at least one
+/// is seen through the internet (two devices on one local network find each other without
+/// help) is told of each other at the same moment, both halves together.
+pub fn introductions(
+    peer: DeviceId,
+    remote: SocketAddr,
+    others: &[(DeviceId, SocketAddr)],
+) -> Vec<Introduction> {
+    let mut out = Vec::new();
+    for (other, seen) in others.iter().filter(|(d, _)| *d != peer) {
+        if local_scope(remote.ip()) && local_scope(seen.ip()) {
+            continue;
+        }
+        out.push(Introduction {
+            to: peer,
+            about: *other,
+            at: *seen,
+        });
+        out.push(Introduction {
+            to: *other,
+            about: peer,
+            at: remote,
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +291,54 @@ mod tests {
         let later = at(2 + FRESH_FOR.as_secs() as i64);
         assert!(o.public(later, &LOCAL).is_empty());
         assert_eq!(o.mapping(later, &LOCAL), Mapping::Unknown);
+    }
+
+    #[test]
+    fn devices_seen_through_the_internet_are_introduced_in_pairs_and_neighbours_are_not() {
+        let (new, a, b) = (DeviceId([1; 32]), DeviceId([2; 32]), DeviceId([3; 32]));
+        let got = introductions(
+            new,
+            addr("203.0.113.5:7676"),
+            &[
+                (a, addr("198.51.100.9:40000")),
+                (b, addr("192.168.1.7:7676")),
+                (new, addr("203.0.113.5:7676")),
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                Introduction {
+                    to: new,
+                    about: a,
+                    at: addr("198.51.100.9:40000")
+                },
+                Introduction {
+                    to: a,
+                    about: new,
+                    at: addr("203.0.113.5:7676")
+                },
+                Introduction {
+                    to: new,
+                    about: b,
+                    at: addr("192.168.1.7:7676")
+                },
+                Introduction {
+                    to: b,
+                    about: new,
+                    at: addr("203.0.113.5:7676")
+                },
+            ]
+        );
+        // Two on this device's own network: nothing to arrange.
+        assert!(
+            introductions(
+                new,
+                addr("192.168.1.5:7676"),
+                &[(b, addr("192.168.1.7:7676"))]
+            )
+            .is_empty()
+        );
     }
 
     #[test]

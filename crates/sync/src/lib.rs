@@ -366,7 +366,7 @@ impl Engine {
             }
             // About the connection, not the documents: the daemon reads it before the engine
             // (the node keeps what peers observe).
-            Message::Observed { .. } => {}
+            Message::Observed { .. } | Message::Meet { .. } => {}
         }
         Ok(())
     }

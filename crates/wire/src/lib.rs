@@ -237,6 +237,55 @@ pub enum Message {
         #[serde(with = "addr_text")]
         addr: std::net::SocketAddr,
     },
+    /// The sender, connected to the receiver and to `device`, tells both to dial each other at
+    /// once at the addresses it sees them at (hole punching): the two dials cross in the
+    /// routers between, each opening the way for the other.
+    Meet {
+        /// The device to dial.
+        device: DeviceId,
+        /// Where the sender sees it, as `ip:port` texts; at most [`MAX_MEET_ADDRS`].
+        #[serde(with = "addrs_text")]
+        addrs: Vec<std::net::SocketAddr>,
+    },
+}
+
+/// Addresses one `meet` message carries at most.
+pub const MAX_MEET_ADDRS: usize = 4;
+
+/// A list of socket addresses as `ip:port` texts.
+mod addrs_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error, ser::SerializeSeq};
+
+    pub fn serialize<S: Serializer>(
+        addrs: &[std::net::SocketAddr],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(addrs.len()))?;
+        for a in addrs {
+            seq.serialize_element(&a.to_string())?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<std::net::SocketAddr>, D::Error> {
+        let texts = Vec::<String>::deserialize(d)?;
+        if texts.len() > super::MAX_MEET_ADDRS {
+            return Err(D::Error::custom(format!(
+                "{} addresses exceed {}",
+                texts.len(),
+                super::MAX_MEET_ADDRS
+            )));
+        }
+        texts
+            .iter()
+            .map(|t| {
+                t.parse()
+                    .map_err(|_| D::Error::custom(format!("{t:?} is not an ip:port address")))
+            })
+            .collect()
+    }
 }
 
 /// A socket address as `ip:port` text (`[ip]:port` for IPv6) on the wire, whatever the
@@ -256,7 +305,7 @@ mod addr_text {
 }
 
 /// The `type` of every message this version knows; a frame of another type is skipped.
-const KNOWN_TYPES: [&str; 8] = [
+const KNOWN_TYPES: [&str; 9] = [
     "summary",
     "inventory",
     "sync",
@@ -265,6 +314,7 @@ const KNOWN_TYPES: [&str; 8] = [
     "seals",
     "doc-unavailable",
     "observed",
+    "meet",
 ];
 
 /// The `type` of a payload that is a CBOR map with a text `type`, if it is one this version

@@ -54,6 +54,16 @@ pub fn vectors() -> Vec<(&'static str, Message)> {
             },
         ),
         (
+            "meet",
+            Message::Meet {
+                device: DeviceId([0x55; 32]),
+                addrs: vec![
+                    "203.0.113.7:7676".parse().expect("addr"),
+                    "[2001:db8::7]:7676".parse().expect("addr"),
+                ],
+            },
+        ),
+        (
             "seals",
             Message::Seals {
                 doc,
