@@ -169,3 +169,47 @@ fn two_devices_behind_two_routers_meet_through_a_third_and_sync_without_it() {
     drop((laptop, phone, tablet));
     drop(net);
 }
+
+/// A device whose address changes (a phone moving from home Wi-Fi to another network) keeps
+/// syncing: its next packets come from the new address, and it is in touch again within
+/// seconds.
+#[test]
+fn a_device_that_changes_its_address_keeps_syncing() {
+    let Some(mut net) = Net::new() else {
+        return;
+    };
+    let (r1, r2) = (net.router("r1", Nat::Stable), net.router("r2", Nat::Stable));
+    let h1 = net.behind(&r1, "phone");
+    let c_host = net.public_host("laptop");
+    let laptop = Daemon::start_in(&c_host, "laptop");
+    let phone = Daemon::start_in(&h1, "phone");
+    laptop.pair(&phone);
+    let first = phone.ok(&["log", "Missed the train"]).trim().to_owned();
+    wait_until("the laptop to hold the first entry", SOON, || {
+        laptop.run(&["show", &first]).status.success()
+    });
+    // The phone leaves home: the same device, now on the second router's network.
+    net.move_behind(&h1, &r2);
+    let second = phone
+        .ok(&["log", "Spilled coffee on the way"])
+        .trim()
+        .to_owned();
+    let started = std::time::Instant::now();
+    wait_until(
+        "the laptop to hold the entry logged after the move",
+        SOON,
+        || laptop.run(&["show", &second]).status.success(),
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "back in touch after {:?}",
+        started.elapsed()
+    );
+    // The laptop tells the phone where it is seen now, and the old address is gone.
+    let now_at = format!("{}:7676", r2.ip);
+    wait_until("the phone to hear its new outside address", SOON, || {
+        observed(&phone) == vec![now_at.clone()]
+    });
+    drop((laptop, phone));
+    drop(net);
+}

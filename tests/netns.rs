@@ -249,6 +249,39 @@ impl Net {
     }
 }
 
+impl Net {
+    /// Moves `host` from the network it is on to `router`'s, as a device that changes
+    /// networks: its old link goes away, and it gets the next address of the new network.
+    pub fn move_behind(&mut self, host: &Host, router: &Host) {
+        exec(&host.ns, &["ip", "link", "del", "eth0"]);
+        let n = self.next_home;
+        self.next_home += 1;
+        let (gateway, ip) = (Ipv4Addr::new(192, 168, n, 1), Ipv4Addr::new(192, 168, n, 2));
+        let port = format!("lan{n}");
+        run(
+            "ip",
+            &[
+                "link", "add", "eth0", "netns", &host.ns, "type", "veth", "peer", "name", &port,
+                "netns", &router.ns,
+            ],
+        );
+        exec(
+            &router.ns,
+            &["ip", "addr", "add", &format!("{gateway}/24"), "dev", &port],
+        );
+        exec(&router.ns, &["ip", "link", "set", &port, "up"]);
+        exec(
+            &host.ns,
+            &["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+        );
+        exec(&host.ns, &["ip", "link", "set", "eth0", "up"]);
+        exec(
+            &host.ns,
+            &["ip", "route", "add", "default", "via", &gateway.to_string()],
+        );
+    }
+}
+
 impl Drop for Net {
     fn drop(&mut self) {
         // Processes still inside would keep a namespace's network alive; the daemons are

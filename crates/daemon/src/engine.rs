@@ -40,6 +40,9 @@ const MAX_GROUP: usize = 32;
 
 pub(crate) struct Conn {
     pub(crate) conn: quinn::Connection,
+    /// The address the peer was last told it is seen at (`Message::Observed`): told again
+    /// when its connection moves to another (a phone changing networks).
+    told: std::net::SocketAddr,
     tx: mpsc::UnboundedSender<Vec<u8>>,
     /// Bytes handed to the writer and not yet written.
     queued: Arc<AtomicUsize>,
@@ -328,6 +331,7 @@ impl State {
             }) => {
                 if self.conn_ids.get(&peer) == Some(&conn_id) {
                     self.node.delivered_by(peer, Timestamp::now());
+                    self.tell_if_moved(peer);
                     match msg {
                         failup_wire::Message::Observed { addr } => {
                             let from = self.conns.get(&peer).map(|c| c.conn.remote_address());
@@ -488,7 +492,15 @@ impl State {
         self.carry_out(actions);
         let remote = conn.remote_address();
         self.conn_ids.insert(peer, conn.stable_id());
-        self.conns.insert(peer, Conn { conn, tx, queued });
+        self.conns.insert(
+            peer,
+            Conn {
+                conn,
+                tx,
+                queued,
+                told: remote,
+            },
+        );
         self.seen.insert(peer, Timestamp::now());
         tracing::info!(peer = %peer.short(), %remote, dialed, "connected");
         if !dialed {
@@ -516,6 +528,24 @@ impl State {
         }
         self.engine(Input::Connected(peer));
         self.drain();
+    }
+
+    /// Tells `peer` again where it is seen if its connection moved since (QUIC follows a
+    /// device to its new address without a new connection).
+    fn tell_if_moved(&mut self, peer: DeviceId) {
+        let Some(c) = self.conns.get_mut(&peer) else {
+            return;
+        };
+        let now_at = c.conn.remote_address();
+        if now_at == c.told {
+            return;
+        }
+        tracing::info!(peer = %peer.short(), from = %c.told, to = %now_at, "peer moved");
+        c.told = now_at;
+        self.apply(vec![Effect::Send(
+            peer,
+            failup_wire::Message::Observed { addr: now_at },
+        )]);
     }
 
     /// Tells `peer`, still on connection `conn_id`, and each other device connected here that
