@@ -774,3 +774,85 @@ fn a_revoked_partner_is_told_the_space_is_closed_and_cheering_there_fails() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("alex closed the space"));
 }
+
+/// Sends `meet` about `device` at `victim`, as the device whose key is at `key`, to `target`,
+/// over a modified client; holds the connection a moment so the message is read.
+fn send_meet(
+    target: &Daemon,
+    key: &Path,
+    device: failup_wire::DeviceId,
+    victim: std::net::SocketAddr,
+) {
+    let (addr, target_id) = failup_tests::dial_target(target);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let (ep, identity) = failup_tests::client_endpoint(key);
+        let conn = failup_net::connect(&ep, &identity, target_id, addr, failup_wire::ALPN_SYNC)
+            .await
+            .expect("let in");
+        let (mut send, _recv) = conn.open_bi().await.expect("stream");
+        let meet = failup_wire::Message::Meet {
+            device,
+            addrs: vec![victim],
+        };
+        send.write_all(&meet.to_frame()).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        conn.close(0u32.into(), b"done");
+    });
+}
+
+/// Whether anything arrives at `victim` within `wait`.
+fn hears_anything(victim: &std::net::UdpSocket, wait: Duration) -> bool {
+    victim.set_read_timeout(Some(wait)).expect("timeout");
+    let mut buf = [0u8; 2048];
+    victim.recv_from(&mut buf).is_ok()
+}
+
+/// An introduction (`meet`) makes a device dial where it is told at once. From a partner's
+/// device, a modified client, it counts for nothing: no packet goes to the address it names.
+/// The same message from one of the person's own devices is obeyed, which shows the check is
+/// what stops the partner's.
+#[test]
+fn a_partner_cannot_make_a_device_dial_where_it_says() {
+    let laptop = Daemon::start("alex-laptop");
+    let mut phone = Daemon::start("alex-phone");
+    let mut tablet = Daemon::start("alex-tablet");
+    let mut sam = Daemon::start("sam-phone");
+    laptop.pair(&phone);
+    laptop.pair(&tablet);
+    laptop.partner(&sam, "sam", "alex");
+    let tablet_id: failup_wire::DeviceId = tablet.status()["device"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .expect("tablet id");
+    wait_until("the laptop to know sam's device", SOON, || {
+        partner_devices(&laptop, "sam") == 1
+    });
+    for d in [&mut phone, &mut tablet, &mut sam] {
+        d.stop();
+    }
+    let victim = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let at = victim.local_addr().expect("addr");
+
+    send_meet(&laptop, &sam.home.path().join("device.key"), tablet_id, at);
+    assert!(
+        !hears_anything(&victim, Duration::from_secs(3)),
+        "a partner's introduction made the laptop dial"
+    );
+    let log = std::fs::read_to_string(laptop.log_path()).unwrap_or_default();
+    assert!(
+        !log.contains("meeting at the introduced addresses"),
+        "{log}"
+    );
+
+    send_meet(
+        &laptop,
+        &phone.home.path().join("device.key"),
+        tablet_id,
+        at,
+    );
+    assert!(
+        hears_anything(&victim, Duration::from_secs(10)),
+        "an own device's introduction is obeyed"
+    );
+}
