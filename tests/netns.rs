@@ -220,40 +220,20 @@ impl Net {
     /// A host on `router`'s home network, whose only way out is the router.
     pub fn behind(&mut self, router: &Host, name: &str) -> Host {
         let ns = self.namespace(name);
-        let n = self.next_home;
-        self.next_home += 1;
-        let (gateway, ip) = (Ipv4Addr::new(192, 168, n, 1), Ipv4Addr::new(192, 168, n, 2));
-        let port = format!("lan{n}");
-        run(
-            "ip",
-            &[
-                "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port,
-                "netns", &router.ns,
-            ],
-        );
-        exec(
-            &router.ns,
-            &["ip", "addr", "add", &format!("{gateway}/24"), "dev", &port],
-        );
-        exec(&router.ns, &["ip", "link", "set", &port, "up"]);
-        exec(
-            &ns,
-            &["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
-        );
-        exec(&ns, &["ip", "link", "set", "eth0", "up"]);
-        exec(
-            &ns,
-            &["ip", "route", "add", "default", "via", &gateway.to_string()],
-        );
+        let ip = self.attach(&ns, router);
         Host { ns, ip }
     }
-}
 
-impl Net {
     /// Moves `host` from the network it is on to `router`'s, as a device that changes
     /// networks: its old link goes away, and it gets the next address of the new network.
     pub fn move_behind(&mut self, host: &Host, router: &Host) {
         exec(&host.ns, &["ip", "link", "del", "eth0"]);
+        self.attach(&host.ns, router);
+    }
+
+    /// Links `ns` to a new home network 192.168.N.0/24 of `router` as `eth0`, with the router
+    /// as its way out; returns the address `ns` gets there.
+    fn attach(&mut self, ns: &str, router: &Host) -> Ipv4Addr {
         let n = self.next_home;
         self.next_home += 1;
         let (gateway, ip) = (Ipv4Addr::new(192, 168, n, 1), Ipv4Addr::new(192, 168, n, 2));
@@ -261,8 +241,8 @@ impl Net {
         run(
             "ip",
             &[
-                "link", "add", "eth0", "netns", &host.ns, "type", "veth", "peer", "name", &port,
-                "netns", &router.ns,
+                "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", &port, "netns",
+                &router.ns,
             ],
         );
         exec(
@@ -271,14 +251,15 @@ impl Net {
         );
         exec(&router.ns, &["ip", "link", "set", &port, "up"]);
         exec(
-            &host.ns,
+            ns,
             &["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
         );
-        exec(&host.ns, &["ip", "link", "set", "eth0", "up"]);
+        exec(ns, &["ip", "link", "set", "eth0", "up"]);
         exec(
-            &host.ns,
+            ns,
             &["ip", "route", "add", "default", "via", &gateway.to_string()],
         );
+        ip
     }
 }
 

@@ -670,6 +670,7 @@ impl State {
 
     fn status(&mut self) -> StatusInfo {
         let trusted = self.node.trusted().clone();
+        let (seen, mapping) = self.node.reach(Timestamp::now());
         StatusInfo {
             device: self.identity.device().to_string(),
             listen: vec![self.listen.to_string()],
@@ -687,17 +688,15 @@ impl State {
                 .unwrap_or(0),
             frames_sent: self.sent.0,
             bytes_sent: self.sent.1,
-            observed: {
-                let (seen, _) = self.node.reach(Timestamp::now());
-                seen.iter()
-                    .map(|o| failup_node::request::ObservedInfo {
-                        addr: o.addr.to_string(),
-                        by: o.by as u64,
-                        last: o.last.to_string(),
-                    })
-                    .collect()
-            },
-            mapping: self.node.reach(Timestamp::now()).1.as_str().to_owned(),
+            observed: seen
+                .iter()
+                .map(|o| failup_node::request::ObservedInfo {
+                    addr: o.addr.to_string(),
+                    by: o.by as u64,
+                    last: o.last.to_string(),
+                })
+                .collect(),
+            mapping: mapping.as_str().to_owned(),
         }
     }
 

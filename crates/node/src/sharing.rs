@@ -665,15 +665,7 @@ impl Node {
                         .and_then(|s| s.entries().ok())
                         .map_or(0, |e| e.len() as u64)
                 };
-                let mut devices: BTreeSet<DeviceId> = p.devices.keys().copied().collect();
-                if let Ok(Some(side)) = space(&self.store, p.theirs) {
-                    devices.extend(
-                        side.devices()
-                            .unwrap_or_default()
-                            .keys()
-                            .filter_map(|k| k.parse::<DeviceId>().ok()),
-                    );
-                }
+                let devices = self.devices_of(&p);
                 PartnerInfo {
                     label: p.label.clone(),
                     revoked: p.revoked,
