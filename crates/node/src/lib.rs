@@ -1568,7 +1568,7 @@ impl Documents for NodeDocuments<'_> {
         doc: DocId,
         state: &mut automerge::sync::State,
         msg: automerge::sync::Message,
-        seals: &failup_sync::Seals,
+        seals: &mut failup_sync::Seals,
     ) -> Result<bool, DocError> {
         let changed = self
             .store

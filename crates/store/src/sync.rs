@@ -272,21 +272,48 @@ impl Store {
     /// `seals` that checks out and `gate` lets its signer write the document; then they are
     /// committed with their seals (with fsync) and the entries they touch re-indexed, in one
     /// transaction, before this returns `true`.
+    ///
+    /// The seals of changes now held are taken out of `seals`; the rest stay, for the next
+    /// message. Automerge holds back a change whose dependencies have not arrived (the
+    /// sender's Bloom filter took one of them for held, about one time in a hundred) and
+    /// applies it when they come, in a later message that does not carry its seal again.
     pub fn sync_receive(
         &mut self,
         doc: DocId,
         state: &mut sync::State,
         msg: sync::Message,
-        seals: &PendingSeals,
+        seals: &mut PendingSeals,
         gate: &dyn Gate,
     ) -> Result<bool, StoreError> {
         // What the message's changes inflate to is bounded before Automerge sees them.
         failup_journal::inflate::check_inflated_all(msg.changes.iter())?;
+        let id = doc;
         let doc = doc.as_u128();
         let (mut am, held) = self.take_loaded(doc)?;
         let before = am.get_heads();
         guarded_automerge(|| am.sync().receive_sync_message(state, msg))?;
-        self.commit_received(doc, am, held, before, seals, gate)
+        let changed = self.commit_received(doc, am, held, before, seals, gate)?;
+        self.keep_waiting_seals(id, seals)?;
+        Ok(changed)
+    }
+
+    /// Leaves in `seals` only those of changes not stored: by the invariant of `SEALS`, a
+    /// stored change has its seal stored.
+    fn keep_waiting_seals(&self, doc: DocId, seals: &mut PendingSeals) -> Result<(), StoreError> {
+        if seals.is_empty() {
+            return Ok(());
+        }
+        let doc = doc.as_u128();
+        let read = self.db.begin_read()?;
+        let table = read.open_table(SEALS)?;
+        let mut waiting = PendingSeals::new();
+        for (hash, seal) in std::mem::take(seals) {
+            if table.get((doc, hash))?.is_none() {
+                waiting.insert(hash, seal);
+            }
+        }
+        *seals = waiting;
+        Ok(())
     }
 
     /// Checks the seal of every change of `am` since `before`; returns the rows to store.

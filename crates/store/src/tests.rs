@@ -258,6 +258,8 @@ fn garbage_file_is_refused_and_left_untouched() {
 /// Runs Automerge's sync protocol for one document between two stores until both are quiet.
 fn sync_doc(a: &mut Store, b: &mut Store, doc: failup_wire::DocId) {
     let (mut sa, mut sb) = (automerge::sync::State::new(), automerge::sync::State::new());
+    // Seals waiting for a held-back change, kept per receiver as the engine keeps them.
+    let (mut pa, mut pb) = (PendingSeals::new(), PendingSeals::new());
     for _ in 0..20 {
         let ma = a.sync_generate(doc, &mut sa).expect("gen a");
         let mb = b.sync_generate(doc, &mut sb).expect("gen b");
@@ -265,11 +267,13 @@ fn sync_doc(a: &mut Store, b: &mut Store, doc: failup_wire::DocId) {
             return;
         }
         if let Some((m, seals)) = ma {
-            b.sync_receive(doc, &mut sb, m, &pending(&seals), &Open)
+            pb.extend(pending(&seals));
+            b.sync_receive(doc, &mut sb, m, &mut pb, &Open)
                 .expect("recv b");
         }
         if let Some((m, seals)) = mb {
-            a.sync_receive(doc, &mut sa, m, &pending(&seals), &Open)
+            pa.extend(pending(&seals));
+            a.sync_receive(doc, &mut sa, m, &mut pa, &Open)
                 .expect("recv a");
         }
     }
@@ -410,6 +414,91 @@ fn whole_documents_are_stored_and_indexed_then_merged() {
     assert_eq!(b.check().expect("check").mismatches, 0);
 }
 
+/// A sync message of just these changes, as a sender whose Bloom filter misjudged what the
+/// receiver holds would send them.
+fn changes_message(changes: &[automerge::Change]) -> automerge::sync::Message {
+    automerge::sync::Message {
+        heads: vec![],
+        need: vec![],
+        have: vec![],
+        changes: automerge::sync::ChunkList::from(
+            changes
+                .iter()
+                .map(|c| c.raw_bytes().to_vec())
+                .collect::<Vec<_>>(),
+        ),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    }
+}
+
+#[test]
+fn a_change_held_back_for_its_dependencies_keeps_its_seal_until_they_come() {
+    let (da, db) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let (mut a, mut b) = (open(&da), open(&db));
+    let id = a.log(new("first"), t(1), day(1)).expect("log").id;
+    let doc = a.inventory().expect("inv")[0].0;
+    sync_doc(&mut a, &mut b, doc);
+    let known = b.heads(doc).expect("heads").expect("held");
+    for (i, tag) in ["later", "later-still"].into_iter().enumerate() {
+        a.update(
+            id,
+            EntryPatch {
+                add_tags: vec![tag.into()],
+                ..EntryPatch::default()
+            },
+            t(2 + i as i64),
+        )
+        .expect("edit");
+    }
+    let mut am = a.document(doc).expect("doc").expect("held");
+    let known: Vec<automerge::ChangeHash> = known.into_iter().map(automerge::ChangeHash).collect();
+    let changes: Vec<automerge::Change> = am.get_changes(&known);
+    assert!(changes.len() >= 2);
+    let seals = pending(&a.all_seals(doc).expect("seals"));
+    let (last, earlier) = changes.split_last().expect("changes");
+    let seal_of = |c: &automerge::Change| {
+        let h = c.hash().0;
+        (h, seals[&h])
+    };
+    let mut state = automerge::sync::State::new();
+    // The newest change first, with its seal: Automerge holds it back, nothing is stored.
+    let mut waiting: PendingSeals = [seal_of(last)].into_iter().collect();
+    assert!(
+        !b.sync_receive(
+            doc,
+            &mut state,
+            changes_message(std::slice::from_ref(last)),
+            &mut waiting,
+            &Open
+        )
+        .expect("held back")
+    );
+    assert_eq!(waiting.len(), 1, "the held-back change's seal waits");
+    // Then what it depends on, with only their own seals: all of it goes in.
+    waiting.extend(earlier.iter().map(seal_of));
+    assert!(
+        b.sync_receive(
+            doc,
+            &mut state,
+            changes_message(earlier),
+            &mut waiting,
+            &Open
+        )
+        .expect("the held-back change is sealed")
+    );
+    assert!(waiting.is_empty(), "every seal used: {}", waiting.len());
+    assert_eq!(b.get(id).expect("get"), a.get(id).expect("get"));
+    assert_eq!(
+        b.all_seals(doc).expect("seals").len(),
+        a.all_seals(doc).expect("seals").len()
+    );
+    assert_eq!(b.check().expect("check").mismatches, 0);
+}
+
 #[test]
 fn garbage_sync_messages_are_errors_and_change_nothing() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -428,7 +517,7 @@ fn garbage_sync_messages_are_errors_and_change_nothing() {
         flags: None,
         version: automerge::sync::MessageVersion::V1,
     };
-    let _ = s.sync_receive(doc, &mut state, msg, &PendingSeals::new(), &Open);
+    let _ = s.sync_receive(doc, &mut state, msg, &mut PendingSeals::new(), &Open);
     assert_eq!(s.inventory().expect("inv"), before);
     assert_eq!(s.check().expect("check").mismatches, 0);
 }
@@ -636,14 +725,14 @@ fn a_change_without_a_seal_that_checks_out_is_refused_and_nothing_of_it_kept() {
     let mut refusals = 0;
     for _ in 0..10 {
         if let Some((m, _)) = a.sync_generate(doc, &mut sa).expect("gen") {
-            if b.sync_receive(doc, &mut sb, m, &PendingSeals::new(), &Open)
+            if b.sync_receive(doc, &mut sb, m, &mut PendingSeals::new(), &Open)
                 .is_err()
             {
                 refusals += 1;
             }
         }
         if let Some((m, s)) = b.sync_generate(doc, &mut sb).expect("gen") {
-            a.sync_receive(doc, &mut sa, m, &pending(&s), &Open)
+            a.sync_receive(doc, &mut sa, m, &mut pending(&s), &Open)
                 .expect("a takes b's nothing");
         }
     }

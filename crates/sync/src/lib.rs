@@ -60,14 +60,16 @@ pub trait Documents {
         state: &mut sync::State,
     ) -> Result<Option<(sync::Message, Vec<Seal>)>, DocError>;
     /// Applies a received Automerge sync message to `doc`, creating it if needed, and makes
-    /// any new changes durable before returning whether there were any. `seals` came just
-    /// before it: a new change without a seal that checks out fails the document.
+    /// any new changes durable before returning whether there were any. `seals` came before
+    /// it: a new change without a seal that checks out fails the document. The seals of
+    /// changes now held are taken out of `seals`; what is left waits for a later message
+    /// (Automerge holds back a change until its dependencies arrive).
     fn receive(
         &mut self,
         doc: DocId,
         state: &mut sync::State,
         msg: sync::Message,
-        seals: &Seals,
+        seals: &mut Seals,
     ) -> Result<bool, DocError>;
     /// The whole document as Automerge saves it, with the seals of all its changes, if held.
     fn saved(&mut self, doc: DocId) -> Result<Option<failup_wire::SealedDoc>, DocError>;
@@ -278,12 +280,19 @@ impl Engine {
                 }
                 session.in_sync = false;
                 session.dirty = true;
-                let seals = session.take_seals(doc);
+                let mut seals = session.take_seals(doc);
                 let state = session
                     .states
                     .entry(doc)
                     .or_insert_with(|| new_state(docs, peer, doc));
-                let changed = match docs.receive(doc, state, msg, &seals) {
+                let received = docs.receive(doc, state, msg, &mut seals);
+                // Seals of changes held back for their dependencies wait for the message that
+                // brings those, counting against the limit until used.
+                if !seals.is_empty() {
+                    session.pending_seals += seals.len();
+                    session.seals.entry(doc).or_default().extend(seals);
+                }
+                let changed = match received {
                     Ok(c) => c,
                     Err(e) => {
                         fail_doc(session, peer, doc, e.0, out);

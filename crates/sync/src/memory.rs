@@ -129,7 +129,7 @@ impl Documents for MemoryDocuments {
         doc: DocId,
         state: &mut sync::State,
         msg: sync::Message,
-        _: &Seals,
+        seals: &mut Seals,
     ) -> Result<bool, DocError> {
         let d = self.docs.entry(doc).or_default();
         let before = d.get_heads();
@@ -138,6 +138,7 @@ impl Documents for MemoryDocuments {
         }))
         .map_err(|_| DocError("automerge panicked on a sync message".into()))?
         .map_err(|e| DocError(e.to_string()))?;
+        seals.retain(|h, _| d.get_change_by_hash(&automerge::ChangeHash(*h)).is_none());
         let changed = d.get_heads() != before;
         if !changed && d.is_empty() {
             // A request for a document we never had leaves nothing behind.

@@ -428,7 +428,7 @@ impl Documents for Poisoned {
         doc: DocId,
         state: &mut automerge::sync::State,
         msg: automerge::sync::Message,
-        seals: &Seals,
+        seals: &mut Seals,
     ) -> Result<bool, DocError> {
         if doc == self.bad {
             return Err(DocError("damaged".into()));
@@ -731,7 +731,7 @@ impl Documents for Sealing {
         doc: DocId,
         state: &mut automerge::sync::State,
         msg: automerge::sync::Message,
-        seals: &Seals,
+        seals: &mut Seals,
     ) -> Result<bool, DocError> {
         self.received.push((doc, seals.len()));
         self.inner.receive(doc, state, msg, seals)
@@ -842,4 +842,68 @@ fn a_peer_that_sends_seals_past_the_limit_is_closed() {
     );
     let e = engine.handle(&mut docs, Input::Received(ib, batch(1, 3)));
     assert!(e.iter().any(|e| matches!(e, Effect::Close(..))), "{e:?}");
+}
+
+#[test]
+fn a_seal_waits_with_a_change_held_back_for_its_dependencies() {
+    let ib = device(2);
+    let base = new_doc(1, &["x"]);
+    let mut ahead = base.clone();
+    add_entry(&mut ahead, "y");
+    add_entry(&mut ahead, "z");
+    let heads = base.clone().get_heads();
+    let newer = ahead.get_changes(&heads);
+    let [middle, last] = newer.as_slice() else {
+        panic!("two new changes")
+    };
+    let mut docs = Sealing {
+        inner: MemoryDocuments::new(),
+        received: Vec::new(),
+    };
+    docs.inner.insert(doc_id(1), base);
+    let mut engine = Engine::new();
+    engine.handle(&mut docs, Input::Connected(ib));
+    // As a sender sends when its Bloom filter took `middle` for held: `last` alone first.
+    let mut send = |c: &automerge::Change, docs: &mut Sealing| {
+        let seals = vec![fake_seal(c.hash().0)];
+        engine.handle(
+            docs,
+            Input::Received(
+                ib,
+                Message::Seals {
+                    doc: doc_id(1),
+                    seals,
+                },
+            ),
+        );
+        let msg = automerge::sync::Message {
+            heads: vec![],
+            need: vec![],
+            have: vec![],
+            changes: automerge::sync::ChunkList::from(vec![c.raw_bytes().to_vec()]),
+            flags: None,
+            version: automerge::sync::MessageVersion::V1,
+        };
+        engine.handle(
+            docs,
+            Input::Received(
+                ib,
+                Message::Sync {
+                    doc: doc_id(1),
+                    data: msg.encode(),
+                },
+            ),
+        )
+    };
+    send(last, &mut docs);
+    let e = send(middle, &mut docs);
+    assert!(!e.iter().any(|e| matches!(e, Effect::Close(..))), "{e:?}");
+    assert_eq!(
+        docs.received,
+        vec![(doc_id(1), 1), (doc_id(1), 2)],
+        "the held-back change's seal came along the second time"
+    );
+    let (saved, _) = docs.inner.saved(doc_id(1)).expect("saved").expect("held");
+    let mut held = AutoCommit::load(&saved).expect("load");
+    assert_eq!(held.get_heads(), ahead.get_heads());
 }
