@@ -151,6 +151,26 @@ fn two_devices_behind_two_routers_meet_through_a_third_and_sync_without_it() {
     wait_until("the phone and the tablet to meet", SOON, || {
         connected_to(&phone, &tablet) && connected_to(&tablet, &phone)
     });
+    // The phone sees how it reaches the tablet: through the tablet's router.
+    let peers: serde_json::Value =
+        serde_json::from_str(&phone.ok(&["--json", "peers"])).unwrap_or_default();
+    let seen = peers
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "tablet"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(seen["path"], "internet", "{seen}");
+    assert!(
+        seen["via"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("203.0.113.")),
+        "{seen}"
+    );
+    let line = phone.ok(&["peers"]);
+    assert!(
+        line.contains("connected across the internet (203.0.113."),
+        "{line}"
+    );
     laptop.stop();
     let id = phone
         .ok(&["log", "Lost the match in the last minute"])

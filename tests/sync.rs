@@ -50,6 +50,13 @@ fn paired_devices_sync_logs_edits_and_deletes_live() {
         .and_then(|p| p.iter().find(|p| p["name"] == "phone"))
         .expect("phone listed");
     assert_eq!(phone["connected"], true);
+    assert_eq!(phone["path"], "local", "{phone}");
+    assert!(
+        phone["via"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("127.0.0.1:")),
+        "{phone}"
+    );
     assert_eq!(phone["role"], "device");
     for d in [&a, &b] {
         let check: serde_json::Value =

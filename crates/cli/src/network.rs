@@ -245,7 +245,11 @@ fn peer_line(p: &PeerInfo, when: impl Fn(&str) -> String) -> String {
     } else if p.role == "self" {
         "this device".to_owned()
     } else if p.connected {
-        "connected".to_owned()
+        match (&p.via, p.path.as_deref()) {
+            (Some(via), Some("local")) => format!("connected on this network ({via})"),
+            (Some(via), Some("internet")) => format!("connected across the internet ({via})"),
+            _ => "connected".to_owned(),
+        }
     } else {
         match &p.last_seen {
             Some(t) => format!("last seen {}", when(t)),
@@ -429,6 +433,7 @@ fn print_peers(ctx: &Ctx, list: &[PeerInfo], out: &mut dyn Write) -> Result<()> 
                 serde_json::json!({
                     "device": p.device, "name": p.name, "role": p.role,
                     "addrs": p.addrs, "outside": p.outside, "connected": p.connected,
+                    "via": p.via, "path": p.path,
                     "last_seen": p.last_seen, "last_sync": p.last_sync,
                     "revoked": p.revoked, "undone": p.undone, "recovered": p.recovered,
                 })

@@ -661,7 +661,17 @@ impl State {
     /// connected, and when it was last seen and synced.
     fn live_view(&self, mut p: PeerInfo) -> PeerInfo {
         if let Ok(d) = p.device.parse::<DeviceId>() {
-            p.connected = self.conns.contains_key(&d);
+            let remote = self.conns.get(&d).map(|c| c.conn.remote_address());
+            p.connected = remote.is_some();
+            p.via = remote.map(|a| a.to_string());
+            p.path = remote.map(|a| {
+                if failup_node::reach::local_scope(a.ip()) {
+                    "local"
+                } else {
+                    "internet"
+                }
+                .to_owned()
+            });
             p.last_seen = self.seen.get(&d).map(|t| t.to_string());
             p.last_sync = self.synced.get(&d).map(|t| t.to_string());
         }

@@ -884,6 +884,8 @@ impl Node {
                     .map(|a| a.iter().map(|a| a.to_string()).collect())
                     .unwrap_or_default(),
                 connected: false,
+                via: None,
+                path: None,
                 last_seen: None,
                 last_sync: None,
                 revoked: m.revoked || self.revoked.contains(&m.device),

@@ -268,6 +268,13 @@ pub struct PeerInfo {
     pub outside: Vec<String>,
     /// Whether a connection is up.
     pub connected: bool,
+    /// The address the live connection runs to, if one is up.
+    #[serde(default)]
+    pub via: Option<String>,
+    /// How the live connection runs: `local` (an address of a local network) or `internet`
+    /// (through a router's public address, after meeting).
+    #[serde(default)]
+    pub path: Option<String>,
     /// When it was last connected (RFC 3339), if ever since the daemon started.
     pub last_seen: Option<String>,
     /// When the last sync with it completed (RFC 3339), if ever since the daemon started.

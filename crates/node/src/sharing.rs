@@ -682,6 +682,8 @@ impl Node {
                                 .unwrap_or_default(),
                             outside: Vec::new(),
                             connected: false,
+                            via: None,
+                            path: None,
                             last_seen: None,
                             last_sync: None,
                             revoked: p.revoked,
