@@ -287,23 +287,21 @@ impl Store {
     ) -> Result<bool, StoreError> {
         // What the message's changes inflate to is bounded before Automerge sees them.
         failup_journal::inflate::check_inflated_all(msg.changes.iter())?;
-        let id = doc;
         let doc = doc.as_u128();
         let (mut am, held) = self.take_loaded(doc)?;
         let before = am.get_heads();
         guarded_automerge(|| am.sync().receive_sync_message(state, msg))?;
         let changed = self.commit_received(doc, am, held, before, seals, gate)?;
-        self.keep_waiting_seals(id, seals)?;
+        self.keep_waiting_seals(doc, seals)?;
         Ok(changed)
     }
 
     /// Leaves in `seals` only those of changes not stored: by the invariant of `SEALS`, a
     /// stored change has its seal stored.
-    fn keep_waiting_seals(&self, doc: DocId, seals: &mut PendingSeals) -> Result<(), StoreError> {
+    fn keep_waiting_seals(&self, doc: u128, seals: &mut PendingSeals) -> Result<(), StoreError> {
         if seals.is_empty() {
             return Ok(());
         }
-        let doc = doc.as_u128();
         let read = self.db.begin_read()?;
         let table = read.open_table(SEALS)?;
         let mut waiting = PendingSeals::new();
