@@ -907,3 +907,60 @@ fn a_seal_waits_with_a_change_held_back_for_its_dependencies() {
     let mut held = AutoCommit::load(&saved).expect("load");
     assert_eq!(held.get_heads(), ahead.get_heads());
 }
+
+/// A modified client that sends seals no change uses, each batch followed by an empty sync
+/// message, cannot make them pile up: the seals left waiting still count, and past the limit
+/// the connection closes.
+#[test]
+fn seals_left_waiting_by_sync_messages_still_count_against_the_limit() {
+    let ib = device(2);
+    let mut docs = MemoryDocuments::new();
+    docs.insert(doc_id(1), new_doc(1, &["x"]));
+    let mut engine = Engine::new();
+    engine.handle(&mut docs, Input::Connected(ib));
+    let empty = automerge::sync::Message {
+        heads: vec![],
+        need: vec![],
+        have: vec![],
+        changes: automerge::sync::ChunkList::from(Vec::<Vec<u8>>::new()),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    }
+    .encode();
+    let mut closed = false;
+    for base in 1..=3u8 {
+        let seals = (0..failup_wire::MAX_SEALS)
+            .map(|i| {
+                let mut h = [base; 32];
+                h[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                fake_seal(h)
+            })
+            .collect();
+        let mut e = engine.handle(
+            &mut docs,
+            Input::Received(
+                ib,
+                Message::Seals {
+                    doc: doc_id(1),
+                    seals,
+                },
+            ),
+        );
+        e.extend(engine.handle(
+            &mut docs,
+            Input::Received(
+                ib,
+                Message::Sync {
+                    doc: doc_id(1),
+                    data: empty.clone(),
+                },
+            ),
+        ));
+        closed = e.iter().any(|e| matches!(e, Effect::Close(..)));
+        if closed {
+            assert_eq!(base, 3, "closed only past the limit");
+            break;
+        }
+    }
+    assert!(closed, "unused seals piled up past the limit");
+}
