@@ -146,10 +146,28 @@ pub fn add_addr(
     Ok(true)
 }
 
-/// Replaces the outside addresses of `device` (see the module's layout) with `addrs`.
-pub fn set_outside(
+/// A set of addresses a device writes about itself in its entry, replaced whole each time
+/// (see the module's layout).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listed {
+    /// `outside`: where peers see its connections come from, for meeting only.
+    Outside,
+}
+
+impl Listed {
+    fn key(self) -> &'static str {
+        match self {
+            Listed::Outside => "outside",
+        }
+    }
+}
+
+/// Replaces the `which` addresses of `device` with `addrs`; returns whether that changed
+/// anything.
+pub fn set_listed(
     doc: &mut AutoCommit,
     device: DeviceId,
+    which: Listed,
     addrs: &[SocketAddr],
 ) -> Result<bool, automerge::AutomergeError> {
     let Some(devices) = find(doc, &ROOT, "devices") else {
@@ -158,7 +176,7 @@ pub fn set_outside(
     let Some(entry) = find(doc, &devices, &device.to_string()) else {
         return Ok(false);
     };
-    let held: Vec<SocketAddr> = find(doc, &entry, "outside")
+    let held: Vec<SocketAddr> = find(doc, &entry, which.key())
         .map(|o| doc.keys(&o).filter_map(|k| k.parse().ok()).collect())
         .unwrap_or_default();
     let mut want: Vec<SocketAddr> = addrs.iter().take(MAX_ADDRS).copied().collect();
@@ -166,15 +184,15 @@ pub fn set_outside(
     if held == want {
         return Ok(false);
     }
-    let o = doc.put_object(&entry, "outside", ObjType::Map)?;
+    let o = doc.put_object(&entry, which.key(), ObjType::Map)?;
     for a in &want {
         doc.put(&o, a.to_string(), true)?;
     }
     Ok(true)
 }
 
-/// Every device's outside addresses, as each device published them.
-pub fn outside(doc: &AutoCommit) -> BTreeMap<DeviceId, Vec<SocketAddr>> {
+/// Every device's `which` addresses, as each device published them.
+pub fn listed(doc: &AutoCommit, which: Listed) -> BTreeMap<DeviceId, Vec<SocketAddr>> {
     let mut out = BTreeMap::new();
     for devices in find_all(doc, &ROOT, "devices") {
         for key in doc.keys(&devices) {
@@ -182,7 +200,7 @@ pub fn outside(doc: &AutoCommit) -> BTreeMap<DeviceId, Vec<SocketAddr>> {
             else {
                 continue;
             };
-            if let Some(o) = find(doc, &entry, "outside") {
+            if let Some(o) = find(doc, &entry, which.key()) {
                 let addrs: Vec<SocketAddr> = doc
                     .keys(&o)
                     .filter_map(|k| k.parse().ok())

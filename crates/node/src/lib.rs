@@ -870,7 +870,7 @@ impl Node {
         let outside = self
             .circle
             .and_then(|doc| self.store.document(doc).ok().flatten())
-            .map(|am| circle::outside(&am))
+            .map(|am| circle::listed(&am, circle::Listed::Outside))
             .unwrap_or_default();
         Ok(members
             .into_iter()
@@ -1180,7 +1180,7 @@ impl Node {
     fn publish_outside(&mut self, now: Timestamp) -> Result<(), NodeError> {
         let me = self.device();
         let published = self.observations.published(now, &self.local_ips());
-        self.edit_circle(|am| circle::set_outside(am, me, &published))
+        self.edit_circle(|am| circle::set_listed(am, me, circle::Listed::Outside, &published))
     }
 
     /// The introductions to make now that `peer`, seen at `remote`, connected, among the
