@@ -22,6 +22,8 @@ async fn node(home: &std::path::Path, name: &str) -> Handle {
         name: name.to_owned(),
         // Both nodes are in this process and know each other's address from the invite.
         mdns: false,
+        // Loopback: no router to ask.
+        portmap: false,
     };
     failup_daemon::start(config).await.expect("daemon starts")
 }

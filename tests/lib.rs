@@ -140,6 +140,11 @@ impl Daemon {
     /// address there at the default port, and waits until it answers. Commands run in the
     /// test's own namespace and reach it over its control socket, a file in the home.
     pub fn start_in(host: &netns::Host, name: &str) -> Daemon {
+        Daemon::start_in_with(host, name, &[])
+    }
+
+    /// [`Daemon::start_in`], with `failup config set KEY VALUE` for each of `settings` first.
+    pub fn start_in_with(host: &netns::Host, name: &str, settings: &[(&str, &str)]) -> Daemon {
         let mut d = Daemon {
             home: Home::new(),
             child: None,
@@ -148,6 +153,9 @@ impl Daemon {
             port: None,
             netns: Some(host.ns.clone()),
         };
+        for (key, value) in settings {
+            d.ok(&["config", "set", key, value]);
+        }
         d.launch("0.0.0.0:7676");
         d
     }

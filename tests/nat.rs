@@ -233,3 +233,90 @@ fn a_device_that_changes_its_address_keeps_syncing() {
     drop((laptop, phone));
     drop(net);
 }
+
+/// A router that offers port mapping (UPnP IGD, NAT-PMP, PCP: miniupnpd) forwards the
+/// daemon's port when asked: a device on the internet joins the device behind it by dialing
+/// the forwarded address the invite code carries, they sync, and the forward is gone from the
+/// router once the daemon stops. With `portmap` off nothing is asked.
+#[test]
+fn a_router_offering_port_mapping_lets_a_device_outside_reach_the_one_behind_it() {
+    // miniupnpd maps nothing for a router whose public address is reserved (documentation
+    // ranges included), so this internet is a range it takes for public (see offer_upnp).
+    let Some(mut net) = Net::with_internet([198, 0, 0]) else {
+        return;
+    };
+    let router = net.router("r1", Nat::Stable);
+    let (home, other) = (net.behind(&router, "laptop"), net.behind(&router, "tablet"));
+    let Some(upnp) = net.offer_upnp(&router) else {
+        return;
+    };
+    let phone_host = net.public_host("phone");
+    let mut laptop = Daemon::start_in(&home, "laptop");
+    let public = format!("{}:", router.ip);
+    wait_until("the router to forward the laptop's port", SOON, || {
+        laptop.status()["mapped"]
+            .as_str()
+            .is_some_and(|m| m.starts_with(&public))
+    });
+    // The router picks the public port (UPnP's AddAnyPortMapping).
+    let forwarded = laptop.status()["mapped"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let port = forwarded.rsplit(':').next().unwrap_or_default().to_owned();
+    assert!(
+        upnp.forwards().contains(&format!("dport {port}")),
+        "the router holds the forward: {}",
+        upnp.forwards()
+    );
+    assert!(
+        laptop
+            .ok(&["status"])
+            .contains(&format!("port forwarded by the router: {forwarded}"))
+    );
+
+    // The phone outside joins by dialing the forwarded address (nothing else of the laptop's
+    // is reachable from the internet), and they sync both ways.
+    let phone = Daemon::start_in(&phone_host, "phone");
+    laptop.pair(&phone);
+    let id = laptop
+        .ok(&["log", "Forgot the keys again"])
+        .trim()
+        .to_owned();
+    wait_until("the phone to hold the laptop's entry", SOON, || {
+        phone.run(&["show", &id]).status.success()
+    });
+    let peers: serde_json::Value =
+        serde_json::from_str(&phone.ok(&["--json", "peers"])).unwrap_or_default();
+    let seen = peers
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "laptop"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(seen["via"], forwarded.as_str(), "{seen}");
+    // The circle lists the forwarded address first among the laptop's, for every device.
+    assert_eq!(seen["addrs"][0], forwarded.as_str(), "{seen}");
+
+    // A second device behind the same router with port mapping off asks for nothing: by the
+    // time it has joined and synced over its own outgoing connection, no forward of its own.
+    let tablet = Daemon::start_in_with(&other, "tablet", &[("portmap", "false")]);
+    phone.pair(&tablet);
+    wait_until("the tablet to hold the laptop's entry", SOON, || {
+        tablet.run(&["show", &id]).status.success()
+    });
+    assert!(tablet.status()["mapped"].is_null(), "{}", tablet.status());
+    assert_eq!(
+        upnp.forwards().lines().count(),
+        1,
+        "only the laptop's forward: {}",
+        upnp.forwards()
+    );
+
+    // Stopping the daemon gives the forward back.
+    laptop.stop();
+    wait_until("the router to drop the forward", SOON, || {
+        !upnp.forwards().contains(&format!("dport {port}"))
+    });
+    drop((laptop, phone, tablet, upnp));
+    drop(net);
+}

@@ -34,6 +34,8 @@ pub struct Host {
 /// A network of namespaces; deleted when dropped.
 pub struct Net {
     prefix: String,
+    /// The internet's /24.
+    internet: [u8; 3],
     namespaces: Vec<String>,
     next_public: u8,
     next_home: u8,
@@ -63,8 +65,15 @@ pub fn exec(ns: &str, args: &[&str]) {
 }
 
 impl Net {
-    /// An empty internet, or `None` (with the reason printed) where namespaces cannot be made.
+    /// An empty internet on 203.0.113.0/24, or `None` (with the reason printed) where
+    /// namespaces cannot be made.
     pub fn new() -> Option<Net> {
+        Net::with_internet([203, 0, 113])
+    }
+
+    /// An empty internet on `internet`.0/24, for a test whose router refuses documentation
+    /// ranges as public addresses (see [`Net::offer_upnp`]).
+    pub fn with_internet(internet: [u8; 3]) -> Option<Net> {
         let missing: Vec<&str> = ["ip", "iptables"]
             .into_iter()
             .filter(|tool| {
@@ -91,6 +100,7 @@ impl Net {
         }
         let net = Net {
             prefix,
+            internet,
             namespaces: vec![inet.clone()],
             next_public: 1,
             next_home: 1,
@@ -115,7 +125,8 @@ impl Net {
 
     /// Plugs `ns` into the internet's bridge as `wan` with the next public address.
     fn plug(&mut self, ns: &str) -> Ipv4Addr {
-        let ip = Ipv4Addr::new(203, 0, 113, self.next_public);
+        let [a, b, c] = self.internet;
+        let ip = Ipv4Addr::new(a, b, c, self.next_public);
         self.next_public += 1;
         let port = format!("p{}", self.next_public);
         run(
@@ -260,6 +271,140 @@ impl Net {
             &["ip", "route", "add", "default", "via", &gateway.to_string()],
         );
         ip
+    }
+}
+
+/// A UPnP IGD, NAT-PMP and PCP server (Debian's `miniupnpd-nftables`) on a router; stopped
+/// when dropped.
+pub struct Upnp {
+    child: std::process::Child,
+    router: String,
+    dir: tempfile::TempDir,
+}
+
+impl Upnp {
+    /// The router's current port forwards, as `nft` lists them.
+    pub fn forwards(&self) -> String {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.router,
+                "nft",
+                "list",
+                "table",
+                "inet",
+                "upnp",
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        out.lines()
+            .filter(|l| l.contains("dnat"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// What miniupnpd logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("miniupnpd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Upnp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Net {
+    /// Makes `router` offer port mapping to its home networks (call it after [`Net::behind`]),
+    /// or returns `None` with the reason printed where miniupnpd or nft is missing.
+    ///
+    /// miniupnpd grants nothing when the router's public address lies in a reserved range,
+    /// documentation ranges included ("Port forwarding is impossible"), so a test using it
+    /// makes its internet with [`Net::with_internet`] on a range miniupnpd takes for public.
+    /// The namespaces have no route to the real internet, so no packet can leave for it.
+    pub fn offer_upnp(&self, router: &Host) -> Option<Upnp> {
+        let nft = Command::new("nft").arg("--version").output();
+        if !nft.is_ok_and(|o| o.status.success())
+            || !std::path::Path::new("/usr/sbin/miniupnpd").exists()
+        {
+            eprintln!(
+                "skipped: the port-mapping test needs miniupnpd and nft (apt-get install miniupnpd-nftables nftables)"
+            );
+            return None;
+        }
+        // miniupnpd adds its forwards to chains it expects to exist; these hook them in.
+        let rules = "table inet upnp {\n\
+            chain miniupnpd {\n}\n\
+            chain prerouting_miniupnpd {\n}\n\
+            chain postrouting_miniupnpd {\n}\n\
+            chain prerouting {\n type nat hook prerouting priority -100; policy accept;\n jump prerouting_miniupnpd;\n}\n\
+            chain postrouting {\n type nat hook postrouting priority 100; policy accept;\n jump postrouting_miniupnpd;\n}\n\
+            }\n";
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rules_file = dir.path().join("upnp.nft");
+        std::fs::write(&rules_file, rules).expect("write rules");
+        exec(&router.ns, &["nft", "-f", &rules_file.to_string_lossy()]);
+        let out = Command::new("ip")
+            .args(["-n", &router.ns, "-o", "link", "show"])
+            .output()
+            .expect("ip link");
+        let lans: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|name| name.split('@').next().unwrap_or(name).to_owned())
+            .filter(|name| name.starts_with("lan"))
+            .collect();
+        assert!(
+            !lans.is_empty(),
+            "offer_upnp after behind: the router has no home network"
+        );
+        let mut conf = String::from(
+            "ext_ifname=wan\nenable_natpmp=yes\nenable_upnp=yes\nsecure_mode=yes\n\
+             upnp_table_name=upnp\nupnp_nat_table_name=upnp\n\
+             uuid=3fd0c0a2-1d9b-4d8e-9f3c-0a8b1c2d3e4f\n\
+             allow 1024-65535 192.168.0.0/16 1024-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n",
+        );
+        for lan in &lans {
+            conf.push_str(&format!("listening_ip={lan}\n"));
+        }
+        let conf_file = dir.path().join("miniupnpd.conf");
+        std::fs::write(&conf_file, conf).expect("write miniupnpd.conf");
+        let log = std::fs::File::create(dir.path().join("miniupnpd.log")).expect("log file");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &router.ns,
+                "/usr/sbin/miniupnpd",
+                "-d",
+                "-P",
+            ])
+            .arg(dir.path().join("miniupnpd.pid"))
+            .arg("-f")
+            .arg(&conf_file)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start miniupnpd");
+        let upnp = Upnp {
+            child,
+            router: router.ns.clone(),
+            dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !upnp.log().contains("Listening for NAT-PMP") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "miniupnpd did not start: {}",
+                upnp.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(upnp)
     }
 }
 

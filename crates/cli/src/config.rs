@@ -56,7 +56,7 @@ struct Key {
 }
 
 /// Every setting, in the order `config list` shows them.
-const KEYS: [Key; 9] = [
+const KEYS: [Key; 10] = [
     Key {
         name: "name",
         kind: Kind::Name,
@@ -74,6 +74,12 @@ const KEYS: [Key; 9] = [
         kind: Kind::Bool,
         env: Some("FAILUP_MDNS"),
         help: "announce and look for devices on the local network",
+    },
+    Key {
+        name: "portmap",
+        kind: Kind::Bool,
+        env: Some("FAILUP_PORTMAP"),
+        help: "ask the home router to forward the daemon's port (UPnP, NAT-PMP, PCP)",
     },
     Key {
         name: "editor",
@@ -158,7 +164,7 @@ fn key(name: &str) -> Result<&'static Key> {
 fn default_of(k: &Key) -> String {
     match k.name {
         "listen" => SocketAddr::from(([0, 0, 0, 0], failup_daemon::DEFAULT_PORT)).to_string(),
-        "mdns" => "true".into(),
+        "mdns" | "portmap" => "true".into(),
         "color" => "auto".into(),
         "name" => crate::network::host_name(),
         "editor" => std::env::var("VISUAL")

@@ -53,6 +53,8 @@ pub struct DaemonSettings {
     pub name: String,
     /// Whether to use mDNS.
     pub mdns: bool,
+    /// Whether to ask the router for a port mapping.
+    pub portmap: bool,
     /// How log lines look.
     pub log_format: LogFormat,
 }
@@ -101,13 +103,14 @@ pub fn daemon(home: &Path, settings: DaemonSettings) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let (name, mdns) = (settings.name, settings.mdns);
+    let (name, mdns, portmap) = (settings.name, settings.mdns, settings.portmap);
     runtime.block_on(async {
         let config = failup_daemon::Config {
             home: home.to_owned(),
             listen,
             name: name.clone(),
             mdns,
+            portmap,
         };
         let handle = failup_daemon::start(config).await?;
         tracing::info!(
@@ -157,6 +160,7 @@ pub(crate) fn daemon_command(
             None => ctx.config.value("name")?,
         },
         mdns: !no_mdns && ctx.config.flag("mdns")?,
+        portmap: ctx.config.flag("portmap")?,
         log_format,
     };
     daemon(&ctx.home, settings)
@@ -559,6 +563,7 @@ pub fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
                             "addr": o.addr, "by": o.by, "last": o.last,
                         })).collect::<Vec<_>>(),
                         "mapping": s.mapping,
+                        "mapped": s.mapped,
                     }),
                     crate::JsonLayout::Line,
                 )?;
@@ -589,6 +594,13 @@ pub fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
                 };
                 if let Some(router) = router {
                     writeln!(out, "router: {router}")?;
+                }
+                if let Some(m) = &s.mapped {
+                    writeln!(
+                        out,
+                        "{}",
+                        shown(&format!("port forwarded by the router: {m}"))
+                    )?;
                 }
                 writeln!(out, "documents: {}", s.documents)?;
                 writeln!(

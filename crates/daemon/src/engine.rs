@@ -383,6 +383,21 @@ impl State {
                     conn: ConnId(conn_id as u64),
                 });
             }
+            Event::Mapped(addr) => {
+                match addr {
+                    Some(a) => {
+                        tracing::info!(mapped = %a, "the router forwards {a} to this device")
+                    }
+                    None if self.node.mapped().is_some() => {
+                        tracing::info!("the router no longer forwards a port to this device")
+                    }
+                    None => {}
+                }
+                if let Err(e) = self.node.set_mapped(addr, Timestamp::now()) {
+                    tracing::warn!("cannot publish the mapped address: {e}");
+                }
+                self.drain();
+            }
             Event::Tick(due) => self.tick(due),
             Event::DialFailed(peer) => self.policy(PolicyEvent::DialFailed { peer }),
             Event::RefusedAsRevoked(peer) => {
@@ -707,6 +722,7 @@ impl State {
                 })
                 .collect(),
             mapping: mapping.as_str().to_owned(),
+            mapped: self.node.mapped().map(|a| a.to_string()),
         }
     }
 

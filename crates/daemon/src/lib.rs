@@ -18,6 +18,7 @@ mod discovery;
 mod engine;
 pub mod frame;
 pub mod pairing;
+mod portmap;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -53,6 +54,8 @@ pub struct Config {
     pub name: String,
     /// Whether to announce this device and look for trusted ones on the local network.
     pub mdns: bool,
+    /// Whether to ask the home router to forward the QUIC port (UPnP IGD, NAT-PMP, PCP).
+    pub portmap: bool,
 }
 
 /// Why the daemon could not run.
@@ -151,6 +154,8 @@ enum Event {
     DialFailed(DeviceId),
     /// A dialed device refused this one as revoked, after a verified handshake.
     RefusedAsRevoked(DeviceId),
+    /// The router forwards this public address to the QUIC port now, or nothing any more.
+    Mapped(Option<SocketAddr>),
     Shutdown,
 }
 
@@ -163,6 +168,7 @@ pub struct Handle {
     events: mpsc::UnboundedSender<Event>,
     engine: Option<std::thread::JoinHandle<()>>,
     endpoint: quinn::Endpoint,
+    portmap: Option<portmap::PortMap>,
 }
 
 impl Handle {
@@ -192,7 +198,10 @@ impl Handle {
 
     /// Stops the daemon, then gives peers a moment to hear the connections close, so they do
     /// not wait for an idle timeout to notice.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
+        if let Some(map) = self.portmap.take() {
+            map.release().await;
+        }
         let endpoint = self.endpoint.clone();
         if tokio::task::spawn_blocking(move || self.shutdown())
             .await
@@ -304,12 +313,18 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
         .spawn(move || state.run(rx))
         .map_err(io("cannot start the engine thread".into()))?;
     tracing::info!(%local_addr, device = %device, "daemon started");
+    let portmap = if config.portmap {
+        portmap::PortMap::start(local_addr, events.clone())
+    } else {
+        None
+    };
     Ok(Handle {
         local_addr,
         device,
         events,
         engine: Some(engine),
         endpoint,
+        portmap,
     })
 }
 

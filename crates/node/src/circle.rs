@@ -8,7 +8,8 @@
 //! { "failup": "circle/1",
 //!   "recovery": Bytes,          (the recovery key's public half, in the founding change only)
 //!   "devices": { "<device id>": { "name": Str, "addrs": { "<ip:port>": true },
-//!                                 "outside": { "<ip:port>": true } } },
+//!                                 "outside": { "<ip:port>": true },
+//!                                 "mapped": { "<ip:port>": true } } },
 //!   "revoked/<device id>": Timestamp, ...,
 //!   "partners": { "<label>": { "mine": Bytes, "theirs": Bytes,
 //!                              "devices": { "<device id>": { "<ip:port>": true } } } },
@@ -21,6 +22,10 @@
 //! moment (hole punching) and never dialed on their own: an unsolicited packet to a router's
 //! public port makes a Linux router give that peer another port when the device behind it
 //! later dials out, which breaks the very mapping that was published.
+//!
+//! `mapped` holds the public address the device's router agreed to forward to it (a port
+//! mapping), written by the device while it holds the mapping. Unlike `outside` it is dialed
+//! like `addrs`, and listed first among them: it is the one that works from anywhere.
 //!
 //! `prompts` holds the person's own wording of the reframe questions and the text a new story
 //! starts with, so every device of theirs asks the same; it says nothing about membership.
@@ -152,12 +157,16 @@ pub fn add_addr(
 pub enum Listed {
     /// `outside`: where peers see its connections come from, for meeting only.
     Outside,
+    /// `mapped`: the public address its router forwards to it (UPnP IGD, NAT-PMP or PCP), to
+    /// dial like its own addresses.
+    Mapped,
 }
 
 impl Listed {
     fn key(self) -> &'static str {
         match self {
             Listed::Outside => "outside",
+            Listed::Mapped => "mapped",
         }
     }
 }
@@ -495,9 +504,18 @@ pub fn members(doc: &AutoCommit) -> Vec<Member> {
                 Ok(Some((automerge::Value::Scalar(s), _))) => s.as_str().unwrap_or("").to_owned(),
                 _ => String::new(),
             };
-            let addrs = find(doc, &entry, "addrs")
-                .map(|a| doc.keys(&a).filter_map(|k| k.parse().ok()).collect())
-                .unwrap_or_default();
+            let keys = |key: &str| -> Vec<SocketAddr> {
+                find(doc, &entry, key)
+                    .map(|a| doc.keys(&a).filter_map(|k| k.parse().ok()).collect())
+                    .unwrap_or_default()
+            };
+            let mut addrs = keys(Listed::Mapped.key());
+            addrs.truncate(MAX_ADDRS);
+            for a in keys("addrs") {
+                if !addrs.contains(&a) {
+                    addrs.push(a);
+                }
+            }
             out.entry(device).or_insert(Member {
                 device,
                 name,
@@ -715,6 +733,27 @@ mod tests {
                 .any(|m| m.device == a && !m.revoked && m.addrs.len() == 1)
         );
         assert!(is_circle(&one));
+    }
+
+    #[test]
+    fn a_mapped_address_is_dialed_first_and_outside_ones_never() {
+        let a = DeviceId([1; 32]);
+        let own: SocketAddr = "192.168.1.2:7676".parse().expect("addr");
+        let (mapped, outside): (SocketAddr, SocketAddr) = (
+            "198.0.0.1:7676".parse().expect("addr"),
+            "198.0.0.1:40000".parse().expect("addr"),
+        );
+        let mut doc = AutoCommit::new();
+        create(&mut doc, a, "laptop", &[own], &[0; 32]).expect("create");
+        assert!(set_listed(&mut doc, a, Listed::Outside, &[outside]).expect("outside"));
+        assert!(set_listed(&mut doc, a, Listed::Mapped, &[mapped]).expect("mapped"));
+        assert!(!set_listed(&mut doc, a, Listed::Mapped, &[mapped]).expect("again"));
+        let m = members(&doc);
+        assert_eq!(m[0].addrs, vec![mapped, own]);
+        assert_eq!(listed(&doc, Listed::Outside)[&a], vec![outside]);
+        // The mapping lost: only the device's own address is left to dial.
+        assert!(set_listed(&mut doc, a, Listed::Mapped, &[]).expect("lost"));
+        assert_eq!(members(&doc)[0].addrs, vec![own]);
     }
 
     #[test]

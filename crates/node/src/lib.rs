@@ -133,6 +133,8 @@ pub struct Node {
     delivered: BTreeMap<DocId, Timestamp>,
     /// What peers see this device's connections come from.
     observations: reach::Observations,
+    /// The public address this device's router forwards to it, while it holds one.
+    mapped: Option<SocketAddr>,
     /// When each device was last introduced here, for [`MEET_INTERVAL`].
     met: BTreeMap<DeviceId, Timestamp>,
 }
@@ -289,6 +291,7 @@ impl Node {
                 .collect(),
             delivered: BTreeMap::new(),
             observations: reach::Observations::default(),
+            mapped: None,
             met: BTreeMap::new(),
         };
         node.carry_prompts();
@@ -1138,7 +1141,13 @@ impl Node {
             partner,
             now,
         );
-        Ok(Code::new(self.device(), &self.config.advertise, secret, expires).encode(is_partner))
+        // The router's forwarded address first: the one that works from outside the home.
+        let addrs: Vec<SocketAddr> = self
+            .mapped
+            .into_iter()
+            .chain(self.config.advertise.iter().copied())
+            .collect();
+        Ok(Code::new(self.device(), &addrs, secret, expires).encode(is_partner))
     }
 
     fn advertised(&self) -> Vec<String> {
@@ -1175,12 +1184,38 @@ impl Node {
         self.publish_outside(now)
     }
 
-    /// Puts this device's outside addresses into the circle, if it says otherwise (also once
-    /// the circle arrives after the reports did).
+    /// Puts this device's outside and mapped addresses into the circle, if it says otherwise
+    /// (also once the circle arrives after the reports or the mapping did).
     fn publish_outside(&mut self, now: Timestamp) -> Result<(), NodeError> {
         let me = self.device();
         let published = self.observations.published(now, &self.local_ips());
-        self.edit_circle(|am| circle::set_listed(am, me, circle::Listed::Outside, &published))
+        let mapped: Vec<SocketAddr> = self.mapped.into_iter().collect();
+        self.edit_circle(|am| {
+            let outside = circle::set_listed(am, me, circle::Listed::Outside, &published)?;
+            Ok(circle::set_listed(am, me, circle::Listed::Mapped, &mapped)? || outside)
+        })
+    }
+
+    /// The router forwards `addr` to this device now (a port mapping the daemon holds), or no
+    /// longer forwards anything (`None`): the circle says so, so the other devices dial it
+    /// there, and so do partners' devices (this person's side of each space lists it).
+    pub fn set_mapped(
+        &mut self,
+        addr: Option<SocketAddr>,
+        now: Timestamp,
+    ) -> Result<(), NodeError> {
+        if self.mapped == addr {
+            return Ok(());
+        }
+        self.mapped = addr;
+        self.publish_outside(now)?;
+        // This person's side of each space lists the devices' addresses for partners.
+        self.refresh_trust()
+    }
+
+    /// The public address this device's router forwards to it, while it holds one.
+    pub fn mapped(&self) -> Option<SocketAddr> {
+        self.mapped
     }
 
     /// The introductions to make now that `peer`, seen at `remote`, connected, among the

@@ -317,6 +317,9 @@ pub struct StatusInfo {
     /// device talks to) or `per-destination` (a port per peer: only a relay reaches it).
     #[serde(default)]
     pub mapping: String,
+    /// The public address the router forwards to this device (a port mapping), if any.
+    #[serde(default)]
+    pub mapped: Option<String>,
 }
 
 /// An outside address of this device, as peers saw it.
