@@ -379,6 +379,39 @@ pub fn endpoint(
     listen: SocketAddr,
     alpns: &[&[u8]],
 ) -> Result<quinn::Endpoint, NetError> {
+    quinn::Endpoint::server(server_config(identity, trust, alpns)?, listen).map_err(|e| {
+        NetError::Io {
+            context: format!("cannot listen on {listen}"),
+            source: e,
+        }
+    })
+}
+
+/// An endpoint like [`endpoint`]'s, on a socket of the caller's (a relay's paths instead of
+/// UDP): the same keys, verifiers and transport settings.
+pub fn endpoint_on(
+    identity: &Identity,
+    trust: Arc<dyn Trust>,
+    socket: Arc<dyn quinn::AsyncUdpSocket>,
+    alpns: &[&[u8]],
+) -> Result<quinn::Endpoint, NetError> {
+    quinn::Endpoint::new_with_abstract_socket(
+        quinn::EndpointConfig::default(),
+        Some(server_config(identity, trust, alpns)?),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(|e| NetError::Io {
+        context: "cannot start an endpoint on the relay".into(),
+        source: e,
+    })
+}
+
+fn server_config(
+    identity: &Identity,
+    trust: Arc<dyn Trust>,
+    alpns: &[&[u8]],
+) -> Result<quinn::ServerConfig, NetError> {
     let setup = |e: &dyn fmt::Display| NetError::Setup(e.to_string());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -399,10 +432,7 @@ pub fn endpoint(
         QuicServerConfig::try_from(tls).map_err(|e| setup(&e))?,
     ));
     server.transport_config(transport());
-    quinn::Endpoint::server(server, listen).map_err(|e| NetError::Io {
-        context: format!("cannot listen on {listen}"),
-        source: e,
-    })
+    Ok(server)
 }
 
 /// Connects to the device `expected` at `addr`, speaking `alpn`; any other key is refused.
