@@ -24,6 +24,7 @@ async fn node(home: &std::path::Path, name: &str) -> Handle {
         mdns: false,
         // Loopback: no router to ask.
         portmap: false,
+        relay: None,
     };
     failup_daemon::start(config).await.expect("daemon starts")
 }

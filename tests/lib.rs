@@ -22,7 +22,7 @@ pub fn failup_bin() -> PathBuf {
 
 /// Variables from the developer's or CI's environment that would change what failup does:
 /// settings, the editor, colour, the pinned clock.
-pub const OUTSIDE_SETTINGS: [&str; 9] = [
+pub const OUTSIDE_SETTINGS: [&str; 11] = [
     "EDITOR",
     "VISUAL",
     "NO_COLOR",
@@ -32,6 +32,8 @@ pub const OUTSIDE_SETTINGS: [&str; 9] = [
     "FAILUP_MDNS",
     "FAILUP_NAME",
     "FAILUP_LISTEN",
+    "FAILUP_PORTMAP",
+    "FAILUP_RELAY",
 ];
 
 /// Removes [`OUTSIDE_SETTINGS`] from `cmd`'s environment, so a test sees only what it sets.

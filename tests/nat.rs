@@ -320,3 +320,135 @@ fn a_router_offering_port_mapping_lets_a_device_outside_reach_the_one_behind_it(
     drop((laptop, phone, tablet, upnp));
     drop(net);
 }
+
+/// `failup relay` run in a namespace of its own on the internet, read for its code.
+struct Relay {
+    child: std::process::Child,
+    home: tempfile::TempDir,
+    code: String,
+}
+
+impl Relay {
+    fn start(host: &failup_tests::netns::Host) -> Relay {
+        use std::io::BufRead;
+        let home = tempfile::tempdir().expect("relay home");
+        let log = std::fs::File::create(home.path().join("relay.log")).expect("log");
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["netns", "exec", &host.ns])
+            .arg(failup_tests::failup_bin())
+            .arg("--home")
+            .arg(home.path())
+            .args(["relay", "--listen", &format!("{}:7677", host.ip)])
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(log);
+        failup_tests::isolate(&mut cmd);
+        let mut child = cmd.spawn().expect("start the relay");
+        let stdout = child.stdout.take().expect("stdout");
+        let code = std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.strip_prefix("on each of your devices: failup config set relay ")
+                    .map(str::to_owned)
+            })
+            .expect("the relay prints its code");
+        Relay { child, home, code }
+    }
+
+    /// Everything the relay wrote: its home's files and its log.
+    fn written(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for f in std::fs::read_dir(self.home.path())
+            .expect("relay home")
+            .flatten()
+        {
+            all.extend(std::fs::read(f.path()).unwrap_or_default());
+        }
+        all
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn peer_path(d: &Daemon, name: &str) -> serde_json::Value {
+    let peers: serde_json::Value =
+        serde_json::from_str(&d.ok(&["--json", "peers"])).unwrap_or_default();
+    peers
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == name))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A phone paired at home, then taken behind a router that gives each peer a port of its own,
+/// cannot be met directly; both devices use the person's relay and go on syncing through it,
+/// and the relay's log and files hold no byte of what they wrote.
+#[test]
+fn devices_that_cannot_meet_sync_through_the_persons_relay_which_sees_nothing() {
+    let Some(mut net) = Net::new() else {
+        return;
+    };
+    let home_router = net.router("home", Nat::Stable);
+    let away = net.router("away", Nat::PerDestination);
+    let (laptop_host, phone_host) = (
+        net.behind(&home_router, "laptop"),
+        net.behind(&home_router, "phone"),
+    );
+    let relay_host = net.public_host("relay");
+    let relay = Relay::start(&relay_host);
+    let settings = [("relay", relay.code.as_str())];
+    let laptop = Daemon::start_in_with(&laptop_host, "laptop", &settings);
+    let phone = Daemon::start_in_with(&phone_host, "phone", &settings);
+    wait_until("both to link to the relay", SOON, || {
+        laptop.status()["relay"]["linked"] == true && phone.status()["relay"]["linked"] == true
+    });
+    assert!(
+        laptop
+            .ok(&["status"])
+            .contains(&format!("relay: {}:7677 (linked)", relay_host.ip))
+    );
+    laptop.pair(&phone);
+    wait_until("the two to connect at home", SOON, || {
+        peer_path(&phone, "laptop")["path"] == "local"
+    });
+
+    // The phone leaves: from behind the second router nothing reaches the laptop directly.
+    net.move_behind(&phone_host, &away);
+    let story = "Froze during the pitch and forgot the second slide";
+    let id = phone.ok(&["log", story]).trim().to_owned();
+    wait_until("the laptop to hold the entry from away", SOON, || {
+        laptop.run(&["show", &id]).status.success()
+    });
+    let seen = peer_path(&laptop, "phone");
+    assert_eq!(seen["path"], "relayed", "{seen}");
+    assert_eq!(seen["via"], format!("{}:7677", relay_host.ip), "{seen}");
+    assert!(laptop.ok(&["peers"]).contains(&format!(
+        "connected through your relay ({}:7677)",
+        relay_host.ip
+    )));
+    let back = laptop
+        .ok(&["log", "Missed the call with the bank"])
+        .trim()
+        .to_owned();
+    wait_until("the phone to hold the laptop's entry", SOON, || {
+        phone.run(&["show", &back]).status.success()
+    });
+
+    let written = relay.written();
+    let text = String::from_utf8_lossy(&written);
+    assert!(text.contains("linked"), "the relay logs links: {text}");
+    for words in [story, "Missed the call", "second slide"] {
+        assert!(
+            !written.windows(words.len()).any(|w| w == words.as_bytes()),
+            "the relay wrote {words:?}"
+        );
+    }
+    drop((laptop, phone, relay));
+    drop(net);
+}

@@ -134,6 +134,23 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = LogFormat::Pretty, value_name = "FORMAT")]
         log_format: LogFormat,
     },
+    /// Run a relay of your own in the foreground, for your devices to reach each other through
+    /// when nothing else works (on a machine with a public address or a forwarded port)
+    Relay {
+        /// Address and UDP port to listen on
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7677")]
+        listen: String,
+        /// The address devices reach the relay at, put in its code (default: the listen address,
+        /// or when listening on all addresses the first that is not loopback)
+        #[arg(long, value_name = "ADDR")]
+        public: Option<String>,
+        /// Devices linked at once
+        #[arg(long, value_name = "N", default_value_t = 64)]
+        max_devices: usize,
+        /// How log lines look on standard error
+        #[arg(long, value_enum, default_value_t = LogFormat::Pretty, value_name = "FORMAT")]
+        log_format: LogFormat,
+    },
     /// This device's id and the addresses its daemon listens on
     Id,
     /// Pair this device with another of your devices

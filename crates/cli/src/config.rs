@@ -45,6 +45,8 @@ enum Kind {
     Question,
     /// Free text of at most [`MAX_STORY_TEMPLATE`] bytes.
     Story,
+    /// A relay code, as `failup relay` prints it.
+    Relay,
 }
 
 /// One setting.
@@ -56,7 +58,7 @@ struct Key {
 }
 
 /// Every setting, in the order `config list` shows them.
-const KEYS: [Key; 10] = [
+const KEYS: [Key; 11] = [
     Key {
         name: "name",
         kind: Kind::Name,
@@ -80,6 +82,12 @@ const KEYS: [Key; 10] = [
         kind: Kind::Bool,
         env: Some("FAILUP_PORTMAP"),
         help: "ask the home router to forward the daemon's port (UPnP, NAT-PMP, PCP)",
+    },
+    Key {
+        name: "relay",
+        kind: Kind::Relay,
+        env: Some("FAILUP_RELAY"),
+        help: "a relay of yours to reach your devices through when nothing else works (the code `failup relay` prints)",
     },
     Key {
         name: "editor",
@@ -165,6 +173,7 @@ fn default_of(k: &Key) -> String {
     match k.name {
         "listen" => SocketAddr::from(([0, 0, 0, 0], failup_daemon::DEFAULT_PORT)).to_string(),
         "mdns" | "portmap" => "true".into(),
+        "relay" => String::new(),
         "color" => "auto".into(),
         "name" => crate::network::host_name(),
         "editor" => std::env::var("VISUAL")
@@ -216,6 +225,13 @@ fn parse_value(k: &Key, text: &str) -> Result<Value> {
                     k.name
                 )
             })?;
+            Ok(Value::from(t))
+        }
+        Kind::Relay => {
+            let t = text.trim();
+            // The code holds the relay's token: the error says what is wrong, not the code.
+            t.parse::<failup_relay::RelayCode>()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", k.name))?;
             Ok(Value::from(t))
         }
         Kind::Bool => match text.trim().to_ascii_lowercase().as_str() {

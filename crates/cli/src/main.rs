@@ -15,6 +15,7 @@ mod journal;
 mod network;
 mod partners;
 mod progress;
+mod relay;
 mod render;
 mod report;
 mod style;
@@ -400,6 +401,19 @@ fn run(cli: Cli) -> Result<()> {
             name,
             log_format,
         } => network::daemon_command(&ctx, listen, no_mdns, name, log_format)?,
+        Command::Relay {
+            listen,
+            public,
+            max_devices,
+            log_format,
+        } => relay::run(
+            &ctx,
+            &listen,
+            public.as_deref(),
+            max_devices,
+            log_format,
+            &mut out,
+        )?,
         Command::Id => network::id(&ctx, &mut out)?,
         Command::Pair(cmd) => network::pair(&ctx, cmd, &mut out)?,
         Command::Peers { action } => network::peers(&ctx, action, &mut out)?,

@@ -55,6 +55,8 @@ pub struct DaemonSettings {
     pub mdns: bool,
     /// Whether to ask the router for a port mapping.
     pub portmap: bool,
+    /// The person's relay, if set.
+    pub relay: Option<failup_relay::RelayCode>,
     /// How log lines look.
     pub log_format: LogFormat,
 }
@@ -67,24 +69,7 @@ pub fn daemon(home: &Path, settings: DaemonSettings) -> Result<()> {
     let listen: SocketAddr = l
         .parse()
         .with_context(|| format!("{l:?} is not an address (use host:port, e.g. 0.0.0.0:7676)"))?;
-    // Automerge instruments its loaders with info-level spans whose fields are the whole change
-    // graph, formatted with Debug on every load (a third of a first sync's time went there):
-    // they stay off unless RUST_LOG names automerge itself.
-    let mut filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
-    if !filter.contains("automerge") {
-        filter.push_str(",automerge=warn");
-    }
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .map_err(|e| anyhow::anyhow!("RUST_LOG={filter:?} is not a log filter: {e}"))?;
-    // Colour codes only on a terminal: a service's log file or journal must stay plain text.
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    let _ = match settings.log_format {
-        LogFormat::Pretty => subscriber.try_init(),
-        LogFormat::Json => subscriber.json().flatten_event(true).try_init(),
-    };
+    init_logging(settings.log_format)?;
     let pid_file = home.join(PID_FILE);
     if let Some(mut c) = Client::connect(home) {
         if let Ok(Response::Status(_)) = c.call(&Request::Status, Some(Duration::from_secs(5))) {
@@ -103,7 +88,12 @@ pub fn daemon(home: &Path, settings: DaemonSettings) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let (name, mdns, portmap) = (settings.name, settings.mdns, settings.portmap);
+    let (name, mdns, portmap, relay) = (
+        settings.name,
+        settings.mdns,
+        settings.portmap,
+        settings.relay,
+    );
     runtime.block_on(async {
         let config = failup_daemon::Config {
             home: home.to_owned(),
@@ -111,6 +101,7 @@ pub fn daemon(home: &Path, settings: DaemonSettings) -> Result<()> {
             name: name.clone(),
             mdns,
             portmap,
+            relay,
         };
         let handle = failup_daemon::start(config).await?;
         tracing::info!(
@@ -142,6 +133,29 @@ pub fn daemon(home: &Path, settings: DaemonSettings) -> Result<()> {
     })
 }
 
+/// Log lines on standard error, as `format` says, at the levels RUST_LOG names (default info).
+pub(crate) fn init_logging(format: LogFormat) -> Result<()> {
+    // Automerge instruments its loaders with info-level spans whose fields are the whole change
+    // graph, formatted with Debug on every load (a third of a first sync's time went there):
+    // they stay off unless RUST_LOG names automerge itself.
+    let mut filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    if !filter.contains("automerge") {
+        filter.push_str(",automerge=warn");
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .map_err(|e| anyhow::anyhow!("RUST_LOG={filter:?} is not a log filter: {e}"))?;
+    // Colour codes only on a terminal: a service's log file or journal must stay plain text.
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Pretty => subscriber.try_init(),
+        LogFormat::Json => subscriber.json().flatten_event(true).try_init(),
+    };
+    Ok(())
+}
+
 /// `failup daemon`, its settings resolved from flags, the environment and the config.
 pub(crate) fn daemon_command(
     ctx: &Ctx,
@@ -161,6 +175,10 @@ pub(crate) fn daemon_command(
         },
         mdns: !no_mdns && ctx.config.flag("mdns")?,
         portmap: ctx.config.flag("portmap")?,
+        relay: match ctx.config.value("relay")?.trim() {
+            "" => None,
+            code => Some(code.parse().map_err(|e| anyhow::anyhow!("relay: {e}"))?),
+        },
         log_format,
     };
     daemon(&ctx.home, settings)
@@ -252,6 +270,7 @@ fn peer_line(p: &PeerInfo, when: impl Fn(&str) -> String) -> String {
         match (&p.via, p.path.as_deref()) {
             (Some(via), Some("local")) => format!("connected on this network ({via})"),
             (Some(via), Some("internet")) => format!("connected across the internet ({via})"),
+            (Some(via), Some("relayed")) => format!("connected through your relay ({via})"),
             _ => "connected".to_owned(),
         }
     } else {
@@ -564,6 +583,9 @@ pub fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
                         })).collect::<Vec<_>>(),
                         "mapping": s.mapping,
                         "mapped": s.mapped,
+                        "relay": s.relay.as_ref().map(|r| serde_json::json!({
+                            "addr": r.addr, "linked": r.linked,
+                        })),
                     }),
                     crate::JsonLayout::Line,
                 )?;
@@ -594,6 +616,10 @@ pub fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
                 };
                 if let Some(router) = router {
                     writeln!(out, "router: {router}")?;
+                }
+                if let Some(r) = &s.relay {
+                    let state = if r.linked { "linked" } else { "not linked now" };
+                    writeln!(out, "{}", shown(&format!("relay: {} ({state})", r.addr)))?;
                 }
                 if let Some(m) = &s.mapped {
                     writeln!(

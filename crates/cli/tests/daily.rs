@@ -244,7 +244,7 @@ fn config_set_get_list_unset_with_checks_and_precedence() {
     assert!(list.contains("editor = \"vi\"  (default)"), "{list}");
     assert!(list.contains("portmap = true  (default)"), "{list}");
     let v = home.json(&["config", "list"]);
-    assert_eq!(v.as_array().map(Vec::len), Some(10));
+    assert_eq!(v.as_array().map(Vec::len), Some(11));
 
     // The environment beats the file, a flag beats the environment.
     let out = home

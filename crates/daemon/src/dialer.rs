@@ -15,6 +15,10 @@ use crate::connection::run_connection;
 use crate::engine::State;
 use crate::{CONNECT_TIMEOUT, Event};
 
+/// How long direct attempts go first before the relay is tried as well: a direct path that
+/// works usually answers within a round trip or two.
+const RELAY_HEAD_START: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The policy's name for a quinn connection.
 pub(crate) fn conn_id(conn: &quinn::Connection) -> ConnId {
     ConnId(conn.stable_id() as u64)
@@ -98,25 +102,52 @@ impl State {
             self.endpoint.clone(),
             self.identity.clone(),
         );
+        // Through the relay too, when it is linked: after the direct attempts had a head
+        // start, or at once when they all failed.
+        let mut relay = self
+            .relay
+            .as_ref()
+            .filter(|r| r.socket.is_up())
+            .map(|r| (r.endpoint.clone(), r.socket.addr_of(peer)));
         self.runtime.spawn(async move {
             // Every known address at once: a stale one (the device moved, or restarted on
             // another port) would otherwise hold up the good ones for a whole timeout.
             let mut attempts = tokio::task::JoinSet::new();
+            let attempt =
+                |attempts: &mut tokio::task::JoinSet<_>, endpoint: quinn::Endpoint, addr| {
+                    let identity = identity.clone();
+                    attempts.spawn(async move {
+                        tokio::time::timeout(
+                            CONNECT_TIMEOUT,
+                            failup_net::connect(&endpoint, &identity, peer, addr, ALPN_SYNC),
+                        )
+                        .await
+                    });
+                };
             for addr in addrs {
-                let (endpoint, identity) = (endpoint.clone(), identity.clone());
-                attempts.spawn(async move {
-                    tokio::time::timeout(
-                        CONNECT_TIMEOUT,
-                        failup_net::connect(&endpoint, &identity, peer, addr, ALPN_SYNC),
-                    )
-                    .await
-                });
+                attempt(&mut attempts, endpoint.clone(), addr);
             }
+            let head_start = tokio::time::sleep(RELAY_HEAD_START);
+            tokio::pin!(head_start);
             let mut conn = None;
-            while let Some(attempt) = attempts.join_next().await {
-                if let Ok(Ok(Ok(c))) = attempt {
-                    conn = Some(c);
-                    break;
+            loop {
+                tokio::select! {
+                    done = attempts.join_next() => match done {
+                        Some(Ok(Ok(Ok(c)))) => {
+                            conn = Some(c);
+                            break;
+                        }
+                        Some(_) => {}
+                        None => match relay.take() {
+                            Some((ep, addr)) => attempt(&mut attempts, ep, addr),
+                            None => break,
+                        },
+                    },
+                    _ = &mut head_start, if relay.is_some() => {
+                        if let Some((ep, addr)) = relay.take() {
+                            attempt(&mut attempts, ep, addr);
+                        }
+                    }
                 }
             }
             attempts.abort_all();

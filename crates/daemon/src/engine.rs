@@ -65,6 +65,15 @@ pub(crate) struct Parts {
     pub(crate) listen: SocketAddr,
     pub(crate) socket_path: PathBuf,
     pub(crate) discovery: Option<discovery::Discovery>,
+    pub(crate) relay: Option<Relay>,
+}
+
+/// The person's relay, when one is set: the endpoint whose connections run through it.
+pub(crate) struct Relay {
+    pub(crate) endpoint: quinn::Endpoint,
+    pub(crate) socket: std::sync::Arc<failup_relay::device::RelaySocket>,
+    /// Where the relay listens, as `peers` shows a relayed connection's path.
+    pub(crate) addr: SocketAddr,
 }
 
 /// The engine thread's state.
@@ -94,6 +103,7 @@ pub(crate) struct State {
     socket_path: PathBuf,
     /// Sync frames and bytes sent since start, for `failup status` and the benchmarks.
     sent: (u64, u64),
+    pub(crate) relay: Option<Relay>,
 }
 
 fn failure(e: &NodeError) -> Response {
@@ -123,6 +133,7 @@ impl State {
             listen: parts.listen,
             socket_path: parts.socket_path,
             sent: (0, 0),
+            relay: parts.relay,
         }
     }
 
@@ -145,6 +156,9 @@ impl State {
             }
         }
         self.endpoint.close(0u32.into(), b"shutdown");
+        if let Some(r) = &self.relay {
+            r.endpoint.close(0u32.into(), b"shutdown");
+        }
         if let Err(e) = std::fs::remove_file(&self.socket_path) {
             tracing::warn!("cannot remove the control socket: {e}");
         }
@@ -334,7 +348,12 @@ impl State {
                     self.tell_if_moved(peer);
                     match msg {
                         failup_wire::Message::Observed { addr } => {
-                            let from = self.conns.get(&peer).map(|c| c.conn.remote_address());
+                            // Through a relay both ends see made-up addresses.
+                            let from = self
+                                .conns
+                                .get(&peer)
+                                .map(|c| c.conn.remote_address())
+                                .filter(|a| !failup_relay::device::is_relayed(a));
                             if let Some(from) = from {
                                 if let Err(e) =
                                     self.node.observed(peer, from, addr, Timestamp::now())
@@ -482,12 +501,15 @@ impl State {
             queued,
         } = opened;
         let id = conn_id(&conn);
+        let remote = conn.remote_address();
+        let relayed = failup_relay::device::is_relayed(&remote);
         let actions = self.dial_policy.handle(
             Instant::now(),
             PolicyEvent::Connected {
                 peer,
                 conn: id,
                 dialed,
+                relayed,
             },
         );
         if self.dial_policy.current(peer) != Some(id) {
@@ -505,7 +527,6 @@ impl State {
         }
         // Closes the connection this one replaces, if any.
         self.carry_out(actions);
-        let remote = conn.remote_address();
         self.conn_ids.insert(peer, conn.stable_id());
         self.conns.insert(
             peer,
@@ -517,7 +538,13 @@ impl State {
             },
         );
         self.seen.insert(peer, Timestamp::now());
-        tracing::info!(peer = %peer.short(), %remote, dialed, "connected");
+        tracing::info!(peer = %peer.short(), %remote, dialed, relayed, "connected");
+        if relayed {
+            // A made-up address: nothing to learn, report or introduce from.
+            self.engine(Input::Connected(peer));
+            self.drain();
+            return;
+        }
         if !dialed {
             if let Err(e) = self.node.learn_addr(peer, remote) {
                 tracing::warn!("cannot record the address of {}: {e}", peer.short());
@@ -552,7 +579,7 @@ impl State {
             return;
         };
         let now_at = c.conn.remote_address();
-        if now_at == c.told {
+        if now_at == c.told || failup_relay::device::is_relayed(&now_at) {
             return;
         }
         tracing::info!(peer = %peer.short(), from = %c.told, to = %now_at, "peer moved");
@@ -579,6 +606,7 @@ impl State {
             .iter()
             .filter(|(d, _)| **d != peer)
             .map(|(d, c)| (*d, c.conn.remote_address()))
+            .filter(|(_, at)| !failup_relay::device::is_relayed(at))
             .collect();
         let meets: Vec<Effect> = self
             .node
@@ -678,15 +706,16 @@ impl State {
         if let Ok(d) = p.device.parse::<DeviceId>() {
             let remote = self.conns.get(&d).map(|c| c.conn.remote_address());
             p.connected = remote.is_some();
-            p.via = remote.map(|a| a.to_string());
-            p.path = remote.map(|a| {
-                if failup_node::reach::local_scope(a.ip()) {
-                    "local"
-                } else {
-                    "internet"
-                }
-                .to_owned()
-            });
+            let relay = self.relay.as_ref().map(|r| r.addr);
+            // Through the relay, the address the connection runs to is the relay's.
+            let (via, path) = match remote {
+                Some(a) if failup_relay::device::is_relayed(&a) => (relay, Some("relayed")),
+                Some(a) if failup_node::reach::local_scope(a.ip()) => (Some(a), Some("local")),
+                Some(a) => (Some(a), Some("internet")),
+                None => (None, None),
+            };
+            p.via = via.map(|a| a.to_string());
+            p.path = path.map(str::to_owned);
             p.last_seen = self.seen.get(&d).map(|t| t.to_string());
             p.last_sync = self.synced.get(&d).map(|t| t.to_string());
         }
@@ -723,6 +752,13 @@ impl State {
                 .collect(),
             mapping: mapping.as_str().to_owned(),
             mapped: self.node.mapped().map(|a| a.to_string()),
+            relay: self
+                .relay
+                .as_ref()
+                .map(|r| failup_node::request::RelayInfo {
+                    addr: r.addr.to_string(),
+                    linked: r.socket.is_up(),
+                }),
         }
     }
 

@@ -56,6 +56,8 @@ pub struct Config {
     pub mdns: bool,
     /// Whether to ask the home router to forward the QUIC port (UPnP IGD, NAT-PMP, PCP).
     pub portmap: bool,
+    /// A relay of the person's own to reach devices through when nothing else works.
+    pub relay: Option<failup_relay::RelayCode>,
 }
 
 /// Why the daemon could not run.
@@ -290,6 +292,30 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
     } else {
         None
     };
+    let relay = match &config.relay {
+        Some(code) => {
+            let (socket, ends) = failup_relay::device::socket();
+            let relayed =
+                failup_net::endpoint_on(&identity, trust.clone(), socket.clone(), &[ALPN_SYNC])?;
+            tokio::spawn(failup_relay::device::keep_linked(
+                endpoint.clone(),
+                identity.clone(),
+                code.clone(),
+                ends,
+            ));
+            tokio::spawn(connection::accept_loop(
+                relayed.clone(),
+                events.clone(),
+                trust.clone(),
+            ));
+            Some(engine::Relay {
+                endpoint: relayed,
+                socket,
+                addr: code.addr,
+            })
+        }
+        None => None,
+    };
     let mut state = engine::State::new(engine::Parts {
         node,
         identity,
@@ -300,6 +326,7 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
         listen: local_addr,
         socket_path,
         discovery,
+        relay,
     });
     state.begin();
     tokio::spawn(connection::accept_loop(

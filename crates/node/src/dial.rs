@@ -138,6 +138,9 @@ pub enum Event {
         conn: ConnId,
         /// Whether this device dialed it.
         dialed: bool,
+        /// Whether it runs through a relay: a direct connection always replaces a relayed
+        /// one, and a relayed one never replaces a direct one.
+        relayed: bool,
     },
     /// A connection ended, for whatever reason (including a close the policy asked for).
     Closed {
@@ -179,6 +182,7 @@ pub enum Action {
 struct Conn {
     id: ConnId,
     dialed: bool,
+    relayed: bool,
     since: Instant,
 }
 
@@ -420,9 +424,12 @@ impl Policy {
                     p.grow_backoff();
                 }
             }
-            Event::Connected { peer, conn, dialed } => {
-                self.connected_event(now, peer, conn, dialed, &mut actions)
-            }
+            Event::Connected {
+                peer,
+                conn,
+                dialed,
+                relayed,
+            } => self.connected_event(now, peer, conn, (dialed, relayed), &mut actions),
             Event::Closed { peer, conn } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     // A connection already replaced, or closed as a duplicate, was accounted
@@ -490,7 +497,7 @@ impl Policy {
         now: Instant,
         peer: DeviceId,
         conn: ConnId,
-        dialed: bool,
+        (dialed, relayed): (bool, bool),
         actions: &mut Vec<Action>,
     ) {
         let me = self.me;
@@ -511,9 +518,15 @@ impl Policy {
                 return;
             }
             // Both sides may dial at once; both keep the connection dialed by the smaller id.
+            // A direct path beats a relayed one whenever it comes, on both sides alike.
             let preferred = |dialed: bool| if dialed { me < peer } else { peer < me };
             let race = now.saturating_duration_since(existing.since) < DIAL_RACE;
-            if race && (preferred(existing.dialed) || !preferred(dialed)) {
+            let keep_existing = if existing.relayed != relayed {
+                relayed
+            } else {
+                race && (preferred(existing.dialed) || !preferred(dialed))
+            };
+            if keep_existing {
                 actions.push(Action::Close {
                     peer,
                     conn,
@@ -535,6 +548,7 @@ impl Policy {
         p.conn = Some(Conn {
             id: conn,
             dialed,
+            relayed,
             since: now,
         });
     }
@@ -604,6 +618,7 @@ mod tests {
             peer,
             conn: ConnId(conn),
             dialed,
+            relayed: false,
         }
     }
 
@@ -830,6 +845,33 @@ mod tests {
         // And the backoff doubled.
         assert_eq!(p.handle(clock.ms(300), Event::DialFailed { peer }), vec![]);
         assert_eq!(p.poll_timeout(), Some(clock.ms(800)));
+    }
+
+    #[test]
+    fn a_direct_connection_replaces_a_relayed_one_and_never_the_other_way() {
+        let clock = Clock::new();
+        // The dial rule alone would keep our own dial (the smaller id dials).
+        let (me, peer) = (dev(2), dev(8));
+        let mut p = dialing(&clock, me, peer);
+        let relayed = |conn: u64, dialed: bool| Event::Connected {
+            peer,
+            conn: ConnId(conn),
+            dialed,
+            relayed: true,
+        };
+        assert_eq!(p.handle(clock.ms(0), relayed(1, true)), vec![]);
+        // Within the race window, a direct connection the peer dialed still wins.
+        assert_eq!(
+            p.handle(clock.ms(10), connected(peer, 2, false)),
+            vec![close(peer, 1, CloseReason::Replaced)]
+        );
+        assert_eq!(p.current(peer), Some(ConnId(2)));
+        // A relayed one arriving later, however it was dialed, is a duplicate.
+        assert_eq!(
+            p.handle(clock.ms(5000), relayed(3, true)),
+            vec![close(peer, 3, CloseReason::Duplicate)]
+        );
+        assert_eq!(p.current(peer), Some(ConnId(2)));
     }
 
     #[test]

@@ -320,6 +320,18 @@ pub struct StatusInfo {
     /// The public address the router forwards to this device (a port mapping), if any.
     #[serde(default)]
     pub mapped: Option<String>,
+    /// The person's relay, when one is set.
+    #[serde(default)]
+    pub relay: Option<RelayInfo>,
+}
+
+/// The relay a daemon uses.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RelayInfo {
+    /// Where it listens.
+    pub addr: String,
+    /// Whether the link to it is up.
+    pub linked: bool,
 }
 
 /// An outside address of this device, as peers saw it.

@@ -138,7 +138,10 @@ impl quinn::AsyncUdpSocket for RelaySocket {
         let Some(device) = self.device_at(&transmit.destination) else {
             return Ok(());
         };
-        let size = transmit.segment_size.unwrap_or(transmit.contents.len()).max(1);
+        let size = transmit
+            .segment_size
+            .unwrap_or(transmit.contents.len())
+            .max(1);
         for packet in transmit.contents.chunks(size) {
             let _ = self.out.try_send((device, packet.to_vec()));
         }
@@ -244,7 +247,9 @@ async fn link_once(
         .map_err(|e| broken(&e))?;
     match Answer::from_byte(answer[0]) {
         Some(Answer::Welcome) => {}
-        Some(Answer::Full) => return Err(RelayError::Refused("it serves as many devices as it may")),
+        Some(Answer::Full) => {
+            return Err(RelayError::Refused("it serves as many devices as it may"));
+        }
         _ => return Err(RelayError::Refused("wrong token")),
     }
     tracing::info!(relay = %code.addr, "linked to the relay");

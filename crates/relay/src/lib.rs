@@ -65,7 +65,9 @@ pub enum RelayError {
     #[error("the relay refused this device: {0}")]
     Refused(&'static str),
     /// A relay code that does not read.
-    #[error("not a relay code ({0}); it looks like RELAY-ID.TOKEN@HOST:PORT, as `failup relay` prints it")]
+    #[error(
+        "not a relay code ({0}); it looks like RELAY-ID.TOKEN@IP:PORT, as `failup relay` prints it"
+    )]
     BadCode(&'static str),
 }
 
@@ -108,9 +110,9 @@ impl FromStr for RelayCode {
             .trim()
             .rsplit_once('@')
             .ok_or(RelayError::BadCode("no @ before the address"))?;
-        let (relay, token) = keys
-            .split_once('.')
-            .ok_or(RelayError::BadCode("no . between the relay's id and the token"))?;
+        let (relay, token) = keys.split_once('.').ok_or(RelayError::BadCode(
+            "no . between the relay's id and the token",
+        ))?;
         let relay = relay
             .parse()
             .map_err(|_| RelayError::BadCode("the relay's id does not read"))?;
@@ -191,11 +193,17 @@ mod tests {
         let text = code.to_string();
         assert_eq!(text.parse::<RelayCode>().expect("reads"), code);
         let token = data_encoding::BASE32_NOPAD.encode(&code.token);
-        assert!(!format!("{code:?}").contains(&token), "the token stays out of logs");
+        assert!(
+            !format!("{code:?}").contains(&token),
+            "the token stays out of logs"
+        );
         for (bad, why) in [
             ("nothing", "no @"),
             ("abc@203.0.113.9:7677", "no ."),
-            (&text.replace("203.0.113.9:7677", "relay.example")[..], "IP:PORT"),
+            (
+                &text.replace("203.0.113.9:7677", "relay.example")[..],
+                "IP:PORT",
+            ),
             (&text.replacen('.', ".X", 1)[..], "token"),
         ] {
             let e = bad.parse::<RelayCode>().expect_err(bad).to_string();

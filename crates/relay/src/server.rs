@@ -214,7 +214,10 @@ struct Bucket {
 
 impl Bucket {
     fn new(burst: u64, now: Instant) -> Bucket {
-        Bucket { tokens: burst, at: now }
+        Bucket {
+            tokens: burst,
+            at: now,
+        }
     }
 
     fn take(&mut self, n: u64, limits: &Limits, now: Instant) -> bool {

@@ -32,13 +32,9 @@ fn identity(dir: &std::path::Path, name: &str) -> Arc<Identity> {
 /// A device linked to the relay with `code`, trusting `peer`.
 fn device(identity: Arc<Identity>, peer: DeviceId, code: RelayCode) -> Device {
     let (socket, ends) = device::socket();
-    let relayed = failup_net::endpoint_on(
-        &identity,
-        Arc::new(Only(peer)),
-        socket.clone(),
-        &[b"test"],
-    )
-    .expect("relayed endpoint");
+    let relayed =
+        failup_net::endpoint_on(&identity, Arc::new(Only(peer)), socket.clone(), &[b"test"])
+            .expect("relayed endpoint");
     let own = failup_net::endpoint(
         &identity,
         Arc::new(Only(peer)),
@@ -57,7 +53,10 @@ fn device(identity: Arc<Identity>, peer: DeviceId, code: RelayCode) -> Device {
 async fn until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -90,7 +89,12 @@ async fn two_devices_holding_the_token_talk_through_the_relay_and_a_stranger_doe
     let accept = {
         let relayed = b.relayed.clone();
         tokio::spawn(async move {
-            let conn = relayed.accept().await.expect("incoming").await.expect("handshake");
+            let conn = relayed
+                .accept()
+                .await
+                .expect("incoming")
+                .await
+                .expect("handshake");
             let (mut send, mut recv) = conn.accept_bi().await.expect("stream");
             let got = recv.read_to_end(1 << 20).await.expect("read");
             send.write_all(&got).await.expect("echo");
@@ -140,5 +144,8 @@ async fn two_devices_holding_the_token_talk_through_the_relay_and_a_stranger_doe
         ),
     )
     .await;
-    assert!(!matches!(tried, Ok(Ok(_))), "no connection without the token");
+    assert!(
+        !matches!(tried, Ok(Ok(_))),
+        "no connection without the token"
+    );
 }
