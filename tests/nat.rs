@@ -452,3 +452,49 @@ fn devices_that_cannot_meet_sync_through_the_persons_relay_which_sees_nothing() 
     drop((laptop, phone, relay));
     drop(net);
 }
+
+/// Two partners in two homes: one router offers port mapping, the other does not. Sam joins
+/// Alex's space by dialing the forwarded address in the code; a shared entry reaches Sam's
+/// feed, Sam's cheer reaches Alex, across both routers.
+#[test]
+fn partners_in_two_homes_share_and_cheer_across_both_routers() {
+    // As in the port-mapping test: miniupnpd takes no documentation range for public.
+    let Some(mut net) = Net::with_internet([198, 0, 0]) else {
+        return;
+    };
+    let (r1, r2) = (
+        net.router("alex-home", Nat::Stable),
+        net.router("sam-home", Nat::Stable),
+    );
+    let (alex_host, sam_host) = (net.behind(&r1, "alex"), net.behind(&r2, "sam"));
+    let Some(_upnp) = net.offer_upnp(&r1) else {
+        return;
+    };
+    let alex = Daemon::start_in(&alex_host, "alex-laptop");
+    let sam = Daemon::start_in(&sam_host, "sam-laptop");
+    wait_until("alex's router to forward a port", SOON, || {
+        alex.status()["mapped"].is_string()
+    });
+    alex.partner(&sam, "sam", "alex");
+    let id = alex
+        .ok(&[
+            "log",
+            "Bombed the interview",
+            "--lesson",
+            "rehearse out loud",
+            "--share",
+            "sam",
+        ])
+        .trim()
+        .to_owned();
+    wait_until("the shared entry in sam's feed", SOON, || {
+        sam.ok(&["--json", "feed"]).contains("rehearse out loud")
+    });
+    sam.ok(&["cheer", &id, "so proud of you for trying"]);
+    wait_until("sam's cheer at alex's", SOON, || {
+        alex.ok(&["--json", "show", &id])
+            .contains("so proud of you for trying")
+    });
+    drop((alex, sam));
+    drop(net);
+}
