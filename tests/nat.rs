@@ -121,6 +121,13 @@ fn a_router_with_a_port_per_destination_is_told_and_nothing_is_published() {
             .ok(&["status"])
             .contains("only a relay or a forwarded port")
     );
+    // doctor says what would help.
+    let doctor = String::from_utf8_lossy(&phone.run(&["doctor"]).stdout).into_owned();
+    assert!(
+        doctor.contains("gives each peer a port of its own")
+            && doctor.contains("run `failup relay`"),
+        "{doctor}"
+    );
     drop((laptop, phone, desktop));
     drop(net);
 }
@@ -412,6 +419,11 @@ fn devices_that_cannot_meet_sync_through_the_persons_relay_which_sees_nothing() 
         laptop
             .ok(&["status"])
             .contains(&format!("relay: {}:7677 (linked)", relay_host.ip))
+    );
+    let doctor = String::from_utf8_lossy(&laptop.run(&["doctor"]).stdout).into_owned();
+    assert!(
+        doctor.contains(&format!("linked to {}:7677", relay_host.ip)),
+        "{doctor}"
     );
     laptop.pair(&phone);
     wait_until("the two to connect at home", SOON, || {

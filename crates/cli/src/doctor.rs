@@ -270,6 +270,13 @@ fn devices(ctx: &Ctx) -> Vec<Finding> {
         format!("running, listening on {}", status.listen.join(" ")),
         None,
     ));
+    v.extend(reach(&status));
+    let port = status
+        .listen
+        .first()
+        .and_then(|l| l.rsplit(':').next())
+        .unwrap_or("7676")
+        .to_owned();
     let peers: Vec<PeerInfo> = match c.call(&Request::Peers, Some(PROBE)) {
         Ok(Response::Peers(p)) => p,
         _ => Vec::new(),
@@ -342,7 +349,9 @@ fn devices(ctx: &Ctx) -> Vec<Finding> {
                 Level::Warn,
                 format!("{name} ({}) is not reachable now{seen}", p.role),
                 Some(format!(
-                    "make sure it runs `failup daemon`; if its address changed, `failup peers addr {} HOST:PORT`",
+                    "make sure it runs `failup daemon`; if its address changed, `failup peers addr {} HOST:PORT`; \
+                     on another network, turn on UPnP (or forward UDP port {port}) on one of the routers, \
+                     or run `failup relay` on a machine both reach and set its code on both",
                     &p.device
                 )),
             ));
@@ -354,6 +363,46 @@ fn devices(ctx: &Ctx) -> Vec<Finding> {
                 None,
             ));
         }
+    }
+    v
+}
+
+/// How this device can be reached from outside its network, and what would help.
+fn reach(status: &failup_daemon::control::StatusInfo) -> Vec<Finding> {
+    let mut v = Vec::new();
+    if let Some(r) = &status.relay {
+        v.push(if r.linked {
+            finding("relay", Level::Ok, format!("linked to {}", r.addr), None)
+        } else {
+            finding(
+                "relay",
+                Level::Warn,
+                format!("not linked to {} now", r.addr),
+                Some(
+                    "check that `failup relay` runs there and that its port is open; the daemon's log says why (a wrong code says `refused`)"
+                        .into(),
+                ),
+            )
+        });
+    }
+    let relay_linked = status.relay.as_ref().is_some_and(|r| r.linked);
+    match &status.mapped {
+        Some(m) => v.push(finding(
+            "reach",
+            Level::Ok,
+            format!("the router forwards {m} to this device"),
+            None,
+        )),
+        None if status.mapping == "per-destination" && !relay_linked => v.push(finding(
+            "reach",
+            Level::Warn,
+            "this device's router gives each peer a port of its own: devices elsewhere cannot reach it directly".into(),
+            Some(
+                "turn on UPnP or NAT-PMP on the router, forward a UDP port to this device, or run `failup relay` on a machine you control and set its code on your devices"
+                    .into(),
+            ),
+        )),
+        None => {}
     }
     v
 }
