@@ -425,6 +425,18 @@ fn devices_that_cannot_meet_sync_through_the_persons_relay_which_sees_nothing() 
         doctor.contains(&format!("linked to {}:7677", relay_host.ip)),
         "{doctor}"
     );
+    // The token stays out of a listing of the settings.
+    let token = relay
+        .code
+        .split(['.', '@'])
+        .nth(1)
+        .unwrap_or("?")
+        .to_owned();
+    let list = laptop.ok(&["config", "list"]);
+    assert!(
+        list.contains("(token hidden)") && !list.contains(&token),
+        "{list}"
+    );
     laptop.pair(&phone);
     wait_until("the two to connect at home", SOON, || {
         peer_path(&phone, "laptop")["path"] == "local"

@@ -24,6 +24,7 @@ use jiff::{Timestamp, ToSpan};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+mod relay;
 mod sync;
 
 const WORDS: &[&str] = &[
@@ -394,10 +395,11 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("layout") => layout(),
         Some("sync") => sync::bench(&sizes(args.get(1))),
+        Some("relay") => relay::bench(&sizes(args.get(1))),
         Some("sim") => sim(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(2_000)),
         Some("journal") | None => journal(&sizes(args.get(1))),
         Some(other) => {
-            eprintln!("failup-bench: unknown mode {other:?} (journal, sync, sim or layout)");
+            eprintln!("failup-bench: unknown mode {other:?} (journal, sync, relay, sim or layout)");
             std::process::exit(2);
         }
     }

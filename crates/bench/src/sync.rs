@@ -12,14 +12,14 @@ use jiff::Timestamp;
 
 use crate::{entries, failup_bin, ms, percentile, run};
 
-struct Node {
+pub(crate) struct Node {
     home: std::path::PathBuf,
     child: Option<Child>,
 }
 
 /// A free UDP port on loopback, so a restarted daemon comes back where it was, as one with the
 /// default fixed port does.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .map(|a| a.port())
@@ -27,7 +27,7 @@ fn free_port() -> u16 {
 }
 
 impl Node {
-    fn start(home: &Path, port: u16) -> (Node, Duration) {
+    pub(crate) fn start(home: &Path, port: u16) -> (Node, Duration) {
         let started = Instant::now();
         let listen = format!("127.0.0.1:{port}");
         let child = Command::new(failup_bin())
@@ -57,12 +57,12 @@ impl Node {
         (node, started.elapsed())
     }
 
-    fn call(&self, r: Request) -> Response {
+    pub(crate) fn call(&self, r: Request) -> Response {
         let mut c = Client::connect(&self.home).expect("daemon answers");
         c.call(&r, None).expect("call")
     }
 
-    fn status(&self) -> StatusInfo {
+    pub(crate) fn status(&self) -> StatusInfo {
         match self.call(Request::Status) {
             Response::Status(s) => s,
             other => panic!("{other:?}"),
@@ -73,7 +73,7 @@ impl Node {
         self.child.as_ref().map(Child::id).unwrap_or(0)
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
@@ -93,7 +93,7 @@ fn proc_field(pid: u32, file: &str) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default()
 }
 
-fn rss_mib(pid: u32) -> f64 {
+pub(crate) fn rss_mib(pid: u32) -> f64 {
     proc_field(pid, "status")
         .lines()
         .find(|l| l.starts_with("VmRSS:"))

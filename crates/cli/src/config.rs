@@ -162,6 +162,14 @@ pub enum ColorChoice {
     Never,
 }
 
+/// A relay code with its token left out.
+fn masked_relay(code: &str) -> String {
+    match code.parse::<failup_relay::RelayCode>() {
+        Ok(c) => format!("{}.(token hidden)@{}", c.relay, c.addr),
+        Err(_) => code.to_owned(),
+    }
+}
+
 fn key(name: &str) -> Result<&'static Key> {
     KEYS.iter().find(|k| k.name == name).with_context(|| {
         let known: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
@@ -531,6 +539,12 @@ pub(crate) fn command(
                     Ok((v, s)) => (v, s.to_string()),
                     Err(e) => (String::new(), format!("error: {e:#}")),
                 };
+                // The relay's token is a secret: a list (pasted into a bug report, say) shows
+                // which relay and not the token; `config get relay` gives it whole.
+                let value = match key {
+                    "relay" => masked_relay(&value),
+                    _ => value,
+                };
                 rows.push((key, value, source, help));
             }
             if ctx.json {
@@ -580,6 +594,8 @@ pub(crate) fn command(
                     shown(&key),
                     shown(&now)
                 );
+            } else if key == "relay" {
+                eprintln!("set relay = {}", shown(&masked_relay(&now)));
             } else {
                 eprintln!("set {} = {}", shown(&key), shown(&now));
             }

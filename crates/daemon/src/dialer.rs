@@ -108,7 +108,7 @@ impl State {
             .relay
             .as_ref()
             .filter(|r| r.socket.is_up())
-            .map(|r| (r.endpoint.clone(), r.socket.addr_of(peer)));
+            .and_then(|r| Some((r.endpoint.clone(), r.socket.addr_of(peer)?)));
         self.runtime.spawn(async move {
             // Every known address at once: a stale one (the device moved, or restarted on
             // another port) would otherwise hold up the good ones for a whole timeout.

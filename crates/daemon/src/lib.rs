@@ -294,7 +294,7 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
     };
     let relay = match &config.relay {
         Some(code) => {
-            let (socket, ends) = failup_relay::device::socket();
+            let (socket, ends) = failup_relay::device::socket(trust.clone());
             let relayed =
                 failup_net::endpoint_on(&identity, trust.clone(), socket.clone(), &[ALPN_SYNC])?;
             tokio::spawn(failup_relay::device::keep_linked(

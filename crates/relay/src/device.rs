@@ -28,6 +28,9 @@ const QUEUE: usize = 1024;
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
 /// The longest wait between two tries to link.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Devices given a made-up address at most: a hostile relay naming a new device in every
+/// packet must not grow the book without end.
+const MAX_BOOK: usize = 4096;
 
 /// Whether `addr` is a made-up address of a device reached through the relay.
 pub fn is_relayed(addr: &SocketAddr) -> bool {
@@ -58,10 +61,13 @@ pub struct LinkEnds {
     out: mpsc::Receiver<(DeviceId, Vec<u8>)>,
     inbox: mpsc::Sender<(DeviceId, Vec<u8>)>,
     up: Arc<AtomicBool>,
+    admits: Arc<dyn failup_net::Trust>,
 }
 
-/// A socket and the ends its link takes.
-pub fn socket() -> (Arc<RelaySocket>, LinkEnds) {
+/// A socket and the ends its link takes. Packets that come through the relay from a device
+/// `admits` refuses are dropped before quinn sees them (they could only fail the handshake,
+/// and each would cost an entry in the address book).
+pub fn socket(admits: Arc<dyn failup_net::Trust>) -> (Arc<RelaySocket>, LinkEnds) {
     let (out_tx, out_rx) = mpsc::channel(QUEUE);
     let (in_tx, in_rx) = mpsc::channel(QUEUE);
     let up = Arc::new(AtomicBool::new(false));
@@ -76,16 +82,19 @@ pub fn socket() -> (Arc<RelaySocket>, LinkEnds) {
             out: out_rx,
             inbox: in_tx,
             up,
+            admits,
         },
     )
 }
 
 impl RelaySocket {
-    /// The made-up address quinn dials `device` at through the relay.
-    pub fn addr_of(&self, device: DeviceId) -> SocketAddr {
+    /// The made-up address quinn dials `device` at through the relay; `None` once the book
+    /// is full.
+    pub fn addr_of(&self, device: DeviceId) -> Option<SocketAddr> {
         let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
         let n = match book.numbers.get(&device) {
             Some(n) => *n,
+            None if book.devices.len() >= MAX_BOOK => return None,
             None => {
                 let n = book.devices.len() as u32 + 1;
                 book.devices.push(device);
@@ -94,10 +103,10 @@ impl RelaySocket {
             }
         };
         let [a, b, c, d] = RELAYED_PREFIX;
-        SocketAddr::new(
+        Some(SocketAddr::new(
             Ipv6Addr::new(a, b, c, d, 0, 0, (n >> 16) as u16, n as u16).into(),
             1,
-        )
+        ))
     }
 
     fn device_at(&self, addr: &SocketAddr) -> Option<DeviceId> {
@@ -111,6 +120,11 @@ impl RelaySocket {
         let n = ((s[6] as usize) << 16) | s[7] as usize;
         let book = self.book.lock().unwrap_or_else(|p| p.into_inner());
         book.devices.get(n.checked_sub(1)?).copied()
+    }
+
+    /// How many devices have a made-up address (at most 4,096).
+    pub fn devices_known(&self) -> usize {
+        self.book.lock().map(|b| b.devices.len()).unwrap_or(0)
     }
 
     /// Whether the link to the relay is up now.
@@ -170,10 +184,13 @@ impl quinn::AsyncUdpSocket for RelaySocket {
                 }
             };
             let (from, packet) = next;
+            let Some(addr) = self.addr_of(from) else {
+                continue;
+            };
             let len = packet.len().min(bufs[filled].len());
             bufs[filled][..len].copy_from_slice(&packet[..len]);
             meta[filled] = RecvMeta {
-                addr: self.addr_of(from),
+                addr,
                 len,
                 stride: len,
                 ecn: None,
@@ -254,10 +271,11 @@ async fn link_once(
     }
     tracing::info!(relay = %code.addr, "linked to the relay");
     ends.up.store(true, Ordering::Relaxed);
-    let inbox = ends.inbox.clone();
+    let (inbox, admits) = (ends.inbox.clone(), ends.admits.clone());
     let mut reader = tokio::spawn(async move {
         loop {
             match read_packet(&mut recv).await {
+                Ok((from, _)) if !admits.admits(from) => {}
                 // A full queue drops the packet, as a full network does.
                 Ok(p) => {
                     if let Err(mpsc::error::TrySendError::Closed(_)) = inbox.try_send(p) {

@@ -18,6 +18,9 @@ use crate::{ALPN_RELAY, Answer, HELLO_BYTES, RelayError, TOKEN_BYTES, hello_admi
 const HELLO_WAIT: Duration = Duration::from_secs(10);
 /// Packets queued for one device before more are dropped (as UDP would).
 const QUEUE: usize = 512;
+/// Connections between their first packet and a right hello, at most: past this new ones are
+/// refused, so strangers cannot tie the relay up before saying anything.
+const MAX_UNLINKED: usize = 256;
 
 /// What a relay allows each device.
 #[derive(Clone, Debug)]
@@ -82,6 +85,7 @@ pub fn endpoint(identity: &Identity, listen: SocketAddr) -> Result<quinn::Endpoi
 struct Link {
     id: u64,
     tx: mpsc::Sender<(DeviceId, Vec<u8>)>,
+    conn: quinn::Connection,
 }
 
 type Hub = Arc<Mutex<HashMap<DeviceId, Link>>>;
@@ -94,16 +98,53 @@ pub async fn serve(
     stats: Arc<Stats>,
 ) {
     let hub: Hub = Arc::default();
+    let unlinked = Arc::new(tokio::sync::Semaphore::new(MAX_UNLINKED));
     let mut next = 0u64;
     while let Some(incoming) = endpoint.accept().await {
+        // A spoofed source gets a retry, not a handshake it could amplify.
+        if !incoming.remote_address_validated() {
+            let _ = incoming.retry();
+            continue;
+        }
+        let Ok(permit) = unlinked.clone().try_acquire_owned() else {
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+            incoming.refuse();
+            continue;
+        };
         next += 1;
         let (hub, limits, stats) = (hub.clone(), limits.clone(), stats.clone());
         tokio::spawn(async move {
-            if let Err(e) = link(incoming, next, token, &limits, &hub, &stats).await {
+            if let Err(e) = link(incoming, next, token, &limits, &hub, &stats, permit).await {
                 tracing::debug!("a link ended: {e}");
             }
         });
     }
+}
+
+/// A connection that has said its hello, right or not.
+struct Hello {
+    conn: quinn::Connection,
+    device: DeviceId,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    hello: [u8; HELLO_BYTES],
+}
+
+/// Takes a connection as far as its hello (the caller bounds it with [`HELLO_WAIT`]).
+async fn hello(incoming: quinn::Incoming) -> Result<Hello, RelayError> {
+    let broken = |e: &dyn std::fmt::Display| RelayError::Link(e.to_string());
+    let conn = incoming.await.map_err(|e| broken(&e))?;
+    let device = failup_net::peer_device(&conn).ok_or(RelayError::Link("no key".into()))?;
+    let (send, mut recv) = conn.accept_bi().await.map_err(|e| broken(&e))?;
+    let mut hello = [0u8; HELLO_BYTES];
+    recv.read_exact(&mut hello).await.map_err(|e| broken(&e))?;
+    Ok(Hello {
+        conn,
+        device,
+        send,
+        recv,
+        hello,
+    })
 }
 
 async fn link(
@@ -113,45 +154,55 @@ async fn link(
     limits: &Limits,
     hub: &Hub,
     stats: &Stats,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<(), RelayError> {
     let broken = |e: &dyn std::fmt::Display| RelayError::Link(e.to_string());
-    let conn = incoming.await.map_err(|e| broken(&e))?;
-    let device = failup_net::peer_device(&conn).ok_or(RelayError::Link("no key".into()))?;
-    let (mut send, mut recv) = tokio::time::timeout(HELLO_WAIT, conn.accept_bi())
+    let Hello {
+        conn,
+        device,
+        mut send,
+        mut recv,
+        hello,
+    } = tokio::time::timeout(HELLO_WAIT, hello(incoming))
         .await
-        .map_err(|e| broken(&e))?
-        .map_err(|e| broken(&e))?;
-    let mut hello = [0u8; HELLO_BYTES];
-    tokio::time::timeout(HELLO_WAIT, recv.read_exact(&mut hello))
-        .await
-        .map_err(|e| broken(&e))?
-        .map_err(|e| broken(&e))?;
+        .map_err(|e| broken(&e))??;
+    let (tx, mut rx) = mpsc::channel::<(DeviceId, Vec<u8>)>(QUEUE);
+    // Decided and taken in one lock, so parallel hellos cannot all find room.
     let answer = if !hello_admits(&hello, &token) {
         Answer::Refused
     } else {
-        let links = hub.lock().map(|h| h.len()).unwrap_or(usize::MAX);
-        let relinking = hub.lock().is_ok_and(|h| h.contains_key(&device));
-        if links >= limits.max_devices && !relinking {
-            Answer::Full
-        } else {
-            Answer::Welcome
+        match hub.lock() {
+            Ok(mut h) if h.len() < limits.max_devices || h.contains_key(&device) => {
+                let old = h.insert(
+                    device,
+                    Link {
+                        id,
+                        tx,
+                        conn: conn.clone(),
+                    },
+                );
+                stats.linked.store(h.len(), Ordering::Relaxed);
+                // One link per device: the one it made before ends now.
+                if let Some(old) = old {
+                    old.conn.close(0u32.into(), b"linked again");
+                }
+                Answer::Welcome
+            }
+            _ => Answer::Full,
         }
     };
+    drop(permit);
     send.write_all(&[answer as u8])
         .await
         .map_err(|e| broken(&e))?;
     if answer != Answer::Welcome {
         stats.refused.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(device = %device.short(), remote = %conn.remote_address(), ?answer, "refused a link");
+        // Debug only: refusals must not let strangers fill the relay's log.
+        tracing::debug!(device = %device.short(), remote = %conn.remote_address(), ?answer, "refused a link");
         let _ = send.finish();
         // Let the answer arrive before the close does.
         let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
         return Ok(());
-    }
-    let (tx, mut rx) = mpsc::channel::<(DeviceId, Vec<u8>)>(QUEUE);
-    if let Ok(mut h) = hub.lock() {
-        h.insert(device, Link { id, tx });
-        stats.linked.store(h.len(), Ordering::Relaxed);
     }
     tracing::info!(device = %device.short(), remote = %conn.remote_address(), "linked");
     let writer = tokio::spawn(async move {
