@@ -446,9 +446,13 @@ fn devices_that_cannot_meet_sync_through_the_persons_relay_which_sees_nothing() 
     net.move_behind(&phone_host, &away);
     let story = "Froze during the pitch and forgot the second slide";
     let id = phone.ok(&["log", story]).trim().to_owned();
-    wait_until("the laptop to hold the entry from away", SOON, || {
-        laptop.run(&["show", &id]).status.success()
-    });
+    // The connection from home dies without a word: it is given up after 30 s of silence
+    // (the idle timeout), then the next dial goes through the relay.
+    wait_until(
+        "the laptop to hold the entry from away",
+        Duration::from_secs(120),
+        || laptop.run(&["show", &id]).status.success(),
+    );
     let seen = peer_path(&laptop, "phone");
     assert_eq!(seen["path"], "relayed", "{seen}");
     assert_eq!(seen["via"], format!("{}:7677", relay_host.ip), "{seen}");

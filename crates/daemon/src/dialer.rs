@@ -102,12 +102,12 @@ impl State {
             self.endpoint.clone(),
             self.identity.clone(),
         );
-        // Through the relay too, when it is linked: after the direct attempts had a head
-        // start, or at once when they all failed.
+        // Through the relay too: after the direct attempts had a head start, or at once when
+        // they all failed. A link still coming up holds the packets until it is (and when the
+        // link comes up later, the devices not connected are woken: `Event::RelayLinked`).
         let mut relay = self
             .relay
             .as_ref()
-            .filter(|r| r.socket.is_up())
             .and_then(|r| Some((r.endpoint.clone(), r.socket.addr_of(peer)?)));
         self.runtime.spawn(async move {
             // Every known address at once: a stale one (the device moved, or restarted on

@@ -417,6 +417,18 @@ impl State {
                 }
                 self.drain();
             }
+            Event::RelayLinked => {
+                let away: Vec<DeviceId> = self
+                    .node
+                    .trusted()
+                    .iter()
+                    .filter(|d| !self.conns.contains_key(d))
+                    .copied()
+                    .collect();
+                for d in away {
+                    self.wake(d);
+                }
+            }
             Event::Tick(due) => self.tick(due),
             Event::DialFailed(peer) => self.policy(PolicyEvent::DialFailed { peer }),
             Event::RefusedAsRevoked(peer) => {

@@ -158,6 +158,8 @@ enum Event {
     RefusedAsRevoked(DeviceId),
     /// The router forwards this public address to the QUIC port now, or nothing any more.
     Mapped(Option<SocketAddr>),
+    /// The link to the person's relay came up: devices not connected may be reachable now.
+    RelayLinked,
     Shutdown,
 }
 
@@ -308,6 +310,15 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
                 events.clone(),
                 trust.clone(),
             ));
+            let mut up = socket.watch_up();
+            let tell = events.clone();
+            tokio::spawn(async move {
+                while up.changed().await.is_ok() {
+                    if *up.borrow_and_update() && tell.send(Event::RelayLinked).is_err() {
+                        break;
+                    }
+                }
+            });
             Some(engine::Relay {
                 endpoint: relayed,
                 socket,

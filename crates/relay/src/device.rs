@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::io::{self, IoSliceMut};
 use std::net::{Ipv6Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -52,7 +51,7 @@ pub struct RelaySocket {
     out: mpsc::Sender<(DeviceId, Vec<u8>)>,
     inbox: Mutex<mpsc::Receiver<(DeviceId, Vec<u8>)>>,
     book: Mutex<Book>,
-    up: Arc<AtomicBool>,
+    up: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The link's ends of a [`RelaySocket`]'s queues, for [`keep_linked`].
@@ -60,7 +59,7 @@ pub struct RelaySocket {
 pub struct LinkEnds {
     out: mpsc::Receiver<(DeviceId, Vec<u8>)>,
     inbox: mpsc::Sender<(DeviceId, Vec<u8>)>,
-    up: Arc<AtomicBool>,
+    up: tokio::sync::watch::Sender<bool>,
     admits: Arc<dyn failup_net::Trust>,
 }
 
@@ -70,13 +69,13 @@ pub struct LinkEnds {
 pub fn socket(admits: Arc<dyn failup_net::Trust>) -> (Arc<RelaySocket>, LinkEnds) {
     let (out_tx, out_rx) = mpsc::channel(QUEUE);
     let (in_tx, in_rx) = mpsc::channel(QUEUE);
-    let up = Arc::new(AtomicBool::new(false));
+    let (up, up_rx) = tokio::sync::watch::channel(false);
     (
         Arc::new(RelaySocket {
             out: out_tx,
             inbox: Mutex::new(in_rx),
             book: Mutex::default(),
-            up: up.clone(),
+            up: up_rx,
         }),
         LinkEnds {
             out: out_rx,
@@ -129,7 +128,12 @@ impl RelaySocket {
 
     /// Whether the link to the relay is up now.
     pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
+        *self.up.borrow()
+    }
+
+    /// Changes whenever the link comes up or goes down.
+    pub fn watch_up(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.up.clone()
     }
 }
 
@@ -223,7 +227,7 @@ pub async fn keep_linked(
     let mut backoff = Duration::from_secs(1);
     loop {
         let result = link_once(&endpoint, &identity, &code, &mut ends).await;
-        ends.up.store(false, Ordering::Relaxed);
+        ends.up.send_replace(false);
         match result {
             Ok(()) => return,
             Err(RelayError::Refused(why)) => {
@@ -270,7 +274,7 @@ async fn link_once(
         _ => return Err(RelayError::Refused("wrong token")),
     }
     tracing::info!(relay = %code.addr, "linked to the relay");
-    ends.up.store(true, Ordering::Relaxed);
+    ends.up.send_replace(true);
     let (inbox, admits) = (ends.inbox.clone(), ends.admits.clone());
     let mut reader = tokio::spawn(async move {
         loop {
