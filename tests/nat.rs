@@ -132,6 +132,17 @@ fn a_router_with_a_port_per_destination_is_told_and_nothing_is_published() {
     drop(net);
 }
 
+/// What `peers --json` says of the device called `name`.
+fn peer_path(d: &Daemon, name: &str) -> serde_json::Value {
+    let peers: serde_json::Value =
+        serde_json::from_str(&d.ok(&["--json", "peers"])).unwrap_or_default();
+    peers
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == name))
+        .cloned()
+        .unwrap_or_default()
+}
+
 fn connected_to(d: &Daemon, other: &Daemon) -> bool {
     let id = other.status()["device"].clone();
     d.status()["connected"]
@@ -159,13 +170,7 @@ fn two_devices_behind_two_routers_meet_through_a_third_and_sync_without_it() {
         connected_to(&phone, &tablet) && connected_to(&tablet, &phone)
     });
     // The phone sees how it reaches the tablet: through the tablet's router.
-    let peers: serde_json::Value =
-        serde_json::from_str(&phone.ok(&["--json", "peers"])).unwrap_or_default();
-    let seen = peers
-        .as_array()
-        .and_then(|p| p.iter().find(|p| p["name"] == "tablet"))
-        .cloned()
-        .unwrap_or_default();
+    let seen = peer_path(&phone, "tablet");
     assert_eq!(seen["path"], "internet", "{seen}");
     assert!(
         seen["via"]
@@ -293,13 +298,7 @@ fn a_router_offering_port_mapping_lets_a_device_outside_reach_the_one_behind_it(
     wait_until("the phone to hold the laptop's entry", SOON, || {
         phone.run(&["show", &id]).status.success()
     });
-    let peers: serde_json::Value =
-        serde_json::from_str(&phone.ok(&["--json", "peers"])).unwrap_or_default();
-    let seen = peers
-        .as_array()
-        .and_then(|p| p.iter().find(|p| p["name"] == "laptop"))
-        .cloned()
-        .unwrap_or_default();
+    let seen = peer_path(&phone, "laptop");
     assert_eq!(seen["via"], forwarded.as_str(), "{seen}");
     // The circle lists the forwarded address first among the laptop's, for every device.
     assert_eq!(seen["addrs"][0], forwarded.as_str(), "{seen}");
@@ -381,16 +380,6 @@ impl Drop for Relay {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn peer_path(d: &Daemon, name: &str) -> serde_json::Value {
-    let peers: serde_json::Value =
-        serde_json::from_str(&d.ok(&["--json", "peers"])).unwrap_or_default();
-    peers
-        .as_array()
-        .and_then(|p| p.iter().find(|p| p["name"] == name))
-        .cloned()
-        .unwrap_or_default()
 }
 
 /// A phone paired at home, then taken behind a router that gives each peer a port of its own,

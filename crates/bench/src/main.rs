@@ -169,6 +169,18 @@ pub(crate) fn failup_bin() -> PathBuf {
     bin
 }
 
+/// `n` generated entries imported into `home` through an export file in `dir`.
+pub(crate) fn import_entries(home: &Path, dir: &Path, n: usize) -> Vec<Entry> {
+    let all = entries(n, 42);
+    let source = dir.join("source.json");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&source).expect("create"));
+    failup_journal::export::write_json(&mut file, jiff::Timestamp::UNIX_EPOCH, &all)
+        .expect("write");
+    drop(file);
+    run(home, &["import", source.to_str().expect("utf8")]);
+    all
+}
+
 pub(crate) fn run(home: &Path, args: &[&str]) -> Duration {
     let start = Instant::now();
     let out = Command::new(failup_bin())

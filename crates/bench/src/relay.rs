@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use failup_daemon::control::{Request, Response};
 use failup_relay::RelayCode;
-use jiff::Timestamp;
 
 use crate::sync::{Node, free_port, rss_mib};
-use crate::{entries, failup_bin, ms, run};
+use crate::{failup_bin, import_entries, ms, run};
 
 /// Links opened at once to measure a relay's memory per linked device.
 const LINKS: usize = 50;
@@ -164,12 +163,7 @@ pub fn bench(sizes: &[usize]) {
             }
         }
         // A's journal grows while they are apart.
-        let all = entries(n, 42);
-        let source = tmp.path().join("source.json");
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&source).expect("create"));
-        failup_journal::export::write_json(&mut file, Timestamp::UNIX_EPOCH, &all).expect("write");
-        drop(file);
-        run(&ha, &["import", source.to_str().expect("utf8")]);
+        import_entries(&ha, tmp.path(), n);
 
         // Direct: both come back where they were.
         let (direct, dpath, mut a, mut d) = catch_up(&ha, &hd, pa, pd);

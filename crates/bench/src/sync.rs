@@ -10,7 +10,7 @@ use failup_daemon::control::{Client, Request, Response, StatusInfo};
 use failup_journal::layout::{BUCKET_CAPACITY, Bucket};
 use jiff::Timestamp;
 
-use crate::{entries, failup_bin, ms, percentile, run};
+use crate::{failup_bin, import_entries, ms, percentile, run};
 
 pub(crate) struct Node {
     home: std::path::PathBuf,
@@ -200,12 +200,7 @@ pub fn bench(sizes: &[usize]) {
     for &n in sizes {
         let tmp = tempfile::tempdir().expect("tmp");
         let (ha, hb) = (tmp.path().join("a"), tmp.path().join("b"));
-        let all = entries(n, 42);
-        let source = tmp.path().join("source.json");
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&source).expect("create"));
-        failup_journal::export::write_json(&mut file, Timestamp::UNIX_EPOCH, &all).expect("write");
-        drop(file);
-        run(&ha, &["import", source.to_str().expect("utf8")]);
+        let all = import_entries(&ha, tmp.path(), n);
         run(&ha, &["compact"]);
 
         let (pa, pb) = (free_port(), free_port());
