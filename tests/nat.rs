@@ -354,10 +354,7 @@ impl Relay {
         let code = std::io::BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
-            .find_map(|l| {
-                l.strip_prefix("on each of your devices: failup config set relay ")
-                    .map(str::to_owned)
-            })
+            .find_map(|l| l.strip_prefix(failup_relay::CODE_LINE).map(str::to_owned))
             .expect("the relay prints its code");
         Relay { child, home, code }
     }

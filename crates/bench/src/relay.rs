@@ -38,7 +38,7 @@ impl RelayProcess {
             .lines()
             .map_while(Result::ok)
             .find_map(|l| {
-                l.strip_prefix("on each of your devices: failup config set relay ")
+                l.strip_prefix(failup_relay::CODE_LINE)
                     .and_then(|c| c.parse().ok())
             })
             .expect("relay code");

@@ -110,7 +110,8 @@ pub fn run(
         writeln!(out, "failup relay listening on {bound}")?;
         writeln!(
             out,
-            "on each of your devices: failup config set relay {code}\nthen restart its daemon"
+            "{}{code}\nthen restart its daemon",
+            failup_relay::CODE_LINE
         )?;
         out.flush()?;
         tracing::info!(%bound, %public, max_devices, "relay started");

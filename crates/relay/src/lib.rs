@@ -18,6 +18,10 @@ use failup_wire::DeviceId;
 pub mod device;
 pub mod server;
 
+/// What `failup relay` prints before its code, on a line of its own: scripts, the benchmarks
+/// and the tests read the code after it.
+pub const CODE_LINE: &str = "on each of your devices: failup config set relay ";
+
 /// The ALPN a device speaks to a relay.
 pub const ALPN_RELAY: &[u8] = b"failup-relay/1";
 /// Largest QUIC packet carried, in bytes: above any UDP payload quinn sends.
