@@ -20,6 +20,10 @@ pub fn failup_bin() -> PathBuf {
     path
 }
 
+/// What a daemon in a namespace listens on: the default, every address of both IP versions
+/// (IPv4 peers are then seen at IPv4-mapped addresses, which the daemon must read as IPv4).
+pub const DEFAULT_LISTEN: &str = "[::]:7676";
+
 /// Variables from the developer's or CI's environment that would change what failup does:
 /// settings, the editor, colour, the pinned clock.
 pub const OUTSIDE_SETTINGS: [&str; 11] = [
@@ -158,7 +162,7 @@ impl Daemon {
         for (key, value) in settings {
             d.ok(&["config", "set", key, value]);
         }
-        d.launch("0.0.0.0:7676");
+        d.launch(DEFAULT_LISTEN);
         d
     }
 
@@ -166,7 +170,7 @@ impl Daemon {
     /// default fixed port comes back), and waits until it answers.
     pub fn restart(&mut self) {
         if self.netns.is_some() {
-            return self.launch("0.0.0.0:7676");
+            return self.launch(DEFAULT_LISTEN);
         }
         let listen = self
             .port

@@ -246,6 +246,36 @@ fn a_device_that_changes_its_address_keeps_syncing() {
     drop(net);
 }
 
+/// Two devices with only IPv6 addresses (as on many mobile networks) pair by the invite's
+/// IPv6 address and sync: the daemon listens on both IP versions by default, advertises its
+/// global IPv6 address, and shows the path with it.
+#[test]
+fn devices_with_only_ipv6_pair_and_sync() {
+    let Some(mut net) = Net::new() else {
+        return;
+    };
+    let (l_host, p_host) = (net.public_host("laptop"), net.public_host("phone"));
+    let (Some(l_ip), Some(_)) = (net.ipv6_only(&l_host), net.ipv6_only(&p_host)) else {
+        return;
+    };
+    let laptop = Daemon::start_in(&l_host, "laptop");
+    let phone = Daemon::start_in(&p_host, "phone");
+    let code = laptop.ok(&["pair", "invite"]).trim().to_owned();
+    phone.ok(&["pair", "join", &code]);
+    let id = phone
+        .ok(&["log", "Froze in the interview"])
+        .trim()
+        .to_owned();
+    wait_until("the laptop to hold the phone's entry", SOON, || {
+        laptop.run(&["show", &id]).status.success()
+    });
+    let seen = peer_path(&phone, "laptop");
+    assert_eq!(seen["via"], format!("[{l_ip}]:7676"), "{seen}");
+    assert_eq!(seen["path"], "internet", "{seen}");
+    drop((laptop, phone));
+    drop(net);
+}
+
 /// A router that offers port mapping (UPnP IGD, NAT-PMP, PCP: miniupnpd) forwards the
 /// daemon's port when asked: a device on the internet joins the device behind it by dialing
 /// the forwarded address the invite code carries, they sync, and the forward is gone from the

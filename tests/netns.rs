@@ -6,7 +6,7 @@
 //! cannot and returns `None`, so a test can skip with that message. Every namespace is deleted
 //! when the [`Net`] is dropped, also when a test fails.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -161,6 +161,35 @@ impl Net {
         let ns = self.namespace(name);
         let ip = self.plug(&ns);
         Host { ns, ip }
+    }
+
+    /// Moves `host`, a [`Net::public_host`], from IPv4 to IPv6: it gets the global address
+    /// 2001:db8::N (the documentation range, RFC 3849) on the internet and loses its IPv4 one,
+    /// so it is reached over IPv6 alone. `None` (with the reason printed) where the kernel has
+    /// no IPv6.
+    pub fn ipv6_only(&mut self, host: &Host) -> Option<Ipv6Addr> {
+        let ip = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(host.ip.octets()[3]));
+        // `nodad`: usable at once, not after duplicate address detection's second or two.
+        let added = Command::new("ip")
+            .args(["netns", "exec", &host.ns, "ip", "-6", "addr", "add"])
+            .args([&format!("{ip}/64"), "dev", "wan", "nodad"])
+            .output();
+        if !added.is_ok_and(|o| o.status.success()) {
+            eprintln!("skipped: no IPv6 in this kernel's namespaces");
+            return None;
+        }
+        exec(
+            &host.ns,
+            &[
+                "ip",
+                "addr",
+                "del",
+                &format!("{}/24", host.ip),
+                "dev",
+                "wan",
+            ],
+        );
+        Some(ip)
     }
 
     /// A home router: a public address on the internet, and a private network

@@ -119,8 +119,8 @@ pub enum Command {
     Check,
     /// Run the sync daemon in the foreground until interrupted
     Daemon {
-        /// Address and UDP port to listen on (default: the listen setting, 0.0.0.0:7676; port
-        /// 0 picks a free one)
+        /// Address and UDP port to listen on (default: the listen setting, [::]:7676, which takes
+        /// IPv6 and IPv4; port 0 picks a free one)
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
         /// Do not announce or look for devices on the local network (default: the mdns setting)

@@ -179,7 +179,10 @@ fn key(name: &str) -> Result<&'static Key> {
 
 fn default_of(k: &Key) -> String {
     match k.name {
-        "listen" => SocketAddr::from(([0, 0, 0, 0], failup_daemon::DEFAULT_PORT)).to_string(),
+        "listen" => {
+            SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, failup_daemon::DEFAULT_PORT))
+                .to_string()
+        }
         "mdns" | "portmap" => "true".into(),
         "relay" => String::new(),
         "color" => "auto".into(),
@@ -229,7 +232,7 @@ fn parse_value(k: &Key, text: &str) -> Result<Value> {
             let t = text.trim();
             t.parse::<SocketAddr>().with_context(|| {
                 format!(
-                    "{t:?} is not an address for {} (use IP:port, e.g. 0.0.0.0:7676)",
+                    "{t:?} is not an address for {} (use IP:port, e.g. [::]:7676)",
                     k.name
                 )
             })?;

@@ -68,7 +68,7 @@ pub fn daemon(home: &Path, settings: DaemonSettings) -> Result<()> {
     let l = &settings.listen;
     let listen: SocketAddr = l
         .parse()
-        .with_context(|| format!("{l:?} is not an address (use host:port, e.g. 0.0.0.0:7676)"))?;
+        .with_context(|| format!("{l:?} is not an address (use host:port, e.g. [::]:7676)"))?;
     init_logging(settings.log_format)?;
     let pid_file = home.join(PID_FILE);
     if let Some(mut c) = Client::connect(home) {

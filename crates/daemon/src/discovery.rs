@@ -91,10 +91,14 @@ impl Discovery {
                 if other == device {
                     continue;
                 }
+                // An IPv6 link-local address needs its interface to be dialed, which a
+                // socket address taken from here no longer carries: the others do.
                 let addrs = service
                     .get_addresses()
                     .iter()
-                    .map(|a| SocketAddr::new(a.to_ip_addr(), service.get_port()))
+                    .map(|a| a.to_ip_addr())
+                    .filter(|ip| !is_v6_link_local(*ip))
+                    .map(|ip| SocketAddr::new(ip, service.get_port()))
                     .collect();
                 if events
                     .send(crate::Event::Heard(Heard {
@@ -109,6 +113,11 @@ impl Discovery {
         });
         Ok(Discovery { daemon })
     }
+}
+
+/// fe80::/10.
+pub(crate) fn is_v6_link_local(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
 }
 
 impl Drop for Discovery {

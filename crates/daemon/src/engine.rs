@@ -352,7 +352,7 @@ impl State {
                             let from = self
                                 .conns
                                 .get(&peer)
-                                .map(|c| c.conn.remote_address())
+                                .map(|c| failup_wire::canonical(c.conn.remote_address()))
                                 .filter(|a| !failup_relay::device::is_relayed(a));
                             if let Some(from) = from {
                                 if let Err(e) =
@@ -513,7 +513,7 @@ impl State {
             queued,
         } = opened;
         let id = conn_id(&conn);
-        let remote = conn.remote_address();
+        let remote = failup_wire::canonical(conn.remote_address());
         let relayed = failup_relay::device::is_relayed(&remote);
         let actions = self.dial_policy.handle(
             Instant::now(),
@@ -590,7 +590,7 @@ impl State {
         let Some(c) = self.conns.get_mut(&peer) else {
             return;
         };
-        let now_at = c.conn.remote_address();
+        let now_at = failup_wire::canonical(c.conn.remote_address());
         if now_at == c.told || failup_relay::device::is_relayed(&now_at) {
             return;
         }
@@ -609,7 +609,7 @@ impl State {
             .conns
             .get(&peer)
             .filter(|_| conn_id_of(&self.conns, peer) == conn_id)
-            .map(|c| c.conn.remote_address())
+            .map(|c| failup_wire::canonical(c.conn.remote_address()))
         else {
             return;
         };
@@ -617,7 +617,7 @@ impl State {
             .conns
             .iter()
             .filter(|(d, _)| **d != peer)
-            .map(|(d, c)| (*d, c.conn.remote_address()))
+            .map(|(d, c)| (*d, failup_wire::canonical(c.conn.remote_address())))
             .filter(|(_, at)| !failup_relay::device::is_relayed(at))
             .collect();
         let meets: Vec<Effect> = self
@@ -716,7 +716,10 @@ impl State {
     /// connected, and when it was last seen and synced.
     fn live_view(&self, mut p: PeerInfo) -> PeerInfo {
         if let Ok(d) = p.device.parse::<DeviceId>() {
-            let remote = self.conns.get(&d).map(|c| c.conn.remote_address());
+            let remote = self
+                .conns
+                .get(&d)
+                .map(|c| failup_wire::canonical(c.conn.remote_address()));
             p.connected = remote.is_some();
             let relay = self.relay.as_ref().map(|r| r.addr);
             // Through the relay, the address the connection runs to is the relay's.

@@ -218,7 +218,7 @@ impl Handle {
 }
 
 /// Addresses to put in an invite and a new circle: the listen address, or when listening on
-/// every interface, each interface's address (other machines first, loopback last).
+/// every interface, each interface's address (IPv4, then IPv6 on `[::]`, loopback last).
 fn advertised(listen: SocketAddr) -> Vec<SocketAddr> {
     if !listen.ip().is_unspecified() {
         return vec![listen];
@@ -226,19 +226,29 @@ fn advertised(listen: SocketAddr) -> Vec<SocketAddr> {
     let mut addrs: Vec<SocketAddr> = if_addrs::get_if_addrs()
         .unwrap_or_default()
         .into_iter()
-        .filter(|i| !i.is_loopback() && i.ip().is_ipv4() == listen.is_ipv4())
+        .filter(|i| !i.is_loopback() && takes(listen, i.ip()))
         .map(|i| SocketAddr::new(i.ip(), listen.port()))
         .collect();
     addrs.sort();
     addrs.dedup();
     addrs.truncate(circle::MAX_ADDRS - 1);
-    let loopback: std::net::IpAddr = if listen.is_ipv4() {
-        std::net::Ipv4Addr::LOCALHOST.into()
-    } else {
-        std::net::Ipv6Addr::LOCALHOST.into()
-    };
-    addrs.push(SocketAddr::new(loopback, listen.port()));
+    // On `[::]` too: the socket is dual-stack, and every device has IPv4's loopback.
+    addrs.push(SocketAddr::from((
+        std::net::Ipv4Addr::LOCALHOST,
+        listen.port(),
+    )));
     addrs
+}
+
+/// Whether a socket listening on every address of `listen`'s family takes peers dialing `ip`:
+/// `0.0.0.0` IPv4 alone, `[::]` both (it is dual-stack, see `failup_net::endpoint`). An IPv6
+/// link-local address is left out: dialing it needs the interface, which an address in the
+/// circle cannot carry.
+fn takes(listen: SocketAddr, ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(_) => true,
+        std::net::IpAddr::V6(_) => listen.is_ipv6() && !discovery::is_v6_link_local(ip),
+    }
 }
 
 /// Starts a daemon on the current tokio runtime. Returns once it listens and its control

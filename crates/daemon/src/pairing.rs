@@ -78,7 +78,7 @@ pub(crate) async fn serve(
     let (tx, rx) = oneshot::channel();
     let incoming = Incoming {
         peer,
-        remote: conn.remote_address(),
+        remote: failup_wire::canonical(conn.remote_address()),
         hello,
         reply: tx,
     };

@@ -20,10 +20,12 @@ pub(crate) struct PortMap {
 }
 
 impl PortMap {
-    /// Starts asking for a mapping of `local`'s port, unless `local` is a loopback address
-    /// (nothing outside this machine could use it).
+    /// Starts asking for a mapping of `local`'s port, unless `local` takes no IPv4 from
+    /// other machines (a loopback address, or one IPv6 address): the mappings routers grant
+    /// are IPv4. `[::]` takes IPv4 too (it is dual-stack).
     pub(crate) fn start(local: SocketAddr, events: mpsc::UnboundedSender<Event>) -> Option<Self> {
-        if local.ip().is_loopback() || !local.is_ipv4() {
+        let takes_ipv4 = local.is_ipv4() || local.ip() == std::net::Ipv6Addr::UNSPECIFIED;
+        if local.ip().is_loopback() || !takes_ipv4 {
             return None;
         }
         let port = NonZeroU16::new(local.port())?;

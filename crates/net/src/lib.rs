@@ -373,18 +373,53 @@ fn transport() -> Arc<quinn::TransportConfig> {
 }
 
 /// A QUIC endpoint bound to `listen` that accepts the ALPNs given from devices `trust` admits.
+///
+/// On `[::]` the endpoint is dual-stack whatever the system's default: it takes IPv4 too, and
+/// sees an IPv4 peer at an IPv4-mapped address (`::ffff:a.b.c.d`, see [`failup_wire::canonical`]). Where
+/// the system has no IPv6 at all, it listens on `0.0.0.0` at the same port instead.
 pub fn endpoint(
     identity: &Identity,
     trust: Arc<dyn Trust>,
     listen: SocketAddr,
     alpns: &[&[u8]],
 ) -> Result<quinn::Endpoint, NetError> {
-    quinn::Endpoint::server(server_config(identity, trust, alpns)?, listen).map_err(|e| {
-        NetError::Io {
-            context: format!("cannot listen on {listen}"),
-            source: e,
-        }
+    let socket = bind(listen).map_err(|e| NetError::Io {
+        context: format!("cannot listen on {listen}"),
+        source: e,
+    })?;
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server_config(identity, trust, alpns)?),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(|e| NetError::Io {
+        context: format!("cannot listen on {listen}"),
+        source: e,
     })
+}
+
+fn bind(listen: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    if listen.ip() != std::net::Ipv6Addr::UNSPECIFIED {
+        return std::net::UdpSocket::bind(listen);
+    }
+    // No IPv6 on this system (a kernel without it, or disabled): IPv4 alone still works. A
+    // port in use is not that, and stays an error.
+    let v4_only = |e: std::io::Error| {
+        tracing::warn!("no IPv6 here ({e}); listening on IPv4 only");
+        std::net::UdpSocket::bind(SocketAddr::from(([0, 0, 0, 0], listen.port())))
+    };
+    let socket = match Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)) {
+        Ok(s) => s,
+        Err(e) => return v4_only(e),
+    };
+    socket.set_only_v6(false)?;
+    match socket.bind(&listen.into()) {
+        Ok(()) => Ok(socket.into()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => v4_only(e),
+        Err(e) => Err(e),
+    }
 }
 
 /// An endpoint like [`endpoint`]'s, on a socket of the caller's (a relay's paths instead of

@@ -1176,6 +1176,7 @@ impl Node {
         if !self.trusted.contains(&reporter) {
             return Ok(());
         }
+        let (from, addr) = (failup_wire::canonical(from), failup_wire::canonical(addr));
         let local = self.local_ips();
         if self.observations.record(reporter, from, addr, &local, now) {
             let published = self.observations.published(now, &local);
@@ -1275,6 +1276,7 @@ impl Node {
             addrs
                 .into_iter()
                 .take(failup_wire::MAX_MEET_ADDRS)
+                .map(failup_wire::canonical)
                 .collect(),
         )
     }

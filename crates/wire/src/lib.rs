@@ -252,6 +252,13 @@ pub enum Message {
 /// Addresses one `meet` message carries at most.
 pub const MAX_MEET_ADDRS: usize = 4;
 
+/// `addr` as a peer's own: an IPv4-mapped IPv6 address (how a dual-stack socket sees an IPv4
+/// peer, `::ffff:a.b.c.d`) back to plain IPv4, so one peer has one spelling in the circle, in
+/// `Observed` and `Meet`, and in the rules that look at an address's scope.
+pub fn canonical(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
 /// A list of socket addresses as `ip:port` texts.
 mod addrs_text {
     use serde::{Deserialize, Deserializer, Serializer, de::Error, ser::SerializeSeq};

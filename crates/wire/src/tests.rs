@@ -253,3 +253,13 @@ fn a_message_of_a_later_version_is_skipped_and_garbage_is_not() {
     reader.push(&frame(&bad));
     assert!(reader.next_message().is_err());
 }
+
+#[test]
+fn an_ipv4_peer_seen_by_a_dual_stack_socket_is_spelled_as_ipv4() {
+    let mapped: std::net::SocketAddr = "[::ffff:203.0.113.7]:7676".parse().expect("addr");
+    assert_eq!(canonical(mapped).to_string(), "203.0.113.7:7676");
+    for kept in ["[2001:db8::1]:7676", "192.168.1.2:7676", "[::1]:9"] {
+        let addr: std::net::SocketAddr = kept.parse().expect("addr");
+        assert_eq!(canonical(addr), addr);
+    }
+}
