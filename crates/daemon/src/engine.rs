@@ -558,7 +558,7 @@ impl State {
             return;
         }
         if !dialed {
-            if let Err(e) = self.node.learn_addr(peer, remote) {
+            if let Err(e) = self.node.learn_addr(peer, remote, Timestamp::now()) {
                 tracing::warn!("cannot record the address of {}: {e}", peer.short());
             }
         }

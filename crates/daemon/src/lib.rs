@@ -284,7 +284,7 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
             networked: true,
         },
     )?;
-    node.start()?;
+    node.start(Timestamp::now())?;
     let socket_path = home.socket();
     // The store's lock proves no other daemon runs on this home, so a socket file left here is
     // stale; a missing one is the usual case.

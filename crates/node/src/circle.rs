@@ -7,7 +7,7 @@
 //! ```text
 //! { "failup": "circle/1",
 //!   "recovery": Bytes,          (the recovery key's public half, in the founding change only)
-//!   "devices": { "<device id>": { "name": Str, "addrs": { "<ip:port>": true },
+//!   "devices": { "<device id>": { "name": Str, "addrs": { "<ip:port>": Confirmed },
 //!                                 "outside": { "<ip:port>": true },
 //!                                 "mapped": { "<ip:port>": true } } },
 //!   "revoked/<device id>": Timestamp, ...,
@@ -26,6 +26,16 @@
 //! `mapped` holds the public address the device's router agreed to forward to it (a port
 //! mapping), written by the device while it holds the mapping. Unlike `outside` it is dialed
 //! like `addrs`, and listed first among them: it is the one that works from anywhere.
+//!
+//! Each of `addrs` records when the address was last confirmed (a [`Confirmed`]): a Timestamp
+//! when the device published it as its own or a device of the circle saw it connect from
+//! there, the text `by hand` when the person set it (`failup peer addr`), anything else (the
+//! `true` of circles written before) when nobody knows. Readers leave out an address confirmed
+//! [`ADDR_STALE_MS`] before the device's newest confirmed one: the device has been seen
+//! elsewhere since, so the old address only costs a dial. Aging is relative to the device's
+//! own newest address rather than to the reader's clock, so a device away for a month is still
+//! looked for where it was last. When the map is full, a new address replaces the one
+//! confirmed longest ago; one set by hand is never replaced or aged out.
 //!
 //! `prompts` holds the person's own wording of the reframe questions and the text a new story
 //! starts with, so every device of theirs asks the same; it says nothing about membership.
@@ -52,6 +62,62 @@ use failup_wire::{DeviceId, DocId};
 pub const CIRCLE_MARK: &str = "circle/1";
 /// Most addresses remembered per device.
 pub const MAX_ADDRS: usize = 8;
+/// How long before a device's newest confirmed address one confirmed earlier stops being
+/// dialed: two weeks, so a laptop back from a trip is still found at home, and last month's
+/// café stops costing a dial attempt.
+pub const ADDR_STALE_MS: i64 = 14 * DAY_MS;
+/// How old a confirmation is before it is written again: a day, so that reconnecting many
+/// times a day does not write the circle each time, and aging still sees a day's precision.
+pub const ADDR_REFRESH_MS: i64 = DAY_MS;
+const DAY_MS: i64 = 24 * 3600 * 1000;
+/// The value of an address the person set by hand.
+const BY_HAND: &str = "by hand";
+
+/// When an address of a device was last confirmed, as the circle records it. The order is
+/// the order of replacement when a device's addresses are full: unknown first, then the one
+/// confirmed longest ago; one set by hand never.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Confirmed {
+    /// Written before addresses carried a time (`true`), or unreadable.
+    Unknown,
+    /// Published by the device, or seen in use, at this time (milliseconds since the epoch).
+    At(i64),
+    /// Set by the person; kept until they remove the device.
+    ByHand,
+}
+
+impl Confirmed {
+    fn read(doc: &AutoCommit, map: &ObjId, key: &str) -> Option<Confirmed> {
+        let (value, _) = doc.get(map, key).ok().flatten()?;
+        Some(match value {
+            automerge::Value::Scalar(s) => match s.as_ref() {
+                ScalarValue::Timestamp(ms) => Confirmed::At(*ms),
+                ScalarValue::Str(t) if t.as_str() == BY_HAND => Confirmed::ByHand,
+                _ => Confirmed::Unknown,
+            },
+            automerge::Value::Object(_) => Confirmed::Unknown,
+        })
+    }
+
+    fn value(self) -> ScalarValue {
+        match self {
+            Confirmed::At(ms) => ScalarValue::Timestamp(ms),
+            Confirmed::ByHand => ScalarValue::Str(BY_HAND.into()),
+            Confirmed::Unknown => ScalarValue::Boolean(true),
+        }
+    }
+}
+
+/// What [`add_addr`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Added {
+    /// The address is new, or its confirmation was written again.
+    Changed,
+    /// Nothing to write: confirmed recently enough, set by hand already, or no such device.
+    Unchanged,
+    /// Every address of the device is set by hand, and there is no room for another.
+    Full,
+}
 
 /// One device of the circle.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,18 +160,19 @@ fn find_all(doc: &AutoCommit, parent: &ObjId, key: &str) -> Vec<ObjId> {
         .collect()
 }
 
-/// Starts a circle holding this device, naming its recovery key: only the founding change
-/// can, since the circle's id names that change.
+/// Starts a circle holding this device (its addresses confirmed at `now_ms`), naming its
+/// recovery key: only the founding change can, since the circle's id names that change.
 pub fn create(
     doc: &mut AutoCommit,
     me: DeviceId,
     name: &str,
     addrs: &[SocketAddr],
     recovery: &[u8; 32],
+    now_ms: i64,
 ) -> Result<(), automerge::AutomergeError> {
     doc.put(ROOT, "failup", CIRCLE_MARK)?;
     doc.put(ROOT, RECOVERY_KEY, ScalarValue::Bytes(recovery.to_vec()))?;
-    add(doc, me, name, addrs)
+    add(doc, me, name, addrs, now_ms)
 }
 
 /// The root key naming the circle's recovery key.
@@ -114,41 +181,100 @@ const RECOVERY_KEY: &str = "recovery";
 /// Prefix of the root keys that record revocations.
 const REVOKED_PREFIX: &str = "revoked/";
 
-/// Adds a device, or refreshes its name and addresses.
+/// Adds a device, or refreshes its name, with `addrs` confirmed at `now_ms`.
 pub fn add(
     doc: &mut AutoCommit,
     device: DeviceId,
     name: &str,
     addrs: &[SocketAddr],
+    now_ms: i64,
 ) -> Result<(), automerge::AutomergeError> {
     let devices = map(doc, &ROOT, "devices")?;
     let entry = map(doc, &devices, &device.to_string())?;
     doc.put(&entry, "name", name)?;
-    let a = map(doc, &entry, "addrs")?;
     for addr in addrs.iter().take(MAX_ADDRS) {
-        doc.put(&a, addr.to_string(), true)?;
+        add_addr(doc, device, *addr, Confirmed::At(now_ms))?;
     }
     Ok(())
 }
 
-/// Records an address for a device already in the circle; returns whether it was new.
+/// Records that `addr` of a device already in the circle was confirmed (see the module's
+/// layout): writes it when it is new, set by hand now, or last confirmed
+/// [`ADDR_REFRESH_MS`] or more ago (or, by a clock now known to be wrong, after `now`), and
+/// makes room by replacing the address confirmed longest ago.
 pub fn add_addr(
     doc: &mut AutoCommit,
     device: DeviceId,
     addr: SocketAddr,
-) -> Result<bool, automerge::AutomergeError> {
+    confirmed: Confirmed,
+) -> Result<Added, automerge::AutomergeError> {
     let Some(devices) = find(doc, &ROOT, "devices") else {
-        return Ok(false);
+        return Ok(Added::Unchanged);
     };
     let Some(entry) = find(doc, &devices, &device.to_string()) else {
-        return Ok(false);
+        return Ok(Added::Unchanged);
     };
     let a = map(doc, &entry, "addrs")?;
-    if doc.get(&a, addr.to_string())?.is_some() || doc.length(&a) >= MAX_ADDRS {
-        return Ok(false);
+    let key = addr.to_string();
+    match (Confirmed::read(doc, &a, &key), confirmed) {
+        (Some(Confirmed::ByHand), _) => return Ok(Added::Unchanged),
+        (Some(Confirmed::At(then)), Confirmed::At(now))
+            if (now - ADDR_REFRESH_MS..=now + ADDR_REFRESH_MS).contains(&then) =>
+        {
+            return Ok(Added::Unchanged);
+        }
+        (Some(_), _) => {}
+        (None, _) => {
+            let held: Vec<(Confirmed, String)> = doc
+                .keys(&a)
+                .map(|k| {
+                    (
+                        Confirmed::read(doc, &a, &k).unwrap_or(Confirmed::Unknown),
+                        k,
+                    )
+                })
+                .collect();
+            if held.len() >= MAX_ADDRS {
+                // More than MAX_ADDRS can be held after a merge: one out makes room enough.
+                match held.iter().filter(|(c, _)| *c != Confirmed::ByHand).min() {
+                    Some((_, oldest)) => doc.delete(&a, oldest.as_str())?,
+                    None => return Ok(Added::Full),
+                }
+            }
+        }
     }
-    doc.put(&a, addr.to_string(), true)?;
-    Ok(true)
+    doc.put(&a, key, confirmed.value())?;
+    Ok(Added::Changed)
+}
+
+/// A device's own addresses, as members list them: those set by hand, then the others newest
+/// confirmed first, leaving out those [`ADDR_STALE_MS`] older than its newest.
+fn current_addrs(doc: &AutoCommit, entry: &ObjId) -> Vec<SocketAddr> {
+    let Some(a) = find(doc, entry, "addrs") else {
+        return Vec::new();
+    };
+    let mut held: Vec<(Confirmed, SocketAddr)> = doc
+        .keys(&a)
+        .filter_map(|k| {
+            let addr = k.parse().ok()?;
+            Some((Confirmed::read(doc, &a, &k)?, addr))
+        })
+        .collect();
+    let newest = held
+        .iter()
+        .filter_map(|(c, _)| match c {
+            Confirmed::At(ms) => Some(*ms),
+            _ => None,
+        })
+        .max();
+    if let Some(newest) = newest {
+        held.retain(
+            |(c, _)| !matches!(c, Confirmed::At(ms) if *ms < newest.saturating_sub(ADDR_STALE_MS)),
+        );
+    }
+    // Set by hand first, then newest first, unknown last; equal ones by address.
+    held.sort_by(|(c1, a1), (c2, a2)| c2.cmp(c1).then(a1.cmp(a2)));
+    held.into_iter().map(|(_, addr)| addr).collect()
 }
 
 /// A set of addresses a device writes about itself in its entry, replaced whole each time
@@ -504,14 +630,11 @@ pub fn members(doc: &AutoCommit) -> Vec<Member> {
                 Ok(Some((automerge::Value::Scalar(s), _))) => s.as_str().unwrap_or("").to_owned(),
                 _ => String::new(),
             };
-            let keys = |key: &str| -> Vec<SocketAddr> {
-                find(doc, &entry, key)
-                    .map(|a| doc.keys(&a).filter_map(|k| k.parse().ok()).collect())
-                    .unwrap_or_default()
-            };
-            let mut addrs = keys(Listed::Mapped.key());
+            let mut addrs: Vec<SocketAddr> = find(doc, &entry, Listed::Mapped.key())
+                .map(|a| doc.keys(&a).filter_map(|k| k.parse().ok()).collect())
+                .unwrap_or_default();
             addrs.truncate(MAX_ADDRS);
-            for a in keys("addrs") {
+            for a in current_addrs(doc, &entry) {
                 if !addrs.contains(&a) {
                     addrs.push(a);
                 }
@@ -713,9 +836,10 @@ mod tests {
             "laptop",
             &["127.0.0.1:1".parse().expect("addr")],
             &[0; 32],
+            0,
         )
         .expect("create");
-        add(&mut one, b, "phone", &[]).expect("add");
+        add(&mut one, b, "phone", &[], 0).expect("add");
         let mut two = one.fork();
         revoke(&mut one, b, &RevocationNote::default()).expect("revoke");
         add(
@@ -723,6 +847,7 @@ mod tests {
             b,
             "phone again",
             &["127.0.0.1:2".parse().expect("addr")],
+            0,
         )
         .expect("re-add");
         one.merge(&mut two).expect("merge");
@@ -744,7 +869,7 @@ mod tests {
             "198.0.0.1:40000".parse().expect("addr"),
         );
         let mut doc = AutoCommit::new();
-        create(&mut doc, a, "laptop", &[own], &[0; 32]).expect("create");
+        create(&mut doc, a, "laptop", &[own], &[0; 32], 0).expect("create");
         assert!(set_listed(&mut doc, a, Listed::Outside, &[outside]).expect("outside"));
         assert!(set_listed(&mut doc, a, Listed::Mapped, &[mapped]).expect("mapped"));
         assert!(!set_listed(&mut doc, a, Listed::Mapped, &[mapped]).expect("again"));
@@ -760,8 +885,8 @@ mod tests {
     fn a_device_that_did_not_see_its_revocation_cannot_hide_it() {
         let (a, r) = (DeviceId([1; 32]), DeviceId([2; 32]));
         let mut one = AutoCommit::new();
-        create(&mut one, a, "laptop", &[], &[0; 32]).expect("create");
-        add(&mut one, r, "stolen", &[]).expect("add");
+        create(&mut one, a, "laptop", &[], &[0; 32], 0).expect("create");
+        add(&mut one, r, "stolen", &[], 0).expect("add");
         let mut rogue = one.fork();
         revoke(&mut one, r, &RevocationNote::default()).expect("revoke");
         // Concurrently, the device to be revoked deletes every revocation key it knows, tries
@@ -782,8 +907,8 @@ mod tests {
     fn another_spelling_of_a_revoked_id_stays_revoked() {
         let (a, r) = (DeviceId([1; 32]), DeviceId([2; 32]));
         let mut doc = AutoCommit::new();
-        create(&mut doc, a, "laptop", &[], &[0; 32]).expect("create");
-        add(&mut doc, r, "stolen", &[]).expect("add");
+        create(&mut doc, a, "laptop", &[], &[0; 32], 0).expect("create");
+        add(&mut doc, r, "stolen", &[], 0).expect("add");
         let devices = find(&doc, &ROOT, "devices").expect("devices");
         let sneaky = r.to_string().to_lowercase().replace('-', "");
         let e = doc
@@ -796,7 +921,7 @@ mod tests {
         assert_eq!(m.iter().filter(|m| m.device == r).count(), 1);
         // The layout before root keys: a revoked map.
         let mut old = AutoCommit::new();
-        create(&mut old, a, "laptop", &[], &[0; 32]).expect("create");
+        create(&mut old, a, "laptop", &[], &[0; 32], 0).expect("create");
         let map = old.put_object(ROOT, "revoked", ObjType::Map).expect("map");
         old.put(&map, r.to_string(), 1i64).expect("put");
         assert!(members(&old).iter().any(|m| m.device == r && m.revoked));
@@ -825,7 +950,7 @@ mod tests {
         // In a circle: the founding change names the key, the revocation carries the proof.
         let (a, r) = (DeviceId([1; 32]), DeviceId([2; 32]));
         let mut doc = AutoCommit::new();
-        create(&mut doc, a, "laptop", &[], &[8; 32]).expect("create");
+        create(&mut doc, a, "laptop", &[], &[8; 32], 0).expect("create");
         doc.commit();
         revoke(&mut doc, r, &note).expect("revoke");
         doc.commit();
@@ -839,5 +964,123 @@ mod tests {
             restore: vec![DeviceId([3; 32])],
             sig: vec![9; 64],
         }));
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().expect("addr")
+    }
+
+    const DAY: i64 = 24 * 3600 * 1000;
+
+    #[test]
+    fn an_address_not_confirmed_for_two_weeks_after_the_newest_ages_out() {
+        let a = DeviceId([1; 32]);
+        let (home, cafe, office) = (
+            addr("192.168.1.2:7676"),
+            addr("10.0.0.7:7676"),
+            addr("172.16.0.9:7676"),
+        );
+        let mut doc = AutoCommit::new();
+        create(&mut doc, a, "laptop", &[home], &[0; 32], 0).expect("create");
+        let at = |d: i64| Confirmed::At(d * DAY);
+        assert_eq!(
+            add_addr(&mut doc, a, cafe, at(3)).expect("add"),
+            Added::Changed
+        );
+        // Seen there again within a day: nothing to write.
+        assert_eq!(
+            add_addr(&mut doc, a, cafe, at(3)).expect("again"),
+            Added::Unchanged
+        );
+        assert_eq!(members(&doc)[0].addrs, vec![cafe, home], "newest first");
+        // Two weeks later at the office: home (day 0) is more than 14 days older, the café
+        // (day 3) is not yet.
+        add_addr(&mut doc, a, office, at(15)).expect("add");
+        assert_eq!(members(&doc)[0].addrs, vec![office, cafe]);
+        // Back home: confirmed again, it is dialed again, first.
+        assert_eq!(
+            add_addr(&mut doc, a, home, at(16)).expect("home"),
+            Added::Changed
+        );
+        assert_eq!(members(&doc)[0].addrs, vec![home, office, cafe]);
+        // A device long away is still looked for where it was: aging needs a newer address.
+        assert_eq!(members(&doc)[0].addrs.len(), 3);
+    }
+
+    #[test]
+    fn a_full_list_drops_the_oldest_and_never_one_set_by_hand() {
+        let a = DeviceId([1; 32]);
+        let mut doc = AutoCommit::new();
+        create(&mut doc, a, "laptop", &[], &[0; 32], 0).expect("create");
+        let forwarded = addr("198.51.100.4:7676");
+        assert_eq!(
+            add_addr(&mut doc, a, forwarded, Confirmed::ByHand).expect("by hand"),
+            Added::Changed
+        );
+        // A circle written before addresses carried a time: `true`, age unknown.
+        let legacy = addr("10.1.1.1:7676");
+        let devices = find(&doc, &ROOT, "devices").expect("devices");
+        let entry = find(&doc, &devices, &a.to_string()).expect("entry");
+        let map = find(&doc, &entry, "addrs").expect("addrs");
+        doc.put(&map, legacy.to_string(), true).expect("put");
+        for i in 1..MAX_ADDRS as u8 - 1 {
+            let each = addr(&format!("192.168.0.{i}:7676"));
+            add_addr(&mut doc, a, each, Confirmed::At(i64::from(i) * DAY)).expect("add");
+        }
+        let m = &members(&doc)[0].addrs;
+        assert_eq!(m.len(), MAX_ADDRS);
+        assert_eq!((m[0], m[MAX_ADDRS - 1]), (forwarded, legacy));
+        // Full: the unknown one goes first, then the one confirmed longest ago.
+        add_addr(
+            &mut doc,
+            a,
+            addr("192.168.0.100:7676"),
+            Confirmed::At(10 * DAY),
+        )
+        .expect("add");
+        assert!(!members(&doc)[0].addrs.contains(&legacy));
+        add_addr(
+            &mut doc,
+            a,
+            addr("192.168.0.101:7676"),
+            Confirmed::At(10 * DAY),
+        )
+        .expect("add");
+        let m = &members(&doc)[0].addrs;
+        assert!(!m.contains(&addr("192.168.0.1:7676")));
+        assert!(m.contains(&forwarded));
+        assert_eq!(m.len(), MAX_ADDRS);
+        // Seen in use, an address set by hand stays set by hand.
+        assert_eq!(
+            add_addr(&mut doc, a, forwarded, Confirmed::At(11 * DAY)).expect("seen"),
+            Added::Unchanged
+        );
+        // Every address set by hand: no room, and nothing replaced.
+        let mut pinned = AutoCommit::new();
+        create(&mut pinned, a, "laptop", &[], &[0; 32], 0).expect("create");
+        for i in 0..MAX_ADDRS as u8 {
+            let each = addr(&format!("198.51.100.{i}:7676"));
+            add_addr(&mut pinned, a, each, Confirmed::ByHand).expect("add");
+        }
+        assert_eq!(
+            add_addr(&mut pinned, a, addr("203.0.113.1:7676"), Confirmed::ByHand).expect("add"),
+            Added::Full
+        );
+        assert_eq!(members(&pinned)[0].addrs.len(), MAX_ADDRS);
+    }
+
+    #[test]
+    fn a_confirmation_from_a_clock_in_the_future_is_written_again() {
+        let a = DeviceId([1; 32]);
+        let home = addr("192.168.1.2:7676");
+        let mut doc = AutoCommit::new();
+        create(&mut doc, a, "laptop", &[home], &[0; 32], 400 * DAY).expect("create");
+        // A device whose clock is right sees a time far ahead of its own and writes its own.
+        assert_eq!(
+            add_addr(&mut doc, a, home, Confirmed::At(20 * DAY)).expect("add"),
+            Added::Changed
+        );
+        add_addr(&mut doc, a, addr("10.0.0.1:7676"), Confirmed::At(20 * DAY)).expect("add");
+        assert_eq!(members(&doc)[0].addrs.len(), 2);
     }
 }

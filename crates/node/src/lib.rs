@@ -33,6 +33,7 @@ use failup_wire::{DeviceId, DocId, InventoryItem, Seal};
 use jiff::Timestamp;
 use jiff::civil::Date;
 
+use circle::{Added, Confirmed};
 pub use error::{ErrorKind, Failure, NodeError};
 use pairing::{Code, Invites, Joined, Reply};
 pub use request::{
@@ -300,18 +301,19 @@ impl Node {
 
     /// Gets a node ready to serve peers: works out trust, and brings shared copies up to date
     /// with edits made while no daemon ran.
-    pub fn start(&mut self) -> Result<(), NodeError> {
+    pub fn start(&mut self, now: Timestamp) -> Result<(), NodeError> {
         self.refresh_trust()?;
         self.reproject();
-        self.publish_own_addrs();
+        self.publish_own_addrs(now);
         Ok(())
     }
 
     /// Puts the addresses of this device's network interfaces into its entry of the circle:
     /// the addresses others may dial (on a home network behind a router, they reach it from
     /// that network only). A device is the one that knows them; what others saw it connect
-    /// from is its router's address when it is behind one.
-    fn publish_own_addrs(&mut self) {
+    /// from is its router's address when it is behind one. Confirmed at `now`, so addresses
+    /// of networks the device has since left age out (see `circle`).
+    fn publish_own_addrs(&mut self, now: Timestamp) {
         if !self.config.networked {
             return;
         }
@@ -319,7 +321,8 @@ impl Node {
         let written = self.edit_circle(|am| {
             let mut changed = false;
             for a in &addrs {
-                changed |= circle::add_addr(am, me, *a)?;
+                changed |= circle::add_addr(am, me, *a, Confirmed::At(now.as_millisecond()))?
+                    == Added::Changed;
             }
             Ok(changed)
         });
@@ -555,10 +558,11 @@ impl Node {
         self.store.set_setting(CIRCLE, &doc.0)?;
         self.circle = Some(doc);
         self.carry_prompts();
-        if let Err(e) = self.publish_outside(Timestamp::now()) {
+        let now = Timestamp::now();
+        if let Err(e) = self.publish_outside(now) {
             tracing::warn!("cannot publish this device's outside addresses yet: {e}");
         }
-        self.publish_own_addrs();
+        self.publish_own_addrs(now);
         self.refresh_trust()
     }
 
@@ -965,7 +969,20 @@ impl Node {
 
     fn add_addr(&mut self, device: DeviceId, addr: SocketAddr) -> Result<(), NodeError> {
         match self.circle {
-            Some(_) => self.edit_circle(|am| circle::add_addr(am, device, addr))?,
+            Some(_) => {
+                let mut full = false;
+                self.edit_circle(|am| {
+                    let added = circle::add_addr(am, device, addr, Confirmed::ByHand)?;
+                    full = added == Added::Full;
+                    Ok(added == Added::Changed)
+                })?;
+                if full {
+                    return Err(NodeError::Invalid(format!(
+                        "this device already has {} addresses set by hand; no room for {addr}",
+                        circle::MAX_ADDRS
+                    )));
+                }
+            }
             None => {
                 if let Some((_, addrs)) = self.bootstrap.get_mut(&device) {
                     addrs.push(addr);
@@ -978,7 +995,12 @@ impl Node {
 
     /// Records where a device connected from: with one socket for both directions, that is
     /// where it listens, and the circle passes it on to devices that have never met it.
-    pub fn learn_addr(&mut self, peer: DeviceId, addr: SocketAddr) -> Result<(), NodeError> {
+    pub fn learn_addr(
+        &mut self,
+        peer: DeviceId,
+        addr: SocketAddr,
+        now: Timestamp,
+    ) -> Result<(), NodeError> {
         // An address on a local network can be dialed again. One seen through the internet
         // is the peer's router's: dialed unasked it fails, and worse, a Linux router then
         // gives that peer another port when the device behind it dials out, so the peer
@@ -986,7 +1008,10 @@ impl Node {
         if !reach::local_scope(addr.ip()) {
             return Ok(());
         }
-        self.edit_circle(|am| circle::add_addr(am, peer, addr))
+        self.edit_circle(|am| {
+            circle::add_addr(am, peer, addr, Confirmed::At(now.as_millisecond()))
+                .map(|added| added == Added::Changed)
+        })
     }
 
     /// Revokes `device`; with a recovery key (as written down) and the devices to restore,
@@ -1319,7 +1344,7 @@ impl Node {
                 let addr = SocketAddr::new(remote.ip(), hello.port);
                 let result = match (invite.partner.clone(), hello.space) {
                     (None, None) => {
-                        self.admit(peer, &hello.name, addr)
+                        self.admit(peer, &hello.name, addr, now)
                             .map(|circle| Reply::Accepted {
                                 name: self.config.name.clone(),
                                 circle: circle.0,
@@ -1372,6 +1397,7 @@ impl Node {
         device: DeviceId,
         name: &str,
         addr: SocketAddr,
+        now: Timestamp,
     ) -> Result<DocId, NodeError> {
         if self.circle.is_none() && self.pending_circle().is_some() {
             return Err(NodeError::Unavailable(
@@ -1380,7 +1406,9 @@ impl Node {
         }
         let doc = self.ensure_circle()?;
         let seen = dialable(addr);
-        self.edit_circle(|am| circle::add(am, device, name, &seen).map(|()| true))?;
+        self.edit_circle(|am| {
+            circle::add(am, device, name, &seen, now.as_millisecond()).map(|()| true)
+        })?;
         // The device is in the circle now, so the pairing has happened: a failure to write
         // what follows from it must not refuse the joiner and leave the invite usable.
         if let Err(e) = self.refresh_trust() {
@@ -1415,6 +1443,8 @@ impl Node {
             &self.config.name,
             &self.config.advertise,
             &recovery.public(),
+            // The founding moment, not a decision's: nothing waits on it but aging.
+            Timestamp::now().as_millisecond(),
         )?;
         am.commit();
         // The id names the founding change, so no other change can claim to found the circle.

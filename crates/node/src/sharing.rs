@@ -863,9 +863,9 @@ mod tests {
         );
         let actor = |d: DeviceId| automerge::ActorId::from(failup_auth::actor_of(&d));
         let mut doc = automerge::AutoCommit::new().with_actor(actor(a));
-        circle::create(&mut doc, a, "laptop", &[], &[0; 32]).expect("create");
+        circle::create(&mut doc, a, "laptop", &[], &[0; 32], 0).expect("create");
         doc.commit();
-        circle::add(&mut doc, r, "tablet", &[]).expect("add");
+        circle::add(&mut doc, r, "tablet", &[], 0).expect("add");
         let real: SocketAddr = "192.0.2.1:7".parse().expect("addr");
         circle::add_partner(
             &mut doc,
