@@ -169,9 +169,10 @@ fn two_devices_behind_two_routers_meet_through_a_third_and_sync_without_it() {
     wait_until("the phone and the tablet to meet", SOON, || {
         connected_to(&phone, &tablet) && connected_to(&tablet, &phone)
     });
-    // The phone sees how it reaches the tablet: through the tablet's router.
+    // The phone sees how it reaches the tablet: through the tablet's router, met through
+    // the laptop.
     let seen = peer_path(&phone, "tablet");
-    assert_eq!(seen["path"], "internet", "{seen}");
+    assert_eq!(seen["path"], "punched", "{seen}");
     assert!(
         seen["via"]
             .as_str()
@@ -180,7 +181,9 @@ fn two_devices_behind_two_routers_meet_through_a_third_and_sync_without_it() {
     );
     let line = phone.ok(&["peers"]);
     assert!(
-        line.contains("connected across the internet (203.0.113."),
+        line.contains(
+            "connected across the internet, introduced by another of your devices (203.0.113."
+        ),
         "{line}"
     );
     laptop.stop();
@@ -330,6 +333,14 @@ fn a_router_offering_port_mapping_lets_a_device_outside_reach_the_one_behind_it(
     });
     let seen = peer_path(&phone, "laptop");
     assert_eq!(seen["via"], forwarded.as_str(), "{seen}");
+    assert_eq!(seen["path"], "mapped", "{seen}");
+    let line = phone.ok(&["peers"]);
+    assert!(
+        line.contains(&format!(
+            "connected through a router's forwarded port ({forwarded})"
+        )),
+        "{line}"
+    );
     // The circle lists the forwarded address first among the laptop's, for every device.
     assert_eq!(seen["addrs"][0], forwarded.as_str(), "{seen}");
 

@@ -269,6 +269,12 @@ fn peer_line(p: &PeerInfo, when: impl Fn(&str) -> String) -> String {
     } else if p.connected {
         match (&p.via, p.path.as_deref()) {
             (Some(via), Some("local")) => format!("connected on this network ({via})"),
+            (Some(via), Some("mapped")) => {
+                format!("connected through a router's forwarded port ({via})")
+            }
+            (Some(via), Some("punched")) => format!(
+                "connected across the internet, introduced by another of your devices ({via})"
+            ),
             (Some(via), Some("internet")) => format!("connected across the internet ({via})"),
             (Some(via), Some("relayed")) => format!("connected through your relay ({via})"),
             _ => "connected".to_owned(),

@@ -43,6 +43,10 @@ pub(crate) struct Conn {
     /// The address the peer was last told it is seen at (`Message::Observed`): told again
     /// when its connection moves to another (a phone changing networks).
     told: std::net::SocketAddr,
+    /// Whether this device dialed it, and whether it came of an introduction: what `peers`
+    /// needs, besides where it runs now, to say how it runs.
+    dialed: bool,
+    punched: bool,
     tx: mpsc::UnboundedSender<Vec<u8>>,
     /// Bytes handed to the writer and not yet written.
     queued: Arc<AtomicUsize>,
@@ -540,6 +544,7 @@ impl State {
         // Closes the connection this one replaces, if any.
         self.carry_out(actions);
         self.conn_ids.insert(peer, conn.stable_id());
+        let punched = self.node.punched(peer, Timestamp::now());
         self.conns.insert(
             peer,
             Conn {
@@ -547,6 +552,8 @@ impl State {
                 tx,
                 queued,
                 told: remote,
+                dialed,
+                punched,
             },
         );
         self.seen.insert(peer, Timestamp::now());
@@ -716,21 +723,24 @@ impl State {
     /// connected, and when it was last seen and synced.
     fn live_view(&self, mut p: PeerInfo) -> PeerInfo {
         if let Ok(d) = p.device.parse::<DeviceId>() {
-            let remote = self
-                .conns
-                .get(&d)
-                .map(|c| failup_wire::canonical(c.conn.remote_address()));
-            p.connected = remote.is_some();
-            let relay = self.relay.as_ref().map(|r| r.addr);
-            // Through the relay, the address the connection runs to is the relay's.
-            let (via, path) = match remote {
-                Some(a) if failup_relay::device::is_relayed(&a) => (relay, Some("relayed")),
-                Some(a) if failup_node::reach::local_scope(a.ip()) => (Some(a), Some("local")),
-                Some(a) => (Some(a), Some("internet")),
+            let (via, path) = match self.conns.get(&d) {
+                Some(c) => {
+                    let remote = failup_wire::canonical(c.conn.remote_address());
+                    let relayed = failup_relay::device::is_relayed(&remote);
+                    let path = self.node.path(d, remote, c.dialed, relayed, c.punched);
+                    // Through the relay, the address the connection runs to is the relay's.
+                    let via = if relayed {
+                        self.relay.as_ref().map(|r| r.addr)
+                    } else {
+                        Some(remote)
+                    };
+                    (via, Some(path))
+                }
                 None => (None, None),
             };
+            p.connected = path.is_some();
             p.via = via.map(|a| a.to_string());
-            p.path = path.map(str::to_owned);
+            p.path = path.map(|p| p.as_str().to_owned());
             p.last_seen = self.seen.get(&d).map(|t| t.to_string());
             p.last_sync = self.synced.get(&d).map(|t| t.to_string());
         }

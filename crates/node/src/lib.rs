@@ -1239,6 +1239,35 @@ impl Node {
         self.refresh_trust()
     }
 
+    /// Whether a connection with `peer` that opened `now` came of an introduction.
+    pub fn punched(&self, peer: DeviceId, now: Timestamp) -> bool {
+        reach::punched(self.met.get(&peer).copied(), now)
+    }
+
+    /// How a connection with `peer`, running to `remote` now, runs (see [`reach::path`]).
+    pub fn path(
+        &self,
+        peer: DeviceId,
+        remote: SocketAddr,
+        dialed: bool,
+        relayed: bool,
+        punched: bool,
+    ) -> reach::Path {
+        let peer_mapped = self
+            .circle
+            .and_then(|doc| self.store.document(doc).ok().flatten())
+            .and_then(|doc| circle::listed(&doc, circle::Listed::Mapped).remove(&peer))
+            .unwrap_or_default();
+        reach::path(reach::Opened {
+            remote: failup_wire::canonical(remote),
+            relayed,
+            dialed,
+            peer_mapped: &peer_mapped,
+            own_mapped: self.mapped.is_some(),
+            punched,
+        })
+    }
+
     /// The public address this device's router forwards to it, while it holds one.
     pub fn mapped(&self) -> Option<SocketAddr> {
         self.mapped

@@ -186,6 +186,81 @@ pub fn local_scope(ip: IpAddr) -> bool {
     }
 }
 
+/// How a connection runs, as `failup peers` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// To an address of a local network.
+    Local,
+    /// Through a port a router forwards (a port mapping): dialed at the address the peer's
+    /// router forwards to it, or taken in while this device's router forwards one to it.
+    Mapped,
+    /// Through two routers, the two devices having dialed each other at the moment another
+    /// device told them to (hole punching).
+    Punched,
+    /// Across the internet some other way (a public address, a port forwarded by hand).
+    Internet,
+    /// Through the person's relay.
+    Relayed,
+}
+
+impl Path {
+    /// A short name, as `peers --json` gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Path::Local => "local",
+            Path::Mapped => "mapped",
+            Path::Punched => "punched",
+            Path::Internet => "internet",
+            Path::Relayed => "relayed",
+        }
+    }
+}
+
+/// How long after an introduction counted a connection with that device is taken for its
+/// result: the dials start at once and a handshake takes a few round trips, so well within.
+pub const PUNCH_WINDOW: Duration = Duration::from_secs(30);
+
+/// Whether a connection with a device that opened `now` is the result of an introduction
+/// that counted at `met` (`Node::meet`).
+pub fn punched(met: Option<Timestamp>, now: Timestamp) -> bool {
+    let window = jiff::SignedDuration::try_from(PUNCH_WINDOW).unwrap_or_default();
+    met.is_some_and(|t| t <= now && now.duration_since(t) <= window)
+}
+
+/// What is known of a connection, to tell its [`Path`].
+#[derive(Clone, Copy, Debug)]
+pub struct Opened<'a> {
+    /// The address it runs to now (canonical).
+    pub remote: SocketAddr,
+    /// Whether it runs through the relay (its address is then made up).
+    pub relayed: bool,
+    /// Whether this device dialed it.
+    pub dialed: bool,
+    /// The addresses the peer's router forwards to it, as the circle lists them.
+    pub peer_mapped: &'a [SocketAddr],
+    /// Whether this device's router forwards a port to it now.
+    pub own_mapped: bool,
+    /// Whether it opened as the result of an introduction ([`punched`]).
+    pub punched: bool,
+}
+
+/// How a connection runs: through the relay, on a local network, met through another device,
+/// to (or from) the port the peer's router forwards to it, into the port this device's router
+/// forwards, or across the internet some other way.
+pub fn path(opened: Opened<'_>) -> Path {
+    if opened.relayed {
+        Path::Relayed
+    } else if local_scope(opened.remote.ip()) {
+        Path::Local
+    } else if opened.punched {
+        Path::Punched
+    } else if opened.peer_mapped.contains(&opened.remote) || (!opened.dialed && opened.own_mapped) {
+        Path::Mapped
+    } else {
+        Path::Internet
+    }
+}
+
 /// When, after a device connects, to introduce it to the others connected: at once, and again
 /// twice, since a device that just joined learns of the others only when the circle reaches it,
 /// and a first meeting may fail. A device introduced to one it is already connected to ignores
@@ -386,5 +461,52 @@ mod tests {
             );
         }
         assert!(o.reports.len() <= MAX_REPORTERS);
+    }
+
+    #[test]
+    fn a_connection_is_named_by_how_it_was_reached() {
+        let public = addr("198.51.100.7:7676");
+        let forwarded = [public];
+        let opened = |remote: &str, dialed: bool, punched: bool| Opened {
+            remote: addr(remote),
+            relayed: false,
+            dialed,
+            peer_mapped: &forwarded,
+            own_mapped: false,
+            punched,
+        };
+        assert_eq!(path(opened("192.168.1.9:7676", true, false)), Path::Local);
+        // To the peer's forwarded port, whoever dialed.
+        for dialed in [true, false] {
+            assert_eq!(
+                path(opened("198.51.100.7:7676", dialed, false)),
+                Path::Mapped
+            );
+        }
+        // Somewhere else than the forwarded port: just the internet.
+        assert_eq!(
+            path(opened("198.51.100.7:40000", true, false)),
+            Path::Internet
+        );
+        assert_eq!(
+            path(opened("203.0.113.4:50000", false, true)),
+            Path::Punched
+        );
+        // Taken in while this device's router forwards its port.
+        let inbound = Opened {
+            own_mapped: true,
+            ..opened("203.0.113.4:50000", false, false)
+        };
+        assert_eq!(path(inbound), Path::Mapped);
+        let relayed = Opened {
+            relayed: true,
+            ..opened("192.168.1.9:7676", true, true)
+        };
+        assert_eq!(path(relayed), Path::Relayed);
+        // Met through another device a moment ago, not long ago, not by a clock ahead.
+        assert!(punched(Some(at(95)), at(100)));
+        assert!(!punched(Some(at(60)), at(100)));
+        assert!(!punched(Some(at(200)), at(100)));
+        assert!(!punched(None, at(100)));
     }
 }

@@ -271,8 +271,8 @@ pub struct PeerInfo {
     /// The address the live connection runs to, if one is up.
     #[serde(default)]
     pub via: Option<String>,
-    /// How the live connection runs: `local` (an address of a local network) or `internet`
-    /// (through a router's public address, after meeting).
+    /// How the live connection runs: `local`, `mapped`, `punched`, `internet` or `relayed`
+    /// (see `reach::Path`).
     #[serde(default)]
     pub path: Option<String>,
     /// When it was last connected (RFC 3339), if ever since the daemon started.
