@@ -251,6 +251,22 @@ pub fn pair(ctx: &Ctx, cmd: PairCommand, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+/// How a connected device is reached, with the address the connection runs to.
+fn how_connected(p: &PeerInfo) -> String {
+    match (&p.via, p.path.as_deref()) {
+        (Some(via), Some("local")) => format!("connected on this network ({via})"),
+        (Some(via), Some("mapped")) => {
+            format!("connected through a router's forwarded port ({via})")
+        }
+        (Some(via), Some("punched")) => format!(
+            "connected across the internet, introduced by another of your devices ({via})"
+        ),
+        (Some(via), Some("internet")) => format!("connected across the internet ({via})"),
+        (Some(via), Some("relayed")) => format!("connected through your relay ({via})"),
+        _ => "connected".to_owned(),
+    }
+}
+
 /// One device as `failup peers` lists it; its name and addresses come from the circle, which
 /// other devices write, so the whole line is escaped ([`shown`]).
 fn peer_line(p: &PeerInfo, when: impl Fn(&str) -> String) -> String {
@@ -267,18 +283,7 @@ fn peer_line(p: &PeerInfo, when: impl Fn(&str) -> String) -> String {
     } else if p.role == "self" {
         "this device".to_owned()
     } else if p.connected {
-        match (&p.via, p.path.as_deref()) {
-            (Some(via), Some("local")) => format!("connected on this network ({via})"),
-            (Some(via), Some("mapped")) => {
-                format!("connected through a router's forwarded port ({via})")
-            }
-            (Some(via), Some("punched")) => format!(
-                "connected across the internet, introduced by another of your devices ({via})"
-            ),
-            (Some(via), Some("internet")) => format!("connected across the internet ({via})"),
-            (Some(via), Some("relayed")) => format!("connected through your relay ({via})"),
-            _ => "connected".to_owned(),
-        }
+        how_connected(p)
     } else {
         match &p.last_seen {
             Some(t) => format!("last seen {}", when(t)),
