@@ -258,9 +258,9 @@ fn how_connected(p: &PeerInfo) -> String {
         (Some(via), Some("mapped")) => {
             format!("connected through a router's forwarded port ({via})")
         }
-        (Some(via), Some("punched")) => format!(
-            "connected across the internet, introduced by another of your devices ({via})"
-        ),
+        (Some(via), Some("punched")) => {
+            format!("connected across the internet, introduced by another of your devices ({via})")
+        }
         (Some(via), Some("internet")) => format!("connected across the internet ({via})"),
         (Some(via), Some("relayed")) => format!("connected through your relay ({via})"),
         _ => "connected".to_owned(),
@@ -434,6 +434,32 @@ fn device_names(ctx: &Ctx) -> std::collections::HashMap<String, String> {
     names
 }
 
+/// How each connected device is reached, by id, with what this person calls it (as in
+/// [`device_names`]); empty where the daemon does not answer.
+fn connections(c: &mut Client) -> std::collections::HashMap<String, (String, String)> {
+    let mut out = std::collections::HashMap::new();
+    let wait = Some(Duration::from_secs(5));
+    if let Ok(Response::Peers(list)) = c.call(&Request::Peers, wait) {
+        for p in list.into_iter().filter(|p| p.connected) {
+            let name = if p.name.is_empty() {
+                "(unnamed)".to_owned()
+            } else {
+                p.name.clone()
+            };
+            out.insert(p.device.clone(), (name, how_connected(&p)));
+        }
+    }
+    if let Ok(Response::Partners(list)) = c.call(&Request::Partners, wait) {
+        for partner in list {
+            for p in partner.devices.into_iter().filter(|p| p.connected) {
+                let name = format!("{} (partner)", partner.label);
+                out.insert(p.device.clone(), (name, how_connected(&p)));
+            }
+        }
+    }
+    out
+}
+
 /// A device as a person reads it: its name and the start of its id, escaped (names are chosen
 /// by the devices).
 fn named(names: &std::collections::HashMap<String, String>, device: &str) -> String {
@@ -605,8 +631,15 @@ pub fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
                 writeln!(out, "device: {}", shown(&s.device))?;
                 writeln!(out, "listening: {}", shown(&s.listen.join(" ")))?;
                 writeln!(out, "connected: {}", s.connected.len())?;
+                let how = connections(&mut c);
                 for d in &s.connected {
-                    writeln!(out, "  {}", shown(d))?;
+                    match how.get(d) {
+                        Some((name, how)) => {
+                            let short: String = d.chars().take(7).collect();
+                            writeln!(out, "  {}", shown(&format!("{name} ({short}): {how}")))?;
+                        }
+                        None => writeln!(out, "  {}", shown(d))?,
+                    }
                 }
                 for o in &s.observed {
                     let line = format!(
