@@ -187,7 +187,10 @@ fn two_devices_behind_two_routers_meet_through_a_third_and_sync_without_it() {
         "{line}"
     );
     // `status` says the same of each connection.
-    let tablet_id = tablet.status()["device"].as_str().unwrap_or_default().to_owned();
+    let tablet_id = tablet.status()["device"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let said = phone.ok(&["status"]);
     assert!(
         said.contains(&format!(
