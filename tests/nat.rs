@@ -182,7 +182,7 @@ fn two_devices_behind_two_routers_meet_through_a_third_and_sync_without_it() {
     let line = phone.ok(&["peers"]);
     assert!(
         line.contains(
-            "connected across the internet, introduced by another of your devices (203.0.113."
+            "connected across the internet, met through another of your devices or your relay (203.0.113."
         ),
         "{line}"
     );
@@ -194,7 +194,7 @@ fn two_devices_behind_two_routers_meet_through_a_third_and_sync_without_it() {
     let said = phone.ok(&["status"]);
     assert!(
         said.contains(&format!(
-            "tablet ({}): connected across the internet, introduced by another of your devices",
+            "tablet ({}): connected across the internet, met through another of your devices or your relay",
             &tablet_id[..7]
         )),
         "{said}"
@@ -517,6 +517,77 @@ fn devices_that_cannot_meet_sync_through_the_persons_relay_which_sees_nothing() 
             "the relay wrote {words:?}"
         );
     }
+    drop((laptop, phone, relay));
+    drop(net);
+}
+
+/// Two devices in two homes, each behind a router that keeps one public port, with no other
+/// device to introduce them: they connect through the person's relay, which also tells each
+/// where it sees it; they tell each other through the relayed connection, dial at the same
+/// moment, and the direct connection replaces the relayed one.
+#[test]
+fn devices_connected_through_the_relay_meet_directly_and_leave_it() {
+    let Some(mut net) = Net::new() else {
+        return;
+    };
+    let (home, away) = (
+        net.router("home", Nat::Stable),
+        net.router("away", Nat::Stable),
+    );
+    let (laptop_host, phone_host) = (net.behind(&home, "laptop"), net.behind(&home, "phone"));
+    let relay_host = net.public_host("relay");
+    let relay = Relay::start(&relay_host);
+    let settings = [("relay", relay.code.as_str())];
+    let laptop = Daemon::start_in_with(&laptop_host, "laptop", &settings);
+    let phone = Daemon::start_in_with(&phone_host, "phone", &settings);
+    // The relay is the only one that sees the laptop from outside: what it says is learnt.
+    wait_until("the laptop to learn where the relay sees it", SOON, || {
+        observed(&laptop)
+            .iter()
+            .any(|a| a.starts_with(&home.ip.to_string()))
+    });
+    laptop.pair(&phone);
+    wait_until("the two to connect at home", SOON, || {
+        peer_path(&phone, "laptop")["path"] == "local"
+    });
+
+    net.move_behind(&phone_host, &away);
+    let id = phone
+        .ok(&["log", "Skipped the run for the third day"])
+        .trim()
+        .to_owned();
+    // The connection from home is given up after 30 s of silence, the next one runs through
+    // the relay, and within seconds of that a direct one replaces it.
+    wait_until(
+        "the laptop to hold the entry from away",
+        Duration::from_secs(120),
+        || laptop.run(&["show", &id]).status.success(),
+    );
+    wait_until("the two to meet directly", SOON, || {
+        peer_path(&laptop, "phone")["path"] == "punched"
+            && peer_path(&phone, "laptop")["path"] == "punched"
+    });
+    let seen = peer_path(&phone, "laptop");
+    assert!(
+        seen["via"]
+            .as_str()
+            .is_some_and(|v| v.starts_with(&home.ip.to_string())),
+        "{seen}"
+    );
+    let line = phone.ok(&["peers"]);
+    assert!(
+        line.contains(
+            "connected across the internet, met through another of your devices or your relay"
+        ),
+        "{line}"
+    );
+    let back = laptop
+        .ok(&["log", "Forgot the dentist again"])
+        .trim()
+        .to_owned();
+    wait_until("the phone to hold the laptop's entry", SOON, || {
+        phone.run(&["show", &back]).status.success()
+    });
     drop((laptop, phone, relay));
     drop(net);
 }

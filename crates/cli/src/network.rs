@@ -259,7 +259,9 @@ fn how_connected(p: &PeerInfo) -> String {
             format!("connected through a router's forwarded port ({via})")
         }
         (Some(via), Some("punched")) => {
-            format!("connected across the internet, introduced by another of your devices ({via})")
+            format!(
+                "connected across the internet, met through another of your devices or your relay ({via})"
+            )
         }
         (Some(via), Some("internet")) => format!("connected across the internet ({via})"),
         (Some(via), Some("relayed")) => format!("connected through your relay ({via})"),

@@ -41,7 +41,7 @@ impl State {
     pub(crate) fn carry_out(&mut self, actions: Vec<Action>) {
         for action in actions {
             match action {
-                Action::Dial { peer, addrs } => self.dial(peer, addrs),
+                Action::Dial { peer, addrs, relay } => self.dial(peer, addrs, relay),
                 // A close of a connection the engine does not hold (one being handed over, or
                 // already gone) is the caller's to carry out, or moot.
                 Action::Close { peer, conn, reason } => {
@@ -95,8 +95,9 @@ impl State {
 
     /// Dials `peer` at every address at once, in a task of its own: the first connection up
     /// is handed to the engine thread as a connection; if none comes up, the policy hears that
-    /// the dial failed.
-    fn dial(&self, peer: DeviceId, addrs: Vec<SocketAddr>) {
+    /// the dial failed. Through the relay too unless `relay` is false (a meeting that looks
+    /// for a direct path while a relayed connection is up).
+    fn dial(&self, peer: DeviceId, addrs: Vec<SocketAddr>, relay: bool) {
         let (events, endpoint, identity) = (
             self.events.clone(),
             self.endpoint.clone(),
@@ -108,6 +109,7 @@ impl State {
         let mut relay = self
             .relay
             .as_ref()
+            .filter(|_| relay)
             .and_then(|r| Some((r.endpoint.clone(), r.socket.addr_of(peer)?)));
         self.runtime.spawn(async move {
             // Every known address at once: a stale one (the device moved, or restarted on

@@ -368,7 +368,11 @@ impl State {
                             }
                         }
                         failup_wire::Message::Meet { device, addrs } => {
-                            let connected = self.conns.contains_key(&device);
+                            // Through the relay is no reason not to meet: a direct path
+                            // replaces the relayed one.
+                            let connected = self.conns.get(&device).is_some_and(|c| {
+                                !failup_relay::device::is_relayed(&c.conn.remote_address())
+                            });
                             if let Some(addrs) =
                                 self.node.meet(peer, device, addrs, Timestamp::now())
                             {
@@ -421,6 +425,20 @@ impl State {
                 }
                 self.drain();
             }
+            Event::SeenByRelay {
+                relay,
+                relay_addr,
+                addr,
+            } => {
+                if let Err(e) = self
+                    .node
+                    .seen_by_relay(relay, relay_addr, addr, Timestamp::now())
+                {
+                    tracing::warn!("cannot publish where the relay sees this device: {e}");
+                }
+                self.drain();
+            }
+            Event::MeetDirectly { peer, conn_id } => self.meet_directly(peer, conn_id),
             Event::RelayLinked => {
                 let away: Vec<DeviceId> = self
                     .node
@@ -559,7 +577,19 @@ impl State {
         self.seen.insert(peer, Timestamp::now());
         tracing::info!(peer = %peer.short(), %remote, dialed, relayed, "connected");
         if relayed {
-            // A made-up address: nothing to learn, report or introduce from.
+            // A made-up address: nothing to learn, report or introduce from. An own device
+            // is told where to meet this one directly instead, a few times, as an
+            // introduction would: both do so, so their dials cross in the routers between.
+            if self.node.is_own(peer) {
+                let conn_id = conn_id_of(&self.conns, peer);
+                for after in failup_node::reach::INTRODUCTION_ROUNDS {
+                    let events = self.events.clone();
+                    self.runtime.spawn(async move {
+                        tokio::time::sleep(after).await;
+                        let _ = events.send(Event::MeetDirectly { peer, conn_id });
+                    });
+                }
+            }
             self.engine(Input::Connected(peer));
             self.drain();
             return;
@@ -606,6 +636,26 @@ impl State {
         self.apply(vec![Effect::Send(
             peer,
             failup_wire::Message::Observed { addr: now_at },
+        )]);
+    }
+
+    /// Tells `peer`, connected through the relay, where to meet this device directly, if the
+    /// connection is still the one up and this device knows where it is seen from outside.
+    fn meet_directly(&mut self, peer: DeviceId, conn_id: Option<usize>) {
+        let still_relayed = self
+            .conns
+            .get(&peer)
+            .filter(|_| conn_id_of(&self.conns, peer) == conn_id)
+            .is_some_and(|c| failup_relay::device::is_relayed(&c.conn.remote_address()));
+        let addrs = self.node.meet_me_at(Timestamp::now());
+        if !still_relayed || addrs.is_empty() {
+            return;
+        }
+        tracing::debug!(to = %peer.short(), ?addrs, "telling a relayed device where to meet");
+        let me = self.identity.device();
+        self.apply(vec![Effect::Send(
+            peer,
+            failup_wire::Message::Meet { device: me, addrs },
         )]);
     }
 

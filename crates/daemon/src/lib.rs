@@ -160,6 +160,18 @@ enum Event {
     Mapped(Option<SocketAddr>),
     /// The link to the person's relay came up: devices not connected may be reachable now.
     RelayLinked,
+    /// The relay (its id and address) says it sees this device's link come from `addr`.
+    SeenByRelay {
+        relay: DeviceId,
+        relay_addr: SocketAddr,
+        addr: SocketAddr,
+    },
+    /// Time for a device connected through the relay to be told again where to meet this one
+    /// directly (the connection, by id, being still the one up).
+    MeetDirectly {
+        peer: DeviceId,
+        conn_id: Option<usize>,
+    },
     Shutdown,
 }
 
@@ -325,6 +337,23 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
             tokio::spawn(async move {
                 while up.changed().await.is_ok() {
                     if *up.borrow_and_update() && tell.send(Event::RelayLinked).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut seen = socket.watch_seen();
+            let (tell, relay, relay_addr) = (events.clone(), code.relay, code.addr);
+            tokio::spawn(async move {
+                while seen.changed().await.is_ok() {
+                    let Some(addr) = *seen.borrow_and_update() else {
+                        continue;
+                    };
+                    let event = Event::SeenByRelay {
+                        relay,
+                        relay_addr,
+                        addr,
+                    };
+                    if tell.send(event).is_err() {
                         break;
                     }
                 }

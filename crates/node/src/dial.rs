@@ -165,6 +165,9 @@ pub enum Action {
         peer: DeviceId,
         /// Where to dial it, most promising first, without duplicates; never empty.
         addrs: Vec<SocketAddr>,
+        /// Whether to try through the relay too: not while a relayed connection is up, when
+        /// the dial looks for a direct path to replace it (an agreed meeting).
+        relay: bool,
     },
     /// Close this connection with this reason.
     Close {
@@ -232,7 +235,9 @@ impl Peer {
 
     /// When the next dial is due, or `None` while none can be issued.
     fn dial_at(&self) -> Option<Instant> {
-        if self.conn.is_some()
+        // Connected through the relay, a meeting is still dialed: a direct path replaces it.
+        let meet_while_relayed = self.conn.is_some_and(|c| c.relayed) && !self.meet.is_empty();
+        if (self.conn.is_some() && !meet_while_relayed)
             || self.dialing
             || (self.addrs.is_empty() && self.heard.is_empty() && self.meet.is_empty())
         {
@@ -405,7 +410,8 @@ impl Policy {
                 }
             }
             Event::Meet { peer, addrs } => {
-                if let Some(p) = self.peers.get_mut(&peer).filter(|p| p.conn.is_none()) {
+                let direct = |p: &&mut Peer| p.conn.is_none_or(|c| c.relayed);
+                if let Some(p) = self.peers.get_mut(&peer).filter(direct) {
                     p.meet = dedup(addrs.into_iter().take(MAX_MEET_ADDRS).collect());
                     // The other device dials at this moment too: no backoff or hold waits.
                     p.hold_until = None;
@@ -419,9 +425,13 @@ impl Policy {
                 // A result for a device no longer trusted, or no dial at all, is stale.
                 if let Some(p) = self.peers.get_mut(&peer).filter(|p| p.dialing) {
                     p.dialing = false;
-                    p.ready_at = if p.woken { now } else { now + p.backoff };
+                    if p.conn.is_none() {
+                        p.ready_at = if p.woken { now } else { now + p.backoff };
+                        p.grow_backoff();
+                    }
+                    // Else a meeting was missed while the relayed connection carries on: the
+                    // backoff is for reaching a device at all, and it is reached.
                     p.woken = false;
-                    p.grow_backoff();
                 }
             }
             Event::Connected {
@@ -559,9 +569,15 @@ impl Policy {
                 p.dialing = true;
                 p.woken = false;
                 p.hold_until = None;
+                let relayed = p.conn.is_some();
                 actions.push(Action::Dial {
                     peer: *peer,
-                    addrs: p.dial_addrs(),
+                    addrs: if relayed {
+                        p.meet.clone()
+                    } else {
+                        p.dial_addrs()
+                    },
+                    relay: !relayed,
                 });
                 p.meet.clear();
             }
@@ -602,6 +618,7 @@ mod tests {
         Action::Dial {
             peer,
             addrs: addrs.to_vec(),
+            relay: true,
         }
     }
 
@@ -758,6 +775,55 @@ mod tests {
             ),
             vec![]
         );
+    }
+
+    #[test]
+    fn a_meeting_through_the_relay_dials_direct_and_a_miss_keeps_the_relayed_connection() {
+        let clock = Clock::new();
+        let (me, peer) = (dev(2), dev(8));
+        let mut p = dialing(&clock, me, peer);
+        let relayed = Event::Connected {
+            peer,
+            conn: ConnId(1),
+            dialed: true,
+            relayed: true,
+        };
+        assert_eq!(p.handle(clock.ms(10), relayed), vec![]);
+        // Connected through the relay, nothing more is dialed on its own.
+        assert_eq!(p.handle(clock.ms(60_000), Event::Tick), vec![]);
+        assert_eq!(p.poll_timeout(), None);
+        let outside: SocketAddr = "203.0.113.9:7676".parse().expect("addr");
+        let meet = || Event::Meet {
+            peer,
+            addrs: vec![outside],
+        };
+        // The peer says where it can be met: dialed at once, there alone, not through the relay.
+        let direct_only = Action::Dial {
+            peer,
+            addrs: vec![outside],
+            relay: false,
+        };
+        assert_eq!(
+            p.handle(clock.ms(60_010), meet()),
+            vec![direct_only.clone()]
+        );
+        // Missed: the relayed connection carries on, with no backoff and no redial.
+        assert_eq!(
+            p.handle(clock.ms(60_020), Event::DialFailed { peer }),
+            vec![]
+        );
+        assert_eq!(p.current(peer), Some(ConnId(1)));
+        assert_eq!(p.poll_timeout(), None);
+        // The next round of the meeting is dialed at once again.
+        assert_eq!(p.handle(clock.ms(63_000), meet()), vec![direct_only]);
+        // It wins: the direct connection replaces the relayed one.
+        assert_eq!(
+            p.handle(clock.ms(63_010), connected(peer, 2, true)),
+            vec![close(peer, 1, CloseReason::Replaced)]
+        );
+        assert_eq!(p.current(peer), Some(ConnId(2)));
+        // Connected directly, a further meeting is not dialed.
+        assert_eq!(p.handle(clock.ms(66_000), meet()), vec![]);
     }
 
     #[test]

@@ -1201,6 +1201,16 @@ impl Node {
         if !self.trusted.contains(&reporter) {
             return Ok(());
         }
+        self.record_seen(reporter, from, addr, now)
+    }
+
+    fn record_seen(
+        &mut self,
+        reporter: DeviceId,
+        from: SocketAddr,
+        addr: SocketAddr,
+        now: Timestamp,
+    ) -> Result<(), NodeError> {
         let (from, addr) = (failup_wire::canonical(from), failup_wire::canonical(addr));
         let local = self.local_ips();
         if self.observations.record(reporter, from, addr, &local, now) {
@@ -1208,6 +1218,42 @@ impl Node {
             tracing::info!(?published, "seen from outside at these addresses");
         }
         self.publish_outside(now)
+    }
+
+    /// The person's relay (`relay`, at `relay_addr`, authenticated by the key in its code)
+    /// sees this device's link come from `addr`: a report like a trusted peer's.
+    pub fn seen_by_relay(
+        &mut self,
+        relay: DeviceId,
+        relay_addr: SocketAddr,
+        addr: SocketAddr,
+        now: Timestamp,
+    ) -> Result<(), NodeError> {
+        self.record_seen(relay, relay_addr, addr, now)
+    }
+
+    /// Where another own device, connected through the relay, may meet this one directly
+    /// now: the address the router forwards, then the outside addresses peers and the relay
+    /// see it at (none where the router gives each peer a port of its own); at most
+    /// [`failup_wire::MAX_MEET_ADDRS`].
+    pub fn meet_me_at(&self, now: Timestamp) -> Vec<SocketAddr> {
+        let mut at: Vec<SocketAddr> = self.mapped.into_iter().collect();
+        for a in self.observations.published(now, &self.local_ips()) {
+            if !at.contains(&a) {
+                at.push(a);
+            }
+        }
+        at.truncate(failup_wire::MAX_MEET_ADDRS);
+        at
+    }
+
+    /// Whether `peer` is one of this person's own devices, trusted now (not a partner's).
+    pub fn is_own(&self, peer: DeviceId) -> bool {
+        self.trusted.contains(&peer)
+            && self
+                .members()
+                .iter()
+                .any(|m| m.device == peer && !m.revoked)
     }
 
     /// Puts this device's outside and mapped addresses into the circle, if it says otherwise

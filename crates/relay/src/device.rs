@@ -17,7 +17,9 @@ use failup_wire::DeviceId;
 use quinn::udp::{RecvMeta, Transmit};
 use tokio::sync::mpsc;
 
-use crate::{ALPN_RELAY, Answer, RelayCode, RelayError, hello, packet_frame, read_packet};
+use crate::{
+    ALPN_RELAY, Answer, FROM_RELAY, RelayCode, RelayError, hello, packet_frame, read_packet,
+};
 
 /// The first 64 bits of every made-up address (a unique local range, RFC 4193).
 pub const RELAYED_PREFIX: [u16; 4] = [0xfd66, 0x7570, 0x7265, 0x6c79];
@@ -52,6 +54,7 @@ pub struct RelaySocket {
     inbox: Mutex<mpsc::Receiver<(DeviceId, Vec<u8>)>>,
     book: Mutex<Book>,
     up: tokio::sync::watch::Receiver<bool>,
+    seen: tokio::sync::watch::Receiver<Option<SocketAddr>>,
 }
 
 /// The link's ends of a [`RelaySocket`]'s queues, for [`keep_linked`].
@@ -60,6 +63,7 @@ pub struct LinkEnds {
     out: mpsc::Receiver<(DeviceId, Vec<u8>)>,
     inbox: mpsc::Sender<(DeviceId, Vec<u8>)>,
     up: tokio::sync::watch::Sender<bool>,
+    seen: tokio::sync::watch::Sender<Option<SocketAddr>>,
     admits: Arc<dyn failup_net::Trust>,
 }
 
@@ -70,17 +74,20 @@ pub fn socket(admits: Arc<dyn failup_net::Trust>) -> (Arc<RelaySocket>, LinkEnds
     let (out_tx, out_rx) = mpsc::channel(QUEUE);
     let (in_tx, in_rx) = mpsc::channel(QUEUE);
     let (up, up_rx) = tokio::sync::watch::channel(false);
+    let (seen, seen_rx) = tokio::sync::watch::channel(None);
     (
         Arc::new(RelaySocket {
             out: out_tx,
             inbox: Mutex::new(in_rx),
             book: Mutex::default(),
             up: up_rx,
+            seen: seen_rx,
         }),
         LinkEnds {
             out: out_rx,
             inbox: in_tx,
             up,
+            seen,
             admits,
         },
     )
@@ -134,6 +141,13 @@ impl RelaySocket {
     /// Changes whenever the link comes up or goes down.
     pub fn watch_up(&self) -> tokio::sync::watch::Receiver<bool> {
         self.up.clone()
+    }
+
+    /// Where the relay says it sees this device's link come from (its router's public address
+    /// behind one), each time it says so. A hint like a peer's `observed`: the relay is the
+    /// person's own, and a wrong address costs failed dials, nothing else.
+    pub fn watch_seen(&self) -> tokio::sync::watch::Receiver<Option<SocketAddr>> {
+        self.seen.clone()
     }
 }
 
@@ -275,10 +289,16 @@ async fn link_once(
     }
     tracing::info!(relay = %code.addr, "linked to the relay");
     ends.up.send_replace(true);
-    let (inbox, admits) = (ends.inbox.clone(), ends.admits.clone());
+    let (inbox, admits, seen) = (ends.inbox.clone(), ends.admits.clone(), ends.seen.clone());
     let mut reader = tokio::spawn(async move {
         loop {
             match read_packet(&mut recv).await {
+                Ok((from, body)) if from == FROM_RELAY => {
+                    let addr = std::str::from_utf8(&body).ok().and_then(|t| t.parse().ok());
+                    if let Some(addr) = addr {
+                        seen.send_replace(Some(addr));
+                    }
+                }
                 Ok((from, _)) if !admits.admits(from) => {}
                 // A full queue drops the packet, as a full network does.
                 Ok(p) => {

@@ -28,7 +28,8 @@ pub const ALPN_RELAY: &[u8] = b"failup-relay/1";
 pub const MAX_PACKET: usize = 2048;
 /// What starts a link: magic, version, then the token.
 const MAGIC: &[u8; 4] = b"FURL";
-const VERSION: u8 = 1;
+/// 2: the relay tells each device where it sees it ([`FROM_RELAY`]); 1 was never released.
+const VERSION: u8 = 2;
 /// Bytes of a relay's access token.
 pub const TOKEN_BYTES: usize = 32;
 /// Bytes of the hello a device sends first.
@@ -152,6 +153,20 @@ pub fn hello_admits(hello: &[u8; HELLO_BYTES], token: &[u8; TOKEN_BYTES]) -> boo
         == 0
 }
 
+/// The id a frame from the relay itself carries, in place of a device's: no device's key
+/// hashes to it. Its body is the address the relay sees the device's link come from, as text
+/// (`ip:port`): behind a router, the router's public address and port, which the device
+/// publishes for its own devices to meet it at (proto/relay.md).
+pub const FROM_RELAY: DeviceId = DeviceId([0; 32]);
+
+/// The frame that tells a device the relay sees it at `addr`.
+pub fn seen_frame(addr: SocketAddr) -> Option<Vec<u8>> {
+    packet_frame(
+        FROM_RELAY,
+        failup_wire::canonical(addr).to_string().as_bytes(),
+    )
+}
+
 /// One packet on a link: `len` (u16, big-endian, of what follows), the other end's device id,
 /// the packet. From a device the id names where it goes; from the relay, where it came from.
 pub fn packet_frame(peer: DeviceId, packet: &[u8]) -> Option<Vec<u8>> {
@@ -223,7 +238,7 @@ mod tests {
         other[31] ^= 1;
         assert!(!hello_admits(&hello(&other), &token));
         let mut wrong_version = hello(&token);
-        wrong_version[4] = 2;
+        wrong_version[4] = 1;
         assert!(!hello_admits(&wrong_version, &token));
     }
 
@@ -234,6 +249,10 @@ mod tests {
         assert_eq!(&f[2..34], &[1; 32]);
         assert_eq!(&f[34..], b"abc");
         assert!(packet_frame(DeviceId([1; 32]), &[0; MAX_PACKET + 1]).is_none());
-        assert_eq!(&hello(&[0xAA; TOKEN_BYTES])[..5], b"FURL\x01");
+        assert_eq!(&hello(&[0xAA; TOKEN_BYTES])[..5], b"FURL\x02");
+        let seen = seen_frame("[::ffff:203.0.113.7]:4000".parse().expect("addr")).expect("frame");
+        assert_eq!(&seen[..2], &[0, 32 + 16]);
+        assert_eq!(&seen[2..34], &[0; 32]);
+        assert_eq!(&seen[34..], b"203.0.113.7:4000");
     }
 }

@@ -12,8 +12,17 @@ use failup_net::{Identity, Trust};
 use failup_wire::DeviceId;
 use tokio::sync::mpsc;
 
-use crate::{ALPN_RELAY, Answer, HELLO_BYTES, RelayError, TOKEN_BYTES, hello_admits, packet_frame};
+use crate::{
+    ALPN_RELAY, Answer, HELLO_BYTES, RelayError, TOKEN_BYTES, hello_admits, packet_frame,
+    seen_frame,
+};
 
+/// How often the relay looks whether a device's link moved (a phone changing networks), to
+/// tell it where it is seen now.
+const SEEN_CHECK: Duration = Duration::from_secs(2);
+/// How often the relay tells a device where it sees it even when that did not change: well
+/// within the half hour a device counts a report (`failup_node::reach::FRESH_FOR`).
+const SEEN_AGAIN: Duration = Duration::from_secs(10 * 60);
 /// How long a device has to say hello.
 const HELLO_WAIT: Duration = Duration::from_secs(10);
 /// Packets queued for one device before more are dropped (as UDP would).
@@ -205,9 +214,29 @@ async fn link(
         return Ok(());
     }
     tracing::info!(device = %device.short(), remote = %conn.remote_address(), "linked");
+    let seen_by = conn.clone();
     let writer = tokio::spawn(async move {
-        while let Some((from, packet)) = rx.recv().await {
-            let Some(frame) = packet_frame(from, &packet) else {
+        let mut check = tokio::time::interval(SEEN_CHECK);
+        let mut told: Option<(SocketAddr, Instant)> = None;
+        loop {
+            let frame = tokio::select! {
+                next = rx.recv() => match next {
+                    Some((from, packet)) => packet_frame(from, &packet),
+                    None => break,
+                },
+                _ = check.tick() => {
+                    let at = seen_by.remote_address();
+                    let stale = told.is_none_or(|(addr, when)| {
+                        addr != at || when.elapsed() >= SEEN_AGAIN
+                    });
+                    if !stale {
+                        continue;
+                    }
+                    told = Some((at, Instant::now()));
+                    seen_frame(at)
+                }
+            };
+            let Some(frame) = frame else {
                 continue;
             };
             if send.write_all(&frame).await.is_err() {
