@@ -582,13 +582,7 @@ impl State {
             // introduction would: both do so, so their dials cross in the routers between.
             if self.node.is_own(peer) {
                 let conn_id = conn_id_of(&self.conns, peer);
-                for after in failup_node::reach::INTRODUCTION_ROUNDS {
-                    let events = self.events.clone();
-                    self.runtime.spawn(async move {
-                        tokio::time::sleep(after).await;
-                        let _ = events.send(Event::MeetDirectly { peer, conn_id });
-                    });
-                }
+                self.at_each_round(move || Event::MeetDirectly { peer, conn_id });
             }
             self.engine(Input::Connected(peer));
             self.drain();
@@ -609,16 +603,22 @@ impl State {
         // at once, so their dials cross in the routers between; again a few times, since a
         // device that just joined learns of the others only when the circle reaches it.
         let conn_id = conn_id_of(&self.conns, peer);
+        self.at_each_round(move || Event::Introduce { peer, conn_id });
+        self.engine(Input::Connected(peer));
+        self.drain();
+    }
+
+    /// Hands the engine the event `make` makes at each of
+    /// [`failup_node::reach::INTRODUCTION_ROUNDS`] from now.
+    fn at_each_round(&self, make: impl Fn() -> Event + Clone + Send + 'static) {
         for after in failup_node::reach::INTRODUCTION_ROUNDS {
-            let events = self.events.clone();
+            let (events, make) = (self.events.clone(), make.clone());
             self.runtime.spawn(async move {
                 tokio::time::sleep(after).await;
                 // A stopped daemon introduces nobody.
-                let _ = events.send(Event::Introduce { peer, conn_id });
+                let _ = events.send(make());
             });
         }
-        self.engine(Input::Connected(peer));
-        self.drain();
     }
 
     /// Tells `peer` again where it is seen if its connection moved since (QUIC follows a
