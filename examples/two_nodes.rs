@@ -25,6 +25,7 @@ async fn node(home: &std::path::Path, name: &str) -> Handle {
         // Loopback: no router to ask.
         portmap: false,
         relay: None,
+        introduce_partners: false,
     };
     failup_daemon::start(config).await.expect("daemon starts")
 }

@@ -26,7 +26,7 @@ pub const DEFAULT_LISTEN: &str = "[::]:7676";
 
 /// Variables from the developer's or CI's environment that would change what failup does:
 /// settings, the editor, colour, the pinned clock.
-pub const OUTSIDE_SETTINGS: [&str; 11] = [
+pub const OUTSIDE_SETTINGS: [&str; 12] = [
     "EDITOR",
     "VISUAL",
     "NO_COLOR",
@@ -38,6 +38,7 @@ pub const OUTSIDE_SETTINGS: [&str; 11] = [
     "FAILUP_LISTEN",
     "FAILUP_PORTMAP",
     "FAILUP_RELAY",
+    "FAILUP_INTRODUCE_PARTNERS",
 ];
 
 /// Removes [`OUTSIDE_SETTINGS`] from `cmd`'s environment, so a test sees only what it sets.

@@ -637,3 +637,85 @@ fn partners_in_two_homes_share_and_cheer_across_both_routers() {
     drop((alex, sam));
     drop(net);
 }
+
+/// What `partner list --json` says of partner `label`'s device `device`.
+fn partner_path(d: &Daemon, label: &str, device: &str) -> serde_json::Value {
+    let list: serde_json::Value =
+        serde_json::from_str(&d.ok(&["--json", "partner", "list"])).unwrap_or_default();
+    list.as_array()
+        .and_then(|l| l.iter().find(|p| p["label"] == label))
+        .and_then(|p| p["devices"].as_array())
+        .and_then(|ds| ds.iter().find(|x| x["device"] == device))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Partners in two homes, behind routers that keep one public port and forward none: Alex's
+/// device on the internet, set to introduce partners, tells Alex's laptop and Sam's laptop
+/// where it sees the other. They dial at the same moment, and share and cheer directly once it
+/// is gone.
+#[test]
+fn partners_in_two_homes_meet_through_a_device_that_introduces_them() {
+    let Some(mut net) = Net::new() else {
+        return;
+    };
+    let (r1, r2) = (
+        net.router("alex-home", Nat::Stable),
+        net.router("sam-home", Nat::Stable),
+    );
+    let (alex_host, sam_host) = (net.behind(&r1, "alex"), net.behind(&r2, "sam"));
+    let server_host = net.public_host("alex-server");
+    let mut server = Daemon::start_in_with(
+        &server_host,
+        "alex-server",
+        &[("introduce-partners", "true")],
+    );
+    let alex = Daemon::start_in(&alex_host, "alex-laptop");
+    let sam = Daemon::start_in(&sam_host, "sam-laptop");
+    server.pair(&alex);
+    server.partner(&sam, "sam", "alex");
+    let (alex_id, sam_id) = (alex.device(), sam.device());
+    wait_until("alex's laptop and sam's to meet", SOON, || {
+        connected_to(&alex, &sam) && connected_to(&sam, &alex)
+    });
+    for (d, label, other) in [(&alex, "sam", &sam_id), (&sam, "alex", &alex_id)] {
+        let seen = partner_path(d, label, other);
+        assert_eq!(seen["path"], "punched", "{seen}");
+        assert!(
+            seen["via"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("203.0.113.")),
+            "{seen}"
+        );
+    }
+    let said = alex.ok(&["partner", "list"]);
+    assert!(
+        said.contains(
+            "connected across the internet, met through a device that introduced you (203.0.113."
+        ),
+        "{said}"
+    );
+    server.stop();
+    let id = alex
+        .ok(&[
+            "log",
+            "Froze during the toast",
+            "--lesson",
+            "write the first line down",
+            "--share",
+            "sam",
+        ])
+        .trim()
+        .to_owned();
+    wait_until("the shared entry in sam's feed", SOON, || {
+        sam.ok(&["--json", "feed"])
+            .contains("write the first line down")
+    });
+    sam.ok(&["cheer", &id, "next toast is yours"]);
+    wait_until("sam's cheer at alex's", SOON, || {
+        alex.ok(&["--json", "show", &id])
+            .contains("next toast is yours")
+    });
+    drop((server, alex, sam));
+    drop(net);
+}

@@ -783,6 +783,16 @@ fn send_meet(
     device: failup_wire::DeviceId,
     victim: std::net::SocketAddr,
 ) {
+    send_meets(target, key, &[(device, victim)], Duration::ZERO);
+}
+
+/// [`send_meet`] for each of `meets` in turn on one connection, `gap` apart.
+fn send_meets(
+    target: &Daemon,
+    key: &Path,
+    meets: &[(failup_wire::DeviceId, std::net::SocketAddr)],
+    gap: Duration,
+) {
     let (addr, target_id) = failup_tests::dial_target(target);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
@@ -791,11 +801,16 @@ fn send_meet(
             .await
             .expect("let in");
         let (mut send, _recv) = conn.open_bi().await.expect("stream");
-        let meet = failup_wire::Message::Meet {
-            device,
-            addrs: vec![victim],
-        };
-        send.write_all(&meet.to_frame()).await.expect("write");
+        for (i, (device, victim)) in meets.iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(gap).await;
+            }
+            let meet = failup_wire::Message::Meet {
+                device: *device,
+                addrs: vec![*victim],
+            };
+            send.write_all(&meet.to_frame()).await.expect("write");
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
         conn.close(0u32.into(), b"done");
     });
@@ -854,5 +869,97 @@ fn a_partner_cannot_make_a_device_dial_where_it_says() {
     assert!(
         hears_anything(&victim, Duration::from_secs(10)),
         "an own device's introduction is obeyed"
+    );
+}
+
+/// How many introductions `d` obeyed, as its log says.
+fn meetings(d: &Daemon) -> usize {
+    std::fs::read_to_string(d.log_path())
+        .unwrap_or_default()
+        .matches("meeting at the introduced addresses")
+        .count()
+}
+
+/// A partner's device may introduce another device of the same partner (as the partner's
+/// device set with `introduce-partners` does), but a modified client cannot use that to point
+/// this device at another partner's device, nor make it dial addresses of its choosing more
+/// than six times a minute.
+#[test]
+fn a_partner_introduces_only_its_own_devices_and_no_more_than_six_a_minute() {
+    let laptop = Daemon::start("alex-laptop");
+    let mut sam = Daemon::start("sam-phone");
+    let mut sam_tablet = Daemon::start("sam-tablet");
+    let mut kim = Daemon::start("kim-phone");
+    sam.pair(&sam_tablet);
+    laptop.partner(&sam, "sam", "alex");
+    laptop.partner(&kim, "kim", "alex");
+    wait_until("the laptop to know both of sam's devices", SOON, || {
+        partner_devices(&laptop, "sam") == 2
+    });
+    let (kim_id, tablet_id) = (kim.device(), sam_tablet.device());
+    let id = |d: &str| d.parse::<failup_wire::DeviceId>().expect("device id");
+    for d in [&mut sam, &mut sam_tablet, &mut kim] {
+        d.stop();
+    }
+    let key = sam.home.path().join("device.key");
+    wait_until("the laptop to see the others gone", SOON, || {
+        laptop.status()["connected"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    });
+
+    // About kim's device, on sam's word: not obeyed.
+    let victim = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    send_meet(
+        &laptop,
+        &key,
+        id(&kim_id),
+        victim.local_addr().expect("addr"),
+    );
+    assert!(
+        !hears_anything(&victim, Duration::from_secs(3)),
+        "sam made the laptop dial where kim's device is said to be"
+    );
+    assert_eq!(meetings(&laptop), 0);
+
+    // About sam's own tablet: obeyed, eight times asked, six counted.
+    let victims: Vec<std::net::UdpSocket> = (0..8)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    let meets: Vec<_> = victims
+        .iter()
+        .map(|v| (id(&tablet_id), v.local_addr().expect("addr")))
+        .collect();
+    let sam_short: String = sam.device().chars().take(7).collect();
+    let ends = || {
+        std::fs::read_to_string(laptop.log_path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("disconnected") && l.contains(&sam_short))
+            .count()
+    };
+    let ended = ends();
+    send_meets(&laptop, &key, &meets, Duration::from_millis(1200));
+    // Each introduction replaces the addresses of the one before, so the dial that follows
+    // goes to one of them.
+    for v in &victims {
+        v.set_nonblocking(true).expect("nonblocking");
+    }
+    wait_until(
+        "a partner's introduction of its own device to be obeyed",
+        SOON,
+        || {
+            victims
+                .iter()
+                .any(|v| v.recv_from(&mut [0u8; 2048]).is_ok())
+        },
+    );
+    // A connection reads one message at a time, so once its end is logged every introduction
+    // on it was judged.
+    wait_until("the introducing connection to end", SOON, || ends() > ended);
+    assert_eq!(
+        meetings(&laptop),
+        6,
+        "a partner's introductions past the limit were obeyed"
     );
 }

@@ -58,7 +58,7 @@ struct Key {
 }
 
 /// Every setting, in the order `config list` shows them.
-const KEYS: [Key; 11] = [
+const KEYS: [Key; 12] = [
     Key {
         name: "name",
         kind: Kind::Name,
@@ -88,6 +88,12 @@ const KEYS: [Key; 11] = [
         kind: Kind::Relay,
         env: Some("FAILUP_RELAY"),
         help: "a relay of yours to reach your devices through when nothing else works (the code `failup relay` prints)",
+    },
+    Key {
+        name: "introduce-partners",
+        kind: Kind::Bool,
+        env: Some("FAILUP_INTRODUCE_PARTNERS"),
+        help: "help partners' devices and yours meet directly across routers (they learn from this device where it sees the other)",
     },
     Key {
         name: "editor",
@@ -185,6 +191,7 @@ fn default_of(k: &Key) -> String {
         }
         "mdns" | "portmap" => "true".into(),
         "relay" => String::new(),
+        "introduce-partners" => "false".into(),
         "color" => "auto".into(),
         "name" => crate::network::host_name(),
         "editor" => std::env::var("VISUAL")

@@ -57,6 +57,8 @@ pub struct DaemonSettings {
     pub portmap: bool,
     /// The person's relay, if set.
     pub relay: Option<failup_relay::RelayCode>,
+    /// Whether to introduce partners' devices to this person's own.
+    pub introduce_partners: bool,
     /// How log lines look.
     pub log_format: LogFormat,
 }
@@ -88,11 +90,12 @@ pub fn daemon(home: &Path, settings: DaemonSettings) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let (name, mdns, portmap, relay) = (
+    let (name, mdns, portmap, relay, introduce_partners) = (
         settings.name,
         settings.mdns,
         settings.portmap,
         settings.relay,
+        settings.introduce_partners,
     );
     runtime.block_on(async {
         let config = failup_daemon::Config {
@@ -102,6 +105,7 @@ pub fn daemon(home: &Path, settings: DaemonSettings) -> Result<()> {
             mdns,
             portmap,
             relay,
+            introduce_partners,
         };
         let handle = failup_daemon::start(config).await?;
         tracing::info!(
@@ -179,6 +183,7 @@ pub(crate) fn daemon_command(
             "" => None,
             code => Some(code.parse().map_err(|e| anyhow::anyhow!("relay: {e}"))?),
         },
+        introduce_partners: ctx.config.flag("introduce-partners")?,
         log_format,
     };
     daemon(&ctx.home, settings)
@@ -252,11 +257,16 @@ pub fn pair(ctx: &Ctx, cmd: PairCommand, out: &mut dyn Write) -> Result<()> {
 }
 
 /// How a connected device is reached, with the address the connection runs to.
-fn how_connected(p: &PeerInfo) -> String {
+pub(crate) fn how_connected(p: &PeerInfo) -> String {
     match (&p.via, p.path.as_deref()) {
         (Some(via), Some("local")) => format!("connected on this network ({via})"),
         (Some(via), Some("mapped")) => {
             format!("connected through a router's forwarded port ({via})")
+        }
+        (Some(via), Some("punched")) if p.role == "partner" => {
+            format!(
+                "connected across the internet, met through a device that introduced you ({via})"
+            )
         }
         (Some(via), Some("punched")) => {
             format!(

@@ -77,7 +77,7 @@ pub fn partner(ctx: &Ctx, cmd: PartnerCommand, out: &mut dyn Write) -> Result<()
                     )?;
                     for d in &p.devices {
                         let state = if d.connected {
-                            "connected".to_owned()
+                            network::how_connected(d)
                         } else {
                             d.last_seen
                                 .as_ref()
@@ -118,7 +118,7 @@ fn list_json(list: &[failup_daemon::control::PartnerInfo]) -> serde_json::Value 
                     "shared_by_me": p.shared_by_me, "shared_with_me": p.shared_with_me,
                     "devices": p.devices.iter().map(|d| serde_json::json!({
                         "device": d.device, "addrs": d.addrs, "connected": d.connected,
-                        "last_seen": d.last_seen, "last_sync": d.last_sync,
+                        "via": d.via, "path": d.path, "last_seen": d.last_seen, "last_sync": d.last_sync,
                     })).collect::<Vec<_>>(),
                 })
             })

@@ -243,8 +243,12 @@ fn config_set_get_list_unset_with_checks_and_precedence() {
     assert!(list.contains("mdns = false  (file)"), "{list}");
     assert!(list.contains("editor = \"vi\"  (default)"), "{list}");
     assert!(list.contains("portmap = true  (default)"), "{list}");
+    assert!(
+        list.contains("introduce-partners = false  (default)"),
+        "{list}"
+    );
     let v = home.json(&["config", "list"]);
-    assert_eq!(v.as_array().map(Vec::len), Some(11));
+    assert_eq!(v.as_array().map(Vec::len), Some(12));
 
     // The environment beats the file, a flag beats the environment.
     let out = home

@@ -70,6 +70,8 @@ pub(crate) struct Parts {
     pub(crate) socket_path: PathBuf,
     pub(crate) discovery: Option<discovery::Discovery>,
     pub(crate) relay: Option<Relay>,
+    /// Whether to introduce partners' devices to this person's own (`introduce-partners`).
+    pub(crate) introduce_partners: bool,
 }
 
 /// The person's relay, when one is set: the endpoint whose connections run through it.
@@ -108,6 +110,7 @@ pub(crate) struct State {
     /// Sync frames and bytes sent since start, for `failup status` and the benchmarks.
     sent: (u64, u64),
     pub(crate) relay: Option<Relay>,
+    introduce_partners: bool,
 }
 
 fn failure(e: &NodeError) -> Response {
@@ -138,6 +141,7 @@ impl State {
             socket_path: parts.socket_path,
             sent: (0, 0),
             relay: parts.relay,
+            introduce_partners: parts.introduce_partners,
         }
     }
 
@@ -679,7 +683,7 @@ impl State {
             .collect();
         let meets: Vec<Effect> = self
             .node
-            .introductions(peer, remote, &others)
+            .introductions(peer, remote, &others, self.introduce_partners)
             .into_iter()
             .map(|i| {
                 tracing::debug!(to = %i.to.short(), about = %i.about.short(), at = %i.at, "introducing");

@@ -58,6 +58,9 @@ pub struct Config {
     pub portmap: bool,
     /// A relay of the person's own to reach devices through when nothing else works.
     pub relay: Option<failup_relay::RelayCode>,
+    /// Whether to introduce partners' devices connected here to this person's own, so the two
+    /// can meet directly across their routers.
+    pub introduce_partners: bool,
 }
 
 /// Why the daemon could not run.
@@ -377,6 +380,7 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
         socket_path,
         discovery,
         relay,
+        introduce_partners: config.introduce_partners,
     });
     state.begin();
     tokio::spawn(connection::accept_loop(

@@ -136,13 +136,9 @@ pub struct Node {
     observations: reach::Observations,
     /// The public address this device's router forwards to it, while it holds one.
     mapped: Option<SocketAddr>,
-    /// When each device was last introduced here, for [`MEET_INTERVAL`].
-    met: BTreeMap<DeviceId, Timestamp>,
+    /// The introductions that counted here, recently.
+    meetings: reach::Meetings,
 }
-
-/// Least time between two introductions to the same device that count: a device cannot make
-/// this one dial another in a loop.
-pub const MEET_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The address a joiner connected from, as an address to dial it at: one on a local network
 /// is its own; one seen through the internet may be its router's, so the joiner publishes its
@@ -293,7 +289,7 @@ impl Node {
             delivered: BTreeMap::new(),
             observations: reach::Observations::default(),
             mapped: None,
-            met: BTreeMap::new(),
+            meetings: reach::Meetings::default(),
         };
         node.carry_prompts();
         Ok(node)
@@ -1287,7 +1283,7 @@ impl Node {
 
     /// Whether a connection with `peer` that opened `now` came of an introduction.
     pub fn punched(&self, peer: DeviceId, now: Timestamp) -> bool {
-        reach::punched(self.met.get(&peer).copied(), now)
+        reach::punched(self.meetings.last(peer), now)
     }
 
     /// How a connection with `peer`, running to `remote` now, runs (see [`reach::path`]).
@@ -1320,35 +1316,31 @@ impl Node {
     }
 
     /// The introductions to make now that `peer`, seen at `remote`, connected, among the
-    /// other devices connected here (`others`, with where each is seen): of this person's
-    /// own devices only, both trusted (a partner's devices are never introduced to anyone).
+    /// other devices connected here (`others`, with where each is seen): of this person's own
+    /// devices to each other, both trusted; and with `partners` (the device opted in with
+    /// `introduce-partners`), of a partner's device to an own one and back. Two partners'
+    /// devices are never introduced to each other: neither learns from this device where the
+    /// other is.
     pub fn introductions(
         &self,
         peer: DeviceId,
         remote: SocketAddr,
         others: &[(DeviceId, SocketAddr)],
+        partners: bool,
     ) -> Vec<reach::Introduction> {
-        let own: BTreeSet<DeviceId> = self
-            .members()
-            .iter()
-            .filter(|m| !m.revoked && self.trusted.contains(&m.device))
-            .map(|m| m.device)
-            .collect();
-        if !own.contains(&peer) {
-            return Vec::new();
-        }
+        let peer_is = self.who(peer);
         let others: Vec<(DeviceId, SocketAddr)> = others
             .iter()
-            .filter(|(d, _)| own.contains(d))
+            .filter(|(d, _)| reach::may_introduce(&peer_is, &self.who(*d), partners))
             .copied()
             .collect();
         reach::introductions(peer, remote, &others)
     }
 
-    /// Another own device, `from`, says `device` dials this one now at `addrs`: the addresses
-    /// to dial it at in turn, or `None` when the introduction does not count (from a device
-    /// not trusted, or a partner's; about a device not of this circle, or this one; a second
-    /// one about the same device within [`MEET_INTERVAL`]).
+    /// Device `from` says `device` dials this one now at `addrs`: the addresses to dial it at
+    /// in turn, or `None` when the introduction does not count (see
+    /// [`reach::Meetings::admit`]: from an own device about an own or a partner's device; from
+    /// a partner's device about a device of the same partner, within a budget).
     pub fn meet(
         &mut self,
         from: DeviceId,
@@ -1356,22 +1348,10 @@ impl Node {
         addrs: Vec<SocketAddr>,
         now: Timestamp,
     ) -> Option<Vec<SocketAddr>> {
-        let members = self.members();
-        let own = |d: DeviceId| {
-            members.iter().any(|m| m.device == d && !m.revoked) && self.trusted.contains(&d)
-        };
-        if !own(from) || !own(device) || device == self.device() {
+        let (from_is, device_is) = (self.who(from), self.who(device));
+        if !self.meetings.admit(&from_is, device, &device_is, now) {
             return None;
         }
-        let interval = jiff::SignedDuration::try_from(MEET_INTERVAL).unwrap_or_default();
-        if self
-            .met
-            .get(&device)
-            .is_some_and(|t| now.duration_since(*t) < interval)
-        {
-            return None;
-        }
-        self.met.insert(device, now);
         Some(
             addrs
                 .into_iter()
@@ -1379,6 +1359,19 @@ impl Node {
                 .map(failup_wire::canonical)
                 .collect(),
         )
+    }
+
+    /// Who `device` is to this one, as an introduction is judged.
+    fn who(&self, device: DeviceId) -> reach::Who {
+        if device == self.device() {
+            reach::Who::This
+        } else if self.is_own(device) {
+            reach::Who::Own
+        } else if let Some(spaces) = self.access.partner.get(&device) {
+            reach::Who::Partner(spaces.iter().map(|(_, theirs)| *theirs).collect())
+        } else {
+            reach::Who::Unknown
+        }
     }
 
     /// How peers see this device from outside, and what that says about its router.

@@ -220,6 +220,97 @@ impl Path {
 /// result: the dials start at once and a handshake takes a few round trips, so well within.
 pub const PUNCH_WINDOW: Duration = Duration::from_secs(30);
 
+/// Least time between two introductions to the same device that count: a device cannot make
+/// this one dial another in a loop.
+pub const MEET_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Most introductions a partner's devices make here in a minute that count: the rounds of two
+/// meetings ([`INTRODUCTION_ROUNDS`]). A hostile partner cannot make this device dial addresses
+/// of their choosing any faster than that.
+pub const PARTNER_MEETS: usize = 6;
+
+/// Who a device is to this one, as an introduction is judged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Who {
+    /// This device.
+    This,
+    /// Another trusted device of this person's circle.
+    Own,
+    /// A trusted device of a partner's, with the partners' sides (their half of each space)
+    /// that vouch for it.
+    Partner(Vec<failup_wire::DocId>),
+    /// Any other device: not trusted here.
+    Unknown,
+}
+
+/// The introductions (`meet`, proto/sync.md "Reach") that counted here lately.
+#[derive(Debug, Default)]
+pub struct Meetings {
+    /// When each device was last introduced, for [`MEET_INTERVAL`].
+    last: BTreeMap<DeviceId, Timestamp>,
+    /// When each partner (by their side) introduced a device in the last minute, for
+    /// [`PARTNER_MEETS`].
+    by_partner: BTreeMap<failup_wire::DocId, Vec<Timestamp>>,
+}
+
+impl Meetings {
+    /// Whether an introduction from `from` about `device` (who is `about`) counts at `now`,
+    /// and if so records it. An own device may introduce another own device or a partner's (it
+    /// saw where the connection comes from); a partner's device only a device of that same
+    /// partner (itself included), since the addresses are the partner's to choose, as in their
+    /// side, and then no more than [`PARTNER_MEETS`] a minute. Never this device, a device not
+    /// trusted, or one of this person's devices on a partner's word; never the same device
+    /// twice within [`MEET_INTERVAL`].
+    pub fn admit(&mut self, from: &Who, device: DeviceId, about: &Who, now: Timestamp) -> bool {
+        let budget = match (from, about) {
+            (Who::Own, Who::Own | Who::Partner(_)) => None,
+            (Who::Partner(theirs), Who::Partner(its)) => {
+                match theirs.iter().find(|side| its.contains(side)) {
+                    Some(side) => Some(*side),
+                    None => return false,
+                }
+            }
+            _ => return false,
+        };
+        let interval = jiff::SignedDuration::try_from(MEET_INTERVAL).unwrap_or_default();
+        if self
+            .last
+            .get(&device)
+            .is_some_and(|t| now.duration_since(*t) < interval)
+        {
+            return false;
+        }
+        if let Some(side) = budget {
+            let minute = jiff::SignedDuration::from_secs(60);
+            let recent = self.by_partner.entry(side).or_default();
+            recent.retain(|t| now.duration_since(*t) < minute);
+            if recent.len() >= PARTNER_MEETS {
+                return false;
+            }
+            recent.push(now);
+        }
+        self.last.insert(device, now);
+        true
+    }
+
+    /// When an introduction about `device` last counted.
+    pub fn last(&self, device: DeviceId) -> Option<Timestamp> {
+        self.last.get(&device).copied()
+    }
+}
+
+/// Whether this device introduces two devices connected here, who are `a` and `b` to it:
+/// two own devices, always; an own device and a partner's, when this device is set to
+/// (`partners`, the `introduce-partners` setting). Never two partners' devices: neither learns
+/// from this device where the other is.
+pub fn may_introduce(a: &Who, b: &Who, partners: bool) -> bool {
+    match (a, b) {
+        (Who::Own, Who::Own) => true,
+        (Who::Own, Who::Partner(_)) | (Who::Partner(_), Who::Own) => partners,
+        _ => false,
+    }
+}
+
 /// Whether a connection with a device that opened `now` is the result of an introduction
 /// that counted at `met` (`Node::meet`).
 pub fn punched(met: Option<Timestamp>, now: Timestamp) -> bool {
@@ -414,6 +505,62 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn own_devices_are_introduced_to_partners_only_when_set_and_partners_never_to_each_other() {
+        let (own, sam, kim) = (
+            Who::Own,
+            Who::Partner(vec![failup_wire::DocId([7; 16])]),
+            Who::Partner(vec![failup_wire::DocId([8; 16])]),
+        );
+        assert!(may_introduce(&own, &own, false));
+        assert!(!may_introduce(&own, &sam, false));
+        assert!(may_introduce(&own, &sam, true));
+        assert!(may_introduce(&sam, &own, true));
+        // Two partners' devices, of one partner or two: not this device's to arrange.
+        assert!(!may_introduce(&sam, &kim, true));
+        assert!(!may_introduce(&sam, &sam, true));
+        for stranger in [Who::Unknown, Who::This] {
+            assert!(!may_introduce(&own, &stranger, true));
+            assert!(!may_introduce(&stranger, &own, true));
+        }
+    }
+
+    #[test]
+    fn a_partner_introduces_only_its_own_devices_and_no_faster_than_its_budget() {
+        let (side, other_side) = (failup_wire::DocId([7; 16]), failup_wire::DocId([8; 16]));
+        let sam = Who::Partner(vec![side]);
+        let mut m = Meetings::default();
+        let dev = |i: u8| DeviceId([i; 32]);
+        // Not about this person's devices, this one, a stranger, or another partner's device.
+        for about in [
+            Who::Own,
+            Who::This,
+            Who::Unknown,
+            Who::Partner(vec![other_side]),
+        ] {
+            assert!(!m.admit(&sam, dev(1), &about, at(0)), "{about:?}");
+        }
+        assert!(!m.admit(&Who::Unknown, dev(1), &Who::Own, at(0)));
+        // About a device of the same partner, even one in two spaces.
+        let both = Who::Partner(vec![other_side, side]);
+        assert!(m.admit(&sam, dev(1), &both, at(0)));
+        assert_eq!(m.last(dev(1)), Some(at(0)));
+        // The same device again at once does not count.
+        assert!(!m.admit(&sam, dev(1), &sam, at(0)));
+        // Six a minute from one partner, whichever devices they are about.
+        for i in 2..=PARTNER_MEETS as u8 {
+            assert!(m.admit(&sam, dev(i), &sam, at(i64::from(i))), "{i}");
+        }
+        assert!(!m.admit(&sam, dev(40), &sam, at(30)));
+        assert_eq!(m.last(dev(40)), None);
+        // An own device's introductions are not the partner's to use up.
+        assert!(m.admit(&Who::Own, dev(41), &sam, at(30)));
+        assert!(m.admit(&Who::Own, dev(42), &Who::Own, at(30)));
+        // A minute after the first, there is room again.
+        assert!(m.admit(&sam, dev(40), &sam, at(60)));
+        assert!(!m.admit(&sam, dev(43), &sam, at(60)));
     }
 
     #[test]
