@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use failup_tests::netns::{Nat, Net};
+use failup_tests::netns::{Nat, Net, Relay};
 use failup_tests::{Daemon, wait_until};
 
 const SOON: Duration = Duration::from_secs(60);
@@ -379,58 +379,6 @@ fn a_router_offering_port_mapping_lets_a_device_outside_reach_the_one_behind_it(
     });
     drop((laptop, phone, tablet, upnp));
     drop(net);
-}
-
-/// `failup relay` run in a namespace of its own on the internet, read for its code.
-struct Relay {
-    child: std::process::Child,
-    home: tempfile::TempDir,
-    code: String,
-}
-
-impl Relay {
-    fn start(host: &failup_tests::netns::Host) -> Relay {
-        use std::io::BufRead;
-        let home = tempfile::tempdir().expect("relay home");
-        let log = std::fs::File::create(home.path().join("relay.log")).expect("log");
-        let mut cmd = std::process::Command::new("ip");
-        cmd.args(["netns", "exec", &host.ns])
-            .arg(failup_tests::failup_bin())
-            .arg("--home")
-            .arg(home.path())
-            .args(["relay", "--listen", &format!("{}:7677", host.ip)])
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::piped())
-            .stderr(log);
-        failup_tests::isolate(&mut cmd);
-        let mut child = cmd.spawn().expect("start the relay");
-        let stdout = child.stdout.take().expect("stdout");
-        let code = std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix(failup_relay::CODE_LINE).map(str::to_owned))
-            .expect("the relay prints its code");
-        Relay { child, home, code }
-    }
-
-    /// Everything the relay wrote: its home's files and its log.
-    fn written(&self) -> Vec<u8> {
-        let mut all = Vec::new();
-        for f in std::fs::read_dir(self.home.path())
-            .expect("relay home")
-            .flatten()
-        {
-            all.extend(std::fs::read(f.path()).unwrap_or_default());
-        }
-        all
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A phone paired at home, then taken behind a router that gives each peer a port of its own,

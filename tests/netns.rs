@@ -446,3 +446,57 @@ impl Drop for Net {
         }
     }
 }
+
+/// `failup relay` run in a namespace of its own on the internet, read for its code.
+pub struct Relay {
+    child: std::process::Child,
+    home: tempfile::TempDir,
+    /// The code devices are set with (`failup config set relay CODE`).
+    pub code: String,
+}
+
+impl Relay {
+    /// Starts `failup relay` in namespace `host`, listening on its address at port 7677.
+    pub fn start(host: &Host) -> Relay {
+        use std::io::BufRead;
+        let home = tempfile::tempdir().expect("relay home");
+        let log = std::fs::File::create(home.path().join("relay.log")).expect("log");
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["netns", "exec", &host.ns])
+            .arg(crate::failup_bin())
+            .arg("--home")
+            .arg(home.path())
+            .args(["relay", "--listen", &format!("{}:7677", host.ip)])
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(log);
+        crate::isolate(&mut cmd);
+        let mut child = cmd.spawn().expect("start the relay");
+        let stdout = child.stdout.take().expect("stdout");
+        let code = std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix(failup_relay::CODE_LINE).map(str::to_owned))
+            .expect("the relay prints its code");
+        Relay { child, home, code }
+    }
+
+    /// Everything the relay wrote: its home's files and its log.
+    pub fn written(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for f in std::fs::read_dir(self.home.path())
+            .expect("relay home")
+            .flatten()
+        {
+            all.extend(std::fs::read(f.path()).unwrap_or_default());
+        }
+        all
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
