@@ -7,6 +7,8 @@
 //! target/release/failup-bench layout            # bucket capacity trade-off
 //! target/release/failup-bench sync [SIZES]      # two daemons on loopback
 //! target/release/failup-bench sim [SEEDS]       # devices and a partner over a bad network
+//! target/release/failup-bench relay [SIZES]     # through the person's relay, on loopback
+//! sudo target/release/failup-bench paths [N]    # each path across namespace routers
 //! ```
 //!
 //! `journal` times the real `failup` binary (process start to exit) in a fresh home per size.
@@ -24,6 +26,7 @@ use jiff::{Timestamp, ToSpan};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+mod paths;
 mod relay;
 mod sync;
 
@@ -408,10 +411,13 @@ fn main() {
         Some("layout") => layout(),
         Some("sync") => sync::bench(&sizes(args.get(1))),
         Some("relay") => relay::bench(&sizes(args.get(1))),
+        Some("paths") => paths::bench(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1_000)),
         Some("sim") => sim(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(2_000)),
         Some("journal") | None => journal(&sizes(args.get(1))),
         Some(other) => {
-            eprintln!("failup-bench: unknown mode {other:?} (journal, sync, relay, sim or layout)");
+            eprintln!(
+                "failup-bench: unknown mode {other:?} (journal, sync, relay, paths, sim or layout)"
+            );
             std::process::exit(2);
         }
     }
