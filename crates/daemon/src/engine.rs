@@ -377,16 +377,17 @@ impl State {
                             let connected = self.conns.get(&device).is_some_and(|c| {
                                 !failup_relay::device::is_relayed(&c.conn.remote_address())
                             });
-                            if let Some(addrs) =
-                                self.node.meet(peer, device, addrs, Timestamp::now())
+                            // Connected directly already, the introduction is no news,
+                            // and it is not counted against anyone's budget.
+                            if let Some(addrs) = (!connected)
+                                .then(|| self.node.meet(peer, device, addrs, Timestamp::now()))
+                                .flatten()
                             {
-                                if !connected {
-                                    tracing::info!(peer = %device.short(), ?addrs, "meeting at the introduced addresses");
-                                    self.policy(PolicyEvent::Meet {
-                                        peer: device,
-                                        addrs,
-                                    });
-                                }
+                                tracing::info!(peer = %device.short(), ?addrs, "meeting at the introduced addresses");
+                                self.policy(PolicyEvent::Meet {
+                                    peer: device,
+                                    addrs,
+                                });
                             }
                         }
                         msg => self.engine(Input::Received(peer, msg)),

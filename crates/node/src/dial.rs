@@ -117,7 +117,8 @@ pub enum Event {
     Wake(DeviceId),
     /// A device both are connected to says the device dials this one at these addresses now
     /// (hole punching): dial them at once, whatever the backoff, so the two dials cross in the
-    /// routers between. They are tried in the next dial only.
+    /// routers between. The next dial tries them alone (and the relay, as any dial not made
+    /// while relayed); the listed addresses wait for the backoff as before.
     Meet {
         /// The device to meet.
         peer: DeviceId,
@@ -196,7 +197,7 @@ struct Peer {
     addrs: Vec<SocketAddr>,
     /// Addresses the device announced on the local network, dialed before the others.
     heard: Vec<SocketAddr>,
-    /// Addresses to meet it at, from an introduction: dialed first, in the next dial only.
+    /// Addresses to meet it at, from an introduction: dialed alone, in the next dial only.
     meet: Vec<SocketAddr>,
     /// The wait after the next failed dial or short-lived connection.
     backoff: Duration,
@@ -302,16 +303,8 @@ impl Peer {
     }
 
     fn dial_addrs(&self) -> Vec<SocketAddr> {
-        // An agreed meeting first; what the device announces now beats what it was once
-        // seen at.
-        dedup(
-            self.meet
-                .iter()
-                .chain(&self.heard)
-                .chain(&self.addrs)
-                .copied()
-                .collect(),
-        )
+        // What the device announces now beats what it was once seen at.
+        dedup(self.heard.iter().chain(&self.addrs).copied().collect())
     }
 }
 
@@ -570,9 +563,14 @@ impl Policy {
                 p.woken = false;
                 p.hold_until = None;
                 let relayed = p.conn.is_some();
+                // A meeting dials the meeting's addresses only: they are the news, and the
+                // dial skips the backoff, which is not to hurry the listed addresses along
+                // (a partner's device, introducing itself, would otherwise make this device
+                // dial every address its side lists whenever it likes).
+                let meeting = !p.meet.is_empty();
                 actions.push(Action::Dial {
                     peer: *peer,
-                    addrs: if relayed {
+                    addrs: if meeting {
                         p.meet.clone()
                     } else {
                         p.dial_addrs()
@@ -745,7 +743,7 @@ mod tests {
             vec![]
         );
         let outside: SocketAddr = "203.0.113.9:7676".parse().expect("addr");
-        // Introduced: dialed now, the meeting address first.
+        // Introduced: dialed now, at the meeting's address alone.
         assert_eq!(
             p.handle(
                 clock.ms(20),
@@ -754,7 +752,7 @@ mod tests {
                     addrs: vec![outside, outside]
                 }
             ),
-            vec![dial(dev(2), &[outside, addr(1)])]
+            vec![dial(dev(2), &[outside])]
         );
         // That dial fails too: the next one is the old addresses alone, after the backoff.
         assert_eq!(

@@ -1320,7 +1320,8 @@ impl Node {
     /// devices to each other, both trusted; and with `partners` (the device opted in with
     /// `introduce-partners`), of a partner's device to an own one and back. Two partners'
     /// devices are never introduced to each other: neither learns from this device where the
-    /// other is.
+    /// other is. A partner's device is never told an address on a local network
+    /// ([`reach::may_tell`]).
     pub fn introductions(
         &self,
         peer: DeviceId,
@@ -1329,18 +1330,29 @@ impl Node {
         partners: bool,
     ) -> Vec<reach::Introduction> {
         let peer_is = self.who(peer);
+        let mut who: BTreeMap<DeviceId, reach::Who> = BTreeMap::new();
         let others: Vec<(DeviceId, SocketAddr)> = others
             .iter()
-            .filter(|(d, _)| reach::may_introduce(&peer_is, &self.who(*d), partners))
+            .filter(|(d, _)| {
+                let is = self.who(*d);
+                let ok = reach::may_introduce(&peer_is, &is, partners);
+                who.insert(*d, is);
+                ok
+            })
             .copied()
             .collect();
+        who.insert(peer, peer_is);
         reach::introductions(peer, remote, &others)
+            .into_iter()
+            .filter(|i| who.get(&i.to).is_some_and(|to| reach::may_tell(to, i.at)))
+            .collect()
     }
 
     /// Device `from` says `device` dials this one now at `addrs`: the addresses to dial it at
     /// in turn, or `None` when the introduction does not count (see
     /// [`reach::Meetings::admit`]: from an own device about an own or a partner's device; from
-    /// a partner's device about a device of the same partner, within a budget).
+    /// a partner's device about a device of that partner's only, within a budget) or names no
+    /// address this device may dial on that word ([`reach::may_dial`]).
     pub fn meet(
         &mut self,
         from: DeviceId,
@@ -1348,23 +1360,29 @@ impl Node {
         addrs: Vec<SocketAddr>,
         now: Timestamp,
     ) -> Option<Vec<SocketAddr>> {
-        let (from_is, device_is) = (self.who(from), self.who(device));
-        if !self.meetings.admit(&from_is, device, &device_is, now) {
+        let from_is = self.who(from);
+        let mut addrs: Vec<SocketAddr> = addrs
+            .into_iter()
+            .map(failup_wire::canonical)
+            .filter(|a| reach::may_dial(&from_is, *a))
+            .collect();
+        addrs.truncate(failup_wire::MAX_MEET_ADDRS);
+        if addrs.is_empty() {
             return None;
         }
-        Some(
-            addrs
-                .into_iter()
-                .take(failup_wire::MAX_MEET_ADDRS)
-                .map(failup_wire::canonical)
-                .collect(),
-        )
+        let device_is = self.who(device);
+        self.meetings
+            .admit(&from_is, device, &device_is, now)
+            .then_some(addrs)
     }
 
-    /// Who `device` is to this one, as an introduction is judged.
+    /// Who `device` is to this one, as an introduction is judged. An own device stays own
+    /// whatever a partner's side says: a partner may list any device id there.
     fn who(&self, device: DeviceId) -> reach::Who {
         if device == self.device() {
             reach::Who::This
+        } else if !self.trusted.contains(&device) {
+            reach::Who::Unknown
         } else if self.is_own(device) {
             reach::Who::Own
         } else if let Some(spaces) = self.access.partner.get(&device) {

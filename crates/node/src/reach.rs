@@ -224,9 +224,12 @@ pub const PUNCH_WINDOW: Duration = Duration::from_secs(30);
 /// this one dial another in a loop.
 pub const MEET_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Most introductions a partner's devices make here in a minute that count: the rounds of two
-/// meetings ([`INTRODUCTION_ROUNDS`]). A hostile partner cannot make this device dial addresses
-/// of their choosing any faster than that.
+/// Most introductions about a partner's devices that count here in a minute, per side of that
+/// partner's that lists the device (their half of a space): the rounds of two meetings
+/// ([`INTRODUCTION_ROUNDS`]). Introductions by an own device about a partner's device are
+/// counted too, since a partner's device can make an own device that introduces partners
+/// send them by connecting again and again. A hostile partner cannot make this device dial
+/// addresses of their choosing any faster than that.
 pub const PARTNER_MEETS: usize = 6;
 
 /// Who a device is to this one, as an introduction is judged.
@@ -237,7 +240,7 @@ pub enum Who {
     /// Another trusted device of this person's circle.
     Own,
     /// A trusted device of a partner's, with the partners' sides (their half of each space)
-    /// that vouch for it.
+    /// that list it.
     Partner(Vec<failup_wire::DocId>),
     /// Any other device: not trusted here.
     Unknown,
@@ -246,9 +249,11 @@ pub enum Who {
 /// The introductions (`meet`, proto/sync.md "Reach") that counted here lately.
 #[derive(Debug, Default)]
 pub struct Meetings {
-    /// When each device was last introduced, for [`MEET_INTERVAL`].
+    /// When each device was last introduced, for [`MEET_INTERVAL`] and [`punched`]; entries
+    /// older than [`PUNCH_WINDOW`] are dropped, so it holds at most the devices introduced
+    /// in the last half minute.
     last: BTreeMap<DeviceId, Timestamp>,
-    /// When each partner (by their side) introduced a device in the last minute, for
+    /// When each partner's side counted an introduction in the last minute, for
     /// [`PARTNER_MEETS`].
     by_partner: BTreeMap<failup_wire::DocId, Vec<Timestamp>>,
 }
@@ -256,22 +261,26 @@ pub struct Meetings {
 impl Meetings {
     /// Whether an introduction from `from` about `device` (who is `about`) counts at `now`,
     /// and if so records it. An own device may introduce another own device or a partner's (it
-    /// saw where the connection comes from); a partner's device only a device of that same
-    /// partner (itself included), since the addresses are the partner's to choose, as in their
-    /// side, and then no more than [`PARTNER_MEETS`] a minute. Never this device, a device not
-    /// trusted, or one of this person's devices on a partner's word; never the same device
-    /// twice within [`MEET_INTERVAL`].
+    /// saw where the connection comes from). A partner's device may introduce only a device
+    /// listed by no side but its own partner's (itself included): the addresses are that
+    /// partner's to choose, as in their side, and a device that a second partner also lists
+    /// is not the first's to place. An introduction about a partner's device counts against
+    /// [`PARTNER_MEETS`] of each side that lists it. Never this device, a device not trusted,
+    /// or one of this person's devices on a partner's word; never the same device twice
+    /// within [`MEET_INTERVAL`].
     pub fn admit(&mut self, from: &Who, device: DeviceId, about: &Who, now: Timestamp) -> bool {
-        let budget = match (from, about) {
-            (Who::Own, Who::Own | Who::Partner(_)) => None,
-            (Who::Partner(theirs), Who::Partner(its)) => {
-                match theirs.iter().find(|side| its.contains(side)) {
-                    Some(side) => Some(*side),
-                    None => return false,
-                }
+        let sides: &[failup_wire::DocId] = match (from, about) {
+            (Who::Own, Who::Own) => &[],
+            (Who::Own, Who::Partner(its)) => its,
+            (Who::Partner(theirs), Who::Partner(its))
+                if !its.is_empty() && its.iter().all(|side| theirs.contains(side)) =>
+            {
+                its
             }
             _ => return false,
         };
+        let window = jiff::SignedDuration::try_from(PUNCH_WINDOW).unwrap_or_default();
+        self.last.retain(|_, t| now.duration_since(*t) < window);
         let interval = jiff::SignedDuration::try_from(MEET_INTERVAL).unwrap_or_default();
         if self
             .last
@@ -280,14 +289,21 @@ impl Meetings {
         {
             return false;
         }
-        if let Some(side) = budget {
-            let minute = jiff::SignedDuration::from_secs(60);
-            let recent = self.by_partner.entry(side).or_default();
+        let minute = jiff::SignedDuration::from_secs(60);
+        self.by_partner.retain(|_, recent| {
             recent.retain(|t| now.duration_since(*t) < minute);
-            if recent.len() >= PARTNER_MEETS {
-                return false;
-            }
-            recent.push(now);
+            !recent.is_empty()
+        });
+        let full = |side: &failup_wire::DocId| {
+            self.by_partner
+                .get(side)
+                .is_some_and(|recent| recent.len() >= PARTNER_MEETS)
+        };
+        if sides.iter().any(full) {
+            return false;
+        }
+        for side in sides {
+            self.by_partner.entry(*side).or_default().push(now);
         }
         self.last.insert(device, now);
         true
@@ -309,6 +325,28 @@ pub fn may_introduce(a: &Who, b: &Who, partners: bool) -> bool {
         (Who::Own, Who::Partner(_)) | (Who::Partner(_), Who::Own) => partners,
         _ => false,
     }
+}
+
+/// Whether `addr` may be dialed on an introduction from `from`: never an address no device
+/// listens at (unspecified, multicast, broadcast, port 0), and from a partner's device only an
+/// address across the internet. A partner is not to make this device probe its own network
+/// (the router's admin page, a printer, this device's loopback).
+pub fn may_dial(from: &Who, addr: SocketAddr) -> bool {
+    let ip = addr.ip();
+    let nowhere = addr.port() == 0
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    let partner_local = matches!(from, Who::Partner(_)) && local_scope(ip);
+    !(nowhere || partner_local)
+}
+
+/// Whether `to` may be told that a device is seen at `at`: a partner's device is never told an
+/// address on a local network, which says nothing useful across the internet and something
+/// about the network this person's devices are on.
+pub fn may_tell(to: &Who, at: SocketAddr) -> bool {
+    let partner_local = matches!(to, Who::Partner(_)) && local_scope(at.ip());
+    !partner_local
 }
 
 /// Whether a connection with a device that opened `now` is the result of an introduction
@@ -533,34 +571,76 @@ mod tests {
         let sam = Who::Partner(vec![side]);
         let mut m = Meetings::default();
         let dev = |i: u8| DeviceId([i; 32]);
-        // Not about this person's devices, this one, a stranger, or another partner's device.
+        // Not about this person's devices, this one, a stranger, or another partner's device,
+        // nor a device another partner lists too (Kim listing Sam's device in Kim's side).
+        let both = Who::Partner(vec![other_side, side]);
         for about in [
             Who::Own,
             Who::This,
             Who::Unknown,
             Who::Partner(vec![other_side]),
+            Who::Partner(vec![]),
+            both.clone(),
         ] {
             assert!(!m.admit(&sam, dev(1), &about, at(0)), "{about:?}");
         }
         assert!(!m.admit(&Who::Unknown, dev(1), &Who::Own, at(0)));
-        // About a device of the same partner, even one in two spaces.
-        let both = Who::Partner(vec![other_side, side]);
-        assert!(m.admit(&sam, dev(1), &both, at(0)));
+        // About a device of the same partner: one listed in no other side.
+        assert!(m.admit(&sam, dev(1), &sam, at(0)));
         assert_eq!(m.last(dev(1)), Some(at(0)));
         // The same device again at once does not count.
         assert!(!m.admit(&sam, dev(1), &sam, at(0)));
-        // Six a minute from one partner, whichever devices they are about.
-        for i in 2..=PARTNER_MEETS as u8 {
+        // Six a minute about one partner's devices, whichever they are and whoever introduces
+        // them: an own device's introductions of the partner's devices count too.
+        for i in 2..PARTNER_MEETS as u8 {
             assert!(m.admit(&sam, dev(i), &sam, at(i64::from(i))), "{i}");
         }
+        assert!(m.admit(&Who::Own, dev(20), &sam, at(20)));
         assert!(!m.admit(&sam, dev(40), &sam, at(30)));
+        assert!(!m.admit(&Who::Own, dev(41), &sam, at(30)));
         assert_eq!(m.last(dev(40)), None);
-        // An own device's introductions are not the partner's to use up.
-        assert!(m.admit(&Who::Own, dev(41), &sam, at(30)));
+        // Own devices about own devices are no partner's budget, and another partner's is
+        // their own.
         assert!(m.admit(&Who::Own, dev(42), &Who::Own, at(30)));
+        let kim = Who::Partner(vec![other_side]);
+        assert!(m.admit(&kim, dev(43), &kim, at(30)));
         // A minute after the first, there is room again.
         assert!(m.admit(&sam, dev(40), &sam, at(60)));
-        assert!(!m.admit(&sam, dev(43), &sam, at(60)));
+        assert!(!m.admit(&sam, dev(44), &sam, at(60)));
+        // What counted long ago is forgotten: the record stays as small as the last half
+        // minute.
+        assert!(m.admit(&Who::Own, dev(45), &Who::Own, at(200)));
+        assert_eq!(m.last(dev(1)), None);
+        assert_eq!(m.last.len(), 1);
+        assert!(m.by_partner.is_empty());
+    }
+
+    #[test]
+    fn a_partner_names_only_addresses_across_the_internet_and_learns_no_local_one() {
+        let sam = Who::Partner(vec![failup_wire::DocId([7; 16])]);
+        for local in [
+            "127.0.0.1:22",
+            "192.168.1.1:80",
+            "10.0.0.1:7676",
+            "[fe80::1]:7676",
+            "[::1]:7676",
+        ] {
+            assert!(!may_dial(&sam, addr(local)), "{local}");
+            assert!(may_dial(&Who::Own, addr(local)), "{local}");
+            assert!(!may_tell(&sam, addr(local)), "{local}");
+            assert!(may_tell(&Who::Own, addr(local)), "{local}");
+        }
+        for nowhere in [
+            "0.0.0.0:7676",
+            "203.0.113.9:0",
+            "224.0.0.1:7676",
+            "255.255.255.255:7676",
+            "[::]:7676",
+        ] {
+            assert!(!may_dial(&Who::Own, addr(nowhere)), "{nowhere}");
+        }
+        assert!(may_dial(&sam, addr("203.0.113.9:7676")));
+        assert!(may_tell(&sam, addr("203.0.113.9:7676")));
     }
 
     #[test]
