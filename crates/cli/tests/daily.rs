@@ -13,10 +13,16 @@ const NOW: &str = "2026-11-25T12:00:00Z";
 
 /// A journal with something in every section of `today` and `stats`.
 fn journal(home: &Home) -> Vec<String> {
+    // An id starts with the millisecond it was made in, and a short id keeps only two random
+    // characters after it: each entry gets a millisecond of its own, so no two short ids can
+    // be the same and `redact` names each entry apart.
+    let logged = std::cell::Cell::new(0u32);
     let log = |args: &[&str]| -> String {
+        logged.set(logged.get() + 1);
+        let now = NOW.replace(":00Z", &format!(":00.{:03}Z", logged.get()));
         let out = home
             .cmd()
-            .env("FAILUP_NOW", NOW)
+            .env("FAILUP_NOW", now)
             .arg("log")
             .args(args)
             .output()
@@ -89,6 +95,8 @@ fn journal(home: &Home) -> Vec<String> {
 /// Replaces entry ids (whole and short) with stable names.
 fn redact(text: &str, ids: &[String]) -> String {
     let mut text = text.to_owned();
+    let shorts: std::collections::BTreeSet<&str> = ids.iter().map(|id| &id[..12]).collect();
+    assert_eq!(shorts.len(), ids.len(), "two short ids alike: {ids:?}");
     for (n, id) in ids.iter().enumerate() {
         text = text.replace(id, &format!("<entry-{n}>"));
         text = text.replace(&id[..12], &format!("<id-{n}>"));
