@@ -216,6 +216,9 @@ struct Peer {
     conn: Option<Conn>,
     /// When a change to who is trusted last woke it.
     trust_woken_at: Option<Instant>,
+    /// The last connection to end was one the device opened, short-lived: the next such one
+    /// holds the dial.
+    left_early: bool,
 }
 
 impl Peer {
@@ -231,6 +234,7 @@ impl Peer {
             woken: false,
             conn: None,
             trust_woken_at: None,
+            left_early: false,
         }
     }
 
@@ -283,16 +287,23 @@ impl Peer {
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 
-    /// Accounts for the end of `old`, a connection of this device, at `now`.
+    /// Accounts for the end of `old`, a connection of this device, at `now`. A short-lived
+    /// one this device dialed holds the next dial. One the device opened is redialed at once
+    /// (it may have restarted), but not twice in a row: a device that connects and leaves
+    /// again and again (a partner's modified client, say) would otherwise make this one dial
+    /// every address it lists each time it leaves.
     fn ended(&mut self, old: Conn, now: Instant) {
-        if !old.dialed {
-            return;
-        }
         // Exactly STABLE_CONNECTION still counts as short-lived, as it always has.
-        if now.saturating_duration_since(old.since) > STABLE_CONNECTION {
-            self.backoff = INITIAL_BACKOFF;
-        } else {
+        let stable = now.saturating_duration_since(old.since) > STABLE_CONNECTION;
+        if stable {
+            self.left_early = false;
+            if old.dialed {
+                self.backoff = INITIAL_BACKOFF;
+            }
+        } else if old.dialed || self.left_early {
             self.hold(now);
+        } else {
+            self.left_early = true;
         }
     }
 
@@ -547,6 +558,11 @@ impl Policy {
                 reason: CloseReason::Replaced,
             });
             p.ended(existing, now);
+        }
+        // A meeting that came while a dial was in flight is over once a connection is up: a
+        // later dial, maybe hours on, goes to the listed addresses again.
+        if !relayed {
+            p.meet.clear();
         }
         p.conn = Some(Conn {
             id: conn,
@@ -1141,6 +1157,31 @@ mod tests {
         );
         p.handle(clock.ms(600), Event::DialFailed { peer });
         assert_eq!(p.poll_timeout(), Some(clock.ms(1100)));
+    }
+
+    #[test]
+    fn a_device_that_connects_and_leaves_again_and_again_is_not_redialed_each_time() {
+        let clock = Clock::new();
+        let peer = dev(8);
+        let mut p = dialing(&clock, dev(2), peer);
+        p.handle(clock.ms(0), Event::DialFailed { peer });
+        p.handle(clock.ms(100), connected(peer, 1, false));
+        assert_eq!(
+            p.handle(clock.ms(500), closed(peer, 1)),
+            vec![dial(peer, &[addr(1)])]
+        );
+        p.handle(clock.ms(510), Event::DialFailed { peer });
+        // In and out again at once: this time the dial waits out the backoff, whatever wakes it.
+        p.handle(clock.ms(520), connected(peer, 2, false));
+        assert_eq!(p.handle(clock.ms(530), closed(peer, 2)), vec![]);
+        assert_eq!(p.handle(clock.ms(540), Event::Wake(peer)), vec![]);
+        assert_eq!(p.poll_timeout(), Some(clock.ms(1530)));
+        // A connection that lasts makes the next short one redialed at once again.
+        p.handle(clock.ms(600), connected(peer, 3, false));
+        assert_eq!(
+            p.handle(clock.ms(20_000), closed(peer, 3)),
+            vec![dial(peer, &[addr(1)])]
+        );
     }
 
     #[test]

@@ -1320,8 +1320,8 @@ impl Node {
     /// devices to each other, both trusted; and with `partners` (the device opted in with
     /// `introduce-partners`), of a partner's device to an own one and back. Two partners'
     /// devices are never introduced to each other: neither learns from this device where the
-    /// other is. A partner's device is never told an address on a local network
-    /// ([`reach::may_tell`]).
+    /// other is. Where either is a partner's device, an address on a local network is not
+    /// told ([`reach::may_tell`]).
     pub fn introductions(
         &self,
         peer: DeviceId,
@@ -1344,7 +1344,10 @@ impl Node {
         who.insert(peer, peer_is);
         reach::introductions(peer, remote, &others)
             .into_iter()
-            .filter(|i| who.get(&i.to).is_some_and(|to| reach::may_tell(to, i.at)))
+            .filter(|i| match (who.get(&i.to), who.get(&i.about)) {
+                (Some(to), Some(about)) => reach::may_tell(to, about, i.at),
+                _ => false,
+            })
             .collect()
     }
 
@@ -1360,17 +1363,16 @@ impl Node {
         addrs: Vec<SocketAddr>,
         now: Timestamp,
     ) -> Option<Vec<SocketAddr>> {
-        let from_is = self.who(from);
+        let (from_is, device_is) = (self.who(from), self.who(device));
         let mut addrs: Vec<SocketAddr> = addrs
             .into_iter()
             .map(failup_wire::canonical)
-            .filter(|a| reach::may_dial(&from_is, *a))
+            .filter(|a| reach::may_dial(&from_is, &device_is, *a))
             .collect();
         addrs.truncate(failup_wire::MAX_MEET_ADDRS);
         if addrs.is_empty() {
             return None;
         }
-        let device_is = self.who(device);
         self.meetings
             .admit(&from_is, device, &device_is, now)
             .then_some(addrs)

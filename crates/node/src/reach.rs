@@ -165,7 +165,7 @@ impl Observations {
 }
 
 /// Whether `ip` belongs to a local network (loopback, private, link-local, unique local,
-/// shared address space): an address a connection came from there is the device's own, and
+/// site-local, shared address space): an address a connection came from there is the device's own, and
 /// two devices seen there may well reach each other without help.
 pub fn local_scope(ip: IpAddr) -> bool {
     match ip {
@@ -181,6 +181,7 @@ pub fn local_scope(ip: IpAddr) -> bool {
             v6.is_loopback()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
+                || (first & 0xffc0) == 0xfec0
                 || v6.to_ipv4_mapped().is_some_and(|v4| local_scope(v4.into()))
         }
     }
@@ -224,12 +225,12 @@ pub const PUNCH_WINDOW: Duration = Duration::from_secs(30);
 /// this one dial another in a loop.
 pub const MEET_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Most introductions about a partner's devices that count here in a minute, per side of that
-/// partner's that lists the device (their half of a space): the rounds of two meetings
-/// ([`INTRODUCTION_ROUNDS`]). Introductions by an own device about a partner's device are
-/// counted too, since a partner's device can make an own device that introduces partners
-/// send them by connecting again and again. A hostile partner cannot make this device dial
-/// addresses of their choosing any faster than that.
+/// Most introductions that count here in a minute: from a partner's devices, per side of that
+/// partner's that lists the device named (their half of a space); from own devices, per
+/// partner's device named, since a partner's device can make an own device that introduces
+/// partners send them by connecting again and again. The rounds of two meetings
+/// ([`INTRODUCTION_ROUNDS`]). A hostile partner cannot make this device dial on introductions
+/// any faster than that; one partner's introductions never use up another's.
 pub const PARTNER_MEETS: usize = 6;
 
 /// Who a device is to this one, as an introduction is judged.
@@ -253,9 +254,19 @@ pub struct Meetings {
     /// older than [`PUNCH_WINDOW`] are dropped, so it holds at most the devices introduced
     /// in the last half minute.
     last: BTreeMap<DeviceId, Timestamp>,
-    /// When each partner's side counted an introduction in the last minute, for
-    /// [`PARTNER_MEETS`].
-    by_partner: BTreeMap<failup_wire::DocId, Vec<Timestamp>>,
+    /// When each budget counted an introduction in the last minute, for [`PARTNER_MEETS`];
+    /// budgets with none are dropped, so it holds at most the trusted partners' sides and
+    /// devices.
+    by_partner: BTreeMap<Budget, Vec<Timestamp>>,
+}
+
+/// What an introduction about a partner's device is counted against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Budget {
+    /// A partner's side: their devices' introductions of devices it lists.
+    Side(failup_wire::DocId),
+    /// A partner's device: own devices' introductions of it.
+    Device(DeviceId),
 }
 
 impl Meetings {
@@ -264,23 +275,26 @@ impl Meetings {
     /// saw where the connection comes from). A partner's device may introduce only a device
     /// listed by no side but its own partner's (itself included): the addresses are that
     /// partner's to choose, as in their side, and a device that a second partner also lists
-    /// is not the first's to place. An introduction about a partner's device counts against
-    /// [`PARTNER_MEETS`] of each side that lists it. Never this device, a device not trusted,
-    /// or one of this person's devices on a partner's word; never the same device twice
-    /// within [`MEET_INTERVAL`].
+    /// is not the first's to place (only own devices introduce it). An introduction about a
+    /// partner's device counts against [`PARTNER_MEETS`]: of each side that lists it when a
+    /// partner's device sends it, of the device itself when an own device does. Never this
+    /// device, a device not trusted, or one of this person's devices on a partner's word;
+    /// never the same device twice within [`MEET_INTERVAL`]. A record from ahead of `now` (the
+    /// clock stepped back) is forgotten rather than kept for the length of the step.
     pub fn admit(&mut self, from: &Who, device: DeviceId, about: &Who, now: Timestamp) -> bool {
-        let sides: &[failup_wire::DocId] = match (from, about) {
-            (Who::Own, Who::Own) => &[],
-            (Who::Own, Who::Partner(its)) => its,
+        let budgets: Vec<Budget> = match (from, about) {
+            (Who::Own, Who::Own) => Vec::new(),
+            (Who::Own, Who::Partner(_)) => vec![Budget::Device(device)],
             (Who::Partner(theirs), Who::Partner(its))
                 if !its.is_empty() && its.iter().all(|side| theirs.contains(side)) =>
             {
-                its
+                its.iter().copied().map(Budget::Side).collect()
             }
             _ => return false,
         };
         let window = jiff::SignedDuration::try_from(PUNCH_WINDOW).unwrap_or_default();
-        self.last.retain(|_, t| now.duration_since(*t) < window);
+        self.last
+            .retain(|_, t| *t <= now && now.duration_since(*t) < window);
         let interval = jiff::SignedDuration::try_from(MEET_INTERVAL).unwrap_or_default();
         if self
             .last
@@ -291,19 +305,19 @@ impl Meetings {
         }
         let minute = jiff::SignedDuration::from_secs(60);
         self.by_partner.retain(|_, recent| {
-            recent.retain(|t| now.duration_since(*t) < minute);
+            recent.retain(|t| *t <= now && now.duration_since(*t) < minute);
             !recent.is_empty()
         });
-        let full = |side: &failup_wire::DocId| {
+        let full = |budget: &Budget| {
             self.by_partner
-                .get(side)
+                .get(budget)
                 .is_some_and(|recent| recent.len() >= PARTNER_MEETS)
         };
-        if sides.iter().any(full) {
+        if budgets.iter().any(full) {
             return false;
         }
-        for side in sides {
-            self.by_partner.entry(*side).or_default().push(now);
+        for budget in budgets {
+            self.by_partner.entry(budget).or_default().push(now);
         }
         self.last.insert(device, now);
         true
@@ -327,26 +341,41 @@ pub fn may_introduce(a: &Who, b: &Who, partners: bool) -> bool {
     }
 }
 
-/// Whether `addr` may be dialed on an introduction from `from`: never an address no device
-/// listens at (unspecified, multicast, broadcast, port 0), and from a partner's device only an
-/// address across the internet. A partner is not to make this device probe its own network
-/// (the router's admin page, a printer, this device's loopback).
-pub fn may_dial(from: &Who, addr: SocketAddr) -> bool {
-    let ip = addr.ip();
-    let nowhere = addr.port() == 0
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
-    let partner_local = matches!(from, Who::Partner(_)) && local_scope(ip);
-    !(nowhere || partner_local)
+/// Whether `addr` may be dialed on an introduction from `from` about `about`: never an
+/// address no device listens at ([`nowhere`]), and where a partner's device sends it or is
+/// the one named, only an address across the internet. A partner is not to make this device
+/// probe its own network (the router's admin page, a printer, this device's loopback), neither
+/// by saying so nor by connecting to an own introducer from an address of its choosing.
+pub fn may_dial(from: &Who, about: &Who, addr: SocketAddr) -> bool {
+    let partners = matches!(from, Who::Partner(_)) || matches!(about, Who::Partner(_));
+    !(nowhere(addr) || (partners && local_scope(addr.ip())))
 }
 
-/// Whether `to` may be told that a device is seen at `at`: a partner's device is never told an
-/// address on a local network, which says nothing useful across the internet and something
-/// about the network this person's devices are on.
-pub fn may_tell(to: &Who, at: SocketAddr) -> bool {
-    let partner_local = matches!(to, Who::Partner(_)) && local_scope(at.ip());
-    !partner_local
+/// Whether `to` may be told that `about` is seen at `at`: where either is a partner's device,
+/// not at an address on a local network. It would reach nothing across the internet, and
+/// the device told would not dial it ([`may_dial`]).
+pub fn may_tell(to: &Who, about: &Who, at: SocketAddr) -> bool {
+    may_dial(to, about, at)
+}
+
+/// Whether no device can listen at `addr`: port 0, unspecified, "this network" (0.0.0.0/8),
+/// multicast, broadcast, reserved (240.0.0.0/4), or an IPv4-compatible IPv6 address
+/// (`::a.b.c.d`, deprecated, which a router may take for the IPv4 address inside).
+pub fn nowhere(addr: SocketAddr) -> bool {
+    let ip = addr.ip();
+    addr.port() == 0
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || match ip {
+            IpAddr::V4(v4) => {
+                let [a, ..] = v4.octets();
+                a == 0 || a >= 240
+            }
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                s[..6] == [0; 6] && !v6.is_loopback()
+            }
+        }
 }
 
 /// Whether a connection with a device that opened `now` is the result of an introduction
@@ -590,29 +619,38 @@ mod tests {
         assert_eq!(m.last(dev(1)), Some(at(0)));
         // The same device again at once does not count.
         assert!(!m.admit(&sam, dev(1), &sam, at(0)));
-        // Six a minute about one partner's devices, whichever they are and whoever introduces
-        // them: an own device's introductions of the partner's devices count too.
-        for i in 2..PARTNER_MEETS as u8 {
+        // Six a minute about one partner's devices from that partner, whichever they are.
+        for i in 2..=PARTNER_MEETS as u8 {
             assert!(m.admit(&sam, dev(i), &sam, at(i64::from(i))), "{i}");
         }
-        assert!(m.admit(&Who::Own, dev(20), &sam, at(20)));
         assert!(!m.admit(&sam, dev(40), &sam, at(30)));
-        assert!(!m.admit(&Who::Own, dev(41), &sam, at(30)));
         assert_eq!(m.last(dev(40)), None);
-        // Own devices about own devices are no partner's budget, and another partner's is
-        // their own.
-        assert!(m.admit(&Who::Own, dev(42), &Who::Own, at(30)));
+        // Another partner's budget is their own: Kim's introductions are not refused for
+        // Sam's, and Kim cannot use up what own devices say about Sam's devices.
         let kim = Who::Partner(vec![other_side]);
         assert!(m.admit(&kim, dev(43), &kim, at(30)));
+        assert!(m.admit(&Who::Own, dev(40), &sam, at(30)));
+        // Own devices' introductions of a partner's device: six a minute for that device,
+        // one a second at most.
+        for t in 32..32 + PARTNER_MEETS as i64 - 1 {
+            assert!(m.admit(&Who::Own, dev(40), &sam, at(t)), "{t}");
+        }
+        assert!(!m.admit(&Who::Own, dev(40), &sam, at(50)));
+        assert!(m.admit(&Who::Own, dev(41), &sam, at(50)));
+        // Own devices about own devices are nobody's budget.
+        for t in 51..60 {
+            assert!(m.admit(&Who::Own, dev(42), &Who::Own, at(t)), "{t}");
+        }
         // A minute after the first, there is room again.
-        assert!(m.admit(&sam, dev(40), &sam, at(60)));
-        assert!(!m.admit(&sam, dev(44), &sam, at(60)));
+        assert!(m.admit(&sam, dev(44), &sam, at(60)));
+        assert!(!m.admit(&sam, dev(45), &sam, at(60)));
         // What counted long ago is forgotten: the record stays as small as the last half
-        // minute.
-        assert!(m.admit(&Who::Own, dev(45), &Who::Own, at(200)));
+        // minute, and a clock stepped back forgets what it recorded ahead.
+        assert!(m.admit(&Who::Own, dev(46), &Who::Own, at(200)));
         assert_eq!(m.last(dev(1)), None);
         assert_eq!(m.last.len(), 1);
         assert!(m.by_partner.is_empty());
+        assert!(m.admit(&Who::Own, dev(46), &Who::Own, at(100)));
     }
 
     #[test]
@@ -622,25 +660,39 @@ mod tests {
             "127.0.0.1:22",
             "192.168.1.1:80",
             "10.0.0.1:7676",
+            "100.64.0.1:7676",
             "[fe80::1]:7676",
+            "[fec0::1]:7676",
+            "[fd00::1]:7676",
             "[::1]:7676",
         ] {
-            assert!(!may_dial(&sam, addr(local)), "{local}");
-            assert!(may_dial(&Who::Own, addr(local)), "{local}");
-            assert!(!may_tell(&sam, addr(local)), "{local}");
-            assert!(may_tell(&Who::Own, addr(local)), "{local}");
+            let at = addr(local);
+            // Said by a partner's device, or about one (from where it connected to an own
+            // introducer): not dialed, not told.
+            assert!(!may_dial(&sam, &sam, at), "{local}");
+            assert!(!may_dial(&Who::Own, &sam, at), "{local}");
+            assert!(!may_tell(&sam, &Who::Own, at), "{local}");
+            assert!(!may_tell(&Who::Own, &sam, at), "{local}");
+            // Between own devices, a local address is the point.
+            assert!(may_dial(&Who::Own, &Who::Own, at), "{local}");
+            assert!(may_tell(&Who::Own, &Who::Own, at), "{local}");
         }
         for nowhere in [
             "0.0.0.0:7676",
+            "0.1.2.3:7676",
             "203.0.113.9:0",
             "224.0.0.1:7676",
+            "240.0.0.1:7676",
             "255.255.255.255:7676",
             "[::]:7676",
+            "[::127.0.0.1]:7676",
+            "[ff02::1]:7676",
         ] {
-            assert!(!may_dial(&Who::Own, addr(nowhere)), "{nowhere}");
+            assert!(!may_dial(&Who::Own, &Who::Own, addr(nowhere)), "{nowhere}");
         }
-        assert!(may_dial(&sam, addr("203.0.113.9:7676")));
-        assert!(may_tell(&sam, addr("203.0.113.9:7676")));
+        assert!(may_dial(&sam, &sam, addr("203.0.113.9:7676")));
+        assert!(may_dial(&Who::Own, &sam, addr("[2001:db8::9]:7676")));
+        assert!(may_tell(&sam, &Who::Own, addr("203.0.113.9:7676")));
     }
 
     #[test]
