@@ -216,8 +216,8 @@ struct Peer {
     conn: Option<Conn>,
     /// When a change to who is trusted last woke it.
     trust_woken_at: Option<Instant>,
-    /// The last connection to end was one the device opened, short-lived: the next such one
-    /// holds the dial.
+    /// The last connection to close that was not this device's own short-lived dial was one
+    /// the device opened, short-lived: the next such one holds the dial.
     left_early: bool,
 }
 
@@ -287,22 +287,32 @@ impl Peer {
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 
-    /// Accounts for the end of `old`, a connection of this device, at `now`. A short-lived
-    /// one this device dialed holds the next dial. One the device opened is redialed at once
-    /// (it may have restarted), but not twice in a row: a device that connects and leaves
-    /// again and again (a partner's modified client, say) would otherwise make this one dial
-    /// every address it lists each time it leaves.
+    /// Accounts for the end of `old`, a connection of this device, at `now`, closed or
+    /// replaced: a short-lived one this device dialed holds the next dial.
     fn ended(&mut self, old: Conn, now: Instant) {
-        // Exactly STABLE_CONNECTION still counts as short-lived, as it always has.
-        let stable = now.saturating_duration_since(old.since) > STABLE_CONNECTION;
-        if stable {
-            self.left_early = false;
-            if old.dialed {
-                self.backoff = INITIAL_BACKOFF;
-            }
-        } else if old.dialed || self.left_early {
-            self.hold(now);
+        if !old.dialed {
+            return;
+        }
+        if lasted(old, now) {
+            self.backoff = INITIAL_BACKOFF;
         } else {
+            self.hold(now);
+        }
+    }
+
+    /// Accounts for the close of `old` (not a replacement: the device is gone from it). A
+    /// short-lived one the device opened is redialed at once (the device may have restarted),
+    /// but not twice in a row: a device that connects and leaves again and again (a partner's
+    /// modified client, say) would otherwise make this one dial every address it lists each
+    /// time it leaves.
+    fn closed(&mut self, old: Conn, now: Instant) {
+        self.ended(old, now);
+        if lasted(old, now) {
+            self.left_early = false;
+        } else if !old.dialed {
+            if self.left_early {
+                self.hold(now);
+            }
             self.left_early = true;
         }
     }
@@ -317,6 +327,12 @@ impl Peer {
         // What the device announces now beats what it was once seen at.
         dedup(self.heard.iter().chain(&self.addrs).copied().collect())
     }
+}
+
+/// Whether `old` lasted past [`STABLE_CONNECTION`] at `now` (exactly that still counts as
+/// short-lived, as it always has).
+fn lasted(old: Conn, now: Instant) -> bool {
+    now.saturating_duration_since(old.since) > STABLE_CONNECTION
 }
 
 /// Removes repeated addresses, keeping the first of each and the order.
@@ -450,7 +466,7 @@ impl Policy {
                     // for when the policy closed it.
                     if let Some(old) = p.conn.filter(|c| c.id == conn) {
                         p.conn = None;
-                        p.ended(old, now);
+                        p.closed(old, now);
                         p.wake(now);
                     }
                 }
@@ -1180,6 +1196,38 @@ mod tests {
         p.handle(clock.ms(600), connected(peer, 3, false));
         assert_eq!(
             p.handle(clock.ms(20_000), closed(peer, 3)),
+            vec![dial(peer, &[addr(1)])]
+        );
+        p.handle(clock.ms(20_010), Event::DialFailed { peer });
+        p.handle(clock.ms(20_020), connected(peer, 4, false));
+        assert_eq!(
+            p.handle(clock.ms(20_030), closed(peer, 4)),
+            vec![dial(peer, &[addr(1)])]
+        );
+    }
+
+    #[test]
+    fn a_connection_replaced_is_not_the_device_leaving() {
+        let clock = Clock::new();
+        let peer = dev(8);
+        let mut p = dialing(&clock, dev(2), peer);
+        p.handle(clock.ms(0), Event::DialFailed { peer });
+        let relayed = Event::Connected {
+            peer,
+            conn: ConnId(1),
+            dialed: false,
+            relayed: true,
+        };
+        p.handle(clock.ms(100), relayed);
+        // The device meets this one directly: the relayed connection is replaced, and the
+        // device is still here.
+        assert_eq!(
+            p.handle(clock.ms(200), connected(peer, 2, false)),
+            vec![close(peer, 1, CloseReason::Replaced)]
+        );
+        // So when the direct one ends soon after, that is the first time it left: redialed.
+        assert_eq!(
+            p.handle(clock.ms(300), closed(peer, 2)),
             vec![dial(peer, &[addr(1)])]
         );
     }

@@ -1364,10 +1364,12 @@ impl Node {
         now: Timestamp,
     ) -> Option<Vec<SocketAddr>> {
         let (from_is, device_is) = (self.who(from), self.who(device));
+        let own_outside: Vec<std::net::IpAddr> =
+            self.meet_me_at(now).iter().map(SocketAddr::ip).collect();
         let mut addrs: Vec<SocketAddr> = addrs
             .into_iter()
             .map(failup_wire::canonical)
-            .filter(|a| reach::may_dial(&from_is, &device_is, *a))
+            .filter(|a| reach::may_dial(&from_is, &device_is, *a, &own_outside))
             .collect();
         addrs.truncate(failup_wire::MAX_MEET_ADDRS);
         if addrs.is_empty() {

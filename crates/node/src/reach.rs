@@ -165,7 +165,8 @@ impl Observations {
 }
 
 /// Whether `ip` belongs to a local network (loopback, private, link-local, unique local,
-/// site-local, shared address space): an address a connection came from there is the device's own, and
+/// site-local, shared address space, local-use NAT64, or the well-known NAT64 prefix around
+/// one of those): an address a connection came from there is the device's own, and
 /// two devices seen there may well reach each other without help.
 pub fn local_scope(ip: IpAddr) -> bool {
     match ip {
@@ -178,10 +179,15 @@ pub fn local_scope(ip: IpAddr) -> bool {
         }
         IpAddr::V6(v6) => {
             let first = v6.segments()[0];
+            let s = v6.segments();
+            let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+            let embedded = std::net::Ipv4Addr::from((u32::from(s[6]) << 16) | u32::from(s[7]));
             v6.is_loopback()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
                 || (first & 0xffc0) == 0xfec0
+                || (nat64 && local_scope(embedded.into()))
+                || s[..3] == [0x64, 0xff9b, 1]
                 || v6.to_ipv4_mapped().is_some_and(|v4| local_scope(v4.into()))
         }
     }
@@ -345,17 +351,20 @@ pub fn may_introduce(a: &Who, b: &Who, partners: bool) -> bool {
 /// address no device listens at ([`nowhere`]), and where a partner's device sends it or is
 /// the one named, only an address across the internet. A partner is not to make this device
 /// probe its own network (the router's admin page, a printer, this device's loopback), neither
-/// by saying so nor by connecting to an own introducer from an address of its choosing.
-pub fn may_dial(from: &Who, about: &Who, addr: SocketAddr) -> bool {
+/// by saying so nor by connecting to an own introducer from an address of its choosing. Nor
+/// at one of this device's own public addresses (`own_outside`): dialed from inside, those
+/// reach the home router itself, and what it forwards.
+pub fn may_dial(from: &Who, about: &Who, addr: SocketAddr, own_outside: &[IpAddr]) -> bool {
     let partners = matches!(from, Who::Partner(_)) || matches!(about, Who::Partner(_));
-    !(nowhere(addr) || (partners && local_scope(addr.ip())))
+    let inside = local_scope(addr.ip()) || own_outside.contains(&addr.ip());
+    !(nowhere(addr) || (partners && inside))
 }
 
 /// Whether `to` may be told that `about` is seen at `at`: where either is a partner's device,
 /// not at an address on a local network. It would reach nothing across the internet, and
 /// the device told would not dial it ([`may_dial`]).
 pub fn may_tell(to: &Who, about: &Who, at: SocketAddr) -> bool {
-    may_dial(to, about, at)
+    may_dial(to, about, at, &[])
 }
 
 /// Whether no device can listen at `addr`: port 0, unspecified, "this network" (0.0.0.0/8),
@@ -665,16 +674,18 @@ mod tests {
             "[fec0::1]:7676",
             "[fd00::1]:7676",
             "[::1]:7676",
+            "[64:ff9b::c0a8:101]:7676",
+            "[64:ff9b:1::1]:7676",
         ] {
             let at = addr(local);
             // Said by a partner's device, or about one (from where it connected to an own
             // introducer): not dialed, not told.
-            assert!(!may_dial(&sam, &sam, at), "{local}");
-            assert!(!may_dial(&Who::Own, &sam, at), "{local}");
+            assert!(!may_dial(&sam, &sam, at, &[]), "{local}");
+            assert!(!may_dial(&Who::Own, &sam, at, &[]), "{local}");
             assert!(!may_tell(&sam, &Who::Own, at), "{local}");
             assert!(!may_tell(&Who::Own, &sam, at), "{local}");
             // Between own devices, a local address is the point.
-            assert!(may_dial(&Who::Own, &Who::Own, at), "{local}");
+            assert!(may_dial(&Who::Own, &Who::Own, at, &[]), "{local}");
             assert!(may_tell(&Who::Own, &Who::Own, at), "{local}");
         }
         for nowhere in [
@@ -688,10 +699,22 @@ mod tests {
             "[::127.0.0.1]:7676",
             "[ff02::1]:7676",
         ] {
-            assert!(!may_dial(&Who::Own, &Who::Own, addr(nowhere)), "{nowhere}");
+            assert!(
+                !may_dial(&Who::Own, &Who::Own, addr(nowhere), &[]),
+                "{nowhere}"
+            );
         }
-        assert!(may_dial(&sam, &sam, addr("203.0.113.9:7676")));
-        assert!(may_dial(&Who::Own, &sam, addr("[2001:db8::9]:7676")));
+        assert!(may_dial(&sam, &sam, addr("203.0.113.9:7676"), &[]));
+        assert!(may_dial(&Who::Own, &sam, addr("[2001:db8::9]:7676"), &[]));
+        // This device's own public address is its router, from inside.
+        let own: [IpAddr; 1] = ["198.51.100.7".parse().expect("ip")];
+        assert!(!may_dial(&sam, &sam, addr("198.51.100.7:80"), &own));
+        assert!(may_dial(
+            &Who::Own,
+            &Who::Own,
+            addr("198.51.100.7:80"),
+            &own
+        ));
         assert!(may_tell(&sam, &Who::Own, addr("203.0.113.9:7676")));
     }
 
