@@ -1329,25 +1329,21 @@ impl Node {
         others: &[(DeviceId, SocketAddr)],
         partners: bool,
     ) -> Vec<reach::Introduction> {
-        let peer_is = self.who(peer);
-        let mut who: BTreeMap<DeviceId, reach::Who> = BTreeMap::new();
+        let who: BTreeMap<DeviceId, reach::Who> = others
+            .iter()
+            .map(|(d, _)| *d)
+            .chain([peer])
+            .map(|d| (d, self.who(d)))
+            .collect();
+        let is = |d: &DeviceId| who.get(d).unwrap_or(&reach::Who::Unknown);
         let others: Vec<(DeviceId, SocketAddr)> = others
             .iter()
-            .filter(|(d, _)| {
-                let is = self.who(*d);
-                let ok = reach::may_introduce(&peer_is, &is, partners);
-                who.insert(*d, is);
-                ok
-            })
+            .filter(|(d, _)| reach::may_introduce(is(&peer), is(d), partners))
             .copied()
             .collect();
-        who.insert(peer, peer_is);
         reach::introductions(peer, remote, &others)
             .into_iter()
-            .filter(|i| match (who.get(&i.to), who.get(&i.about)) {
-                (Some(to), Some(about)) => reach::may_tell(to, about, i.at),
-                _ => false,
-            })
+            .filter(|i| reach::may_tell(is(&i.to), is(&i.about), i.at))
             .collect()
     }
 
