@@ -26,6 +26,7 @@ async fn node(home: &std::path::Path, name: &str) -> Handle {
         portmap: false,
         relay: None,
         introduce_partners: false,
+        ui: None,
     };
     failup_daemon::start(config).await.expect("daemon starts")
 }

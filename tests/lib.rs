@@ -26,7 +26,7 @@ pub const DEFAULT_LISTEN: &str = "[::]:7676";
 
 /// Variables from the developer's or CI's environment that would change what failup does:
 /// settings, the editor, colour, the pinned clock.
-pub const OUTSIDE_SETTINGS: [&str; 12] = [
+pub const OUTSIDE_SETTINGS: [&str; 13] = [
     "EDITOR",
     "VISUAL",
     "NO_COLOR",
@@ -38,6 +38,7 @@ pub const OUTSIDE_SETTINGS: [&str; 12] = [
     "FAILUP_LISTEN",
     "FAILUP_PORTMAP",
     "FAILUP_RELAY",
+    "FAILUP_UI_LISTEN",
     "FAILUP_INTRODUCE_PARTNERS",
 ];
 
@@ -46,6 +47,8 @@ pub fn isolate(cmd: &mut Command) {
     for var in OUTSIDE_SETTINGS {
         cmd.env_remove(var);
     }
+    // Tests run many daemons at once: each web interface takes a free port.
+    cmd.env("FAILUP_UI_LISTEN", "127.0.0.1:0");
 }
 
 /// A temporary home for one test.

@@ -169,6 +169,13 @@ pub enum Command {
     },
     /// Whether the daemon runs, where it listens, which devices are connected
     Status,
+    /// Open the journal in your browser: the running daemon serves it, or with none running
+    /// this command does until Ctrl-C
+    Ui {
+        /// Print the one-time link instead of opening a browser
+        #[arg(long)]
+        no_browser: bool,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell)
     Completions {
         /// The shell

@@ -35,6 +35,8 @@ enum Kind {
     Name,
     /// `host:port`.
     Addr,
+    /// `host:port` on a loopback address.
+    Loopback,
     /// `true` or `false`.
     Bool,
     /// A shell command.
@@ -58,7 +60,7 @@ struct Key {
 }
 
 /// Every setting, in the order `config list` shows them.
-const KEYS: [Key; 12] = [
+const KEYS: [Key; 13] = [
     Key {
         name: "name",
         kind: Kind::Name,
@@ -70,6 +72,12 @@ const KEYS: [Key; 12] = [
         kind: Kind::Addr,
         env: Some("FAILUP_LISTEN"),
         help: "address and UDP port the daemon listens on",
+    },
+    Key {
+        name: "ui.listen",
+        kind: Kind::Loopback,
+        env: Some("FAILUP_UI_LISTEN"),
+        help: "address and TCP port of the web interface (loopback only; failup ui opens it)",
     },
     Key {
         name: "mdns",
@@ -189,6 +197,7 @@ fn default_of(k: &Key) -> String {
             SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, failup_daemon::DEFAULT_PORT))
                 .to_string()
         }
+        "ui.listen" => failup_web::DEFAULT_LISTEN.into(),
         "mdns" | "portmap" => "true".into(),
         "relay" => String::new(),
         "introduce-partners" => "false".into(),
@@ -243,6 +252,24 @@ fn parse_value(k: &Key, text: &str) -> Result<Value> {
                     k.name
                 )
             })?;
+            Ok(Value::from(t))
+        }
+        Kind::Loopback => {
+            let t = text.trim();
+            let addr = t.parse::<SocketAddr>().with_context(|| {
+                format!(
+                    "{t:?} is not an address for {} (use IP:port, e.g. {})",
+                    k.name,
+                    failup_web::DEFAULT_LISTEN
+                )
+            })?;
+            if !addr.ip().is_loopback() {
+                bail!(
+                    "{} must be a loopback address (127.0.0.1 or [::1]), not {t}: other machines \
+                     must not reach your journal",
+                    k.name
+                );
+            }
             Ok(Value::from(t))
         }
         Kind::Relay => {

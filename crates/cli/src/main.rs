@@ -419,6 +419,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Peers { action } => network::peers(&ctx, action, &mut out)?,
         Command::Sync { timeout } => network::sync(&ctx, &timeout, &mut out)?,
         Command::Status => network::status(&ctx, &mut out)?,
+        Command::Ui { no_browser } => network::ui(&ctx, no_browser)?,
         Command::Completions { shell } => {
             // The shell calls back into failup to complete (`COMPLETE=SHELL failup`), so ids
             // complete with their titles. Into memory first, so a closed pipe ends it quietly.

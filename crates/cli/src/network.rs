@@ -61,6 +61,10 @@ pub struct DaemonSettings {
     pub introduce_partners: bool,
     /// How log lines look.
     pub log_format: LogFormat,
+    /// Where to serve the web interface.
+    pub ui: SocketAddr,
+    /// Once started, open the web interface in a browser (`failup ui` with no daemon running).
+    pub open_ui: Option<bool>,
 }
 
 /// `failup daemon`: runs until SIGINT or SIGTERM, then closes the store cleanly. Settings are
@@ -90,6 +94,7 @@ pub fn daemon(home: &Path, settings: DaemonSettings) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let (ui, open_ui) = (settings.ui, settings.open_ui);
     let (name, mdns, portmap, relay, introduce_partners) = (
         settings.name,
         settings.mdns,
@@ -106,6 +111,7 @@ pub fn daemon(home: &Path, settings: DaemonSettings) -> Result<()> {
             portmap,
             relay,
             introduce_partners,
+            ui: Some(ui),
         };
         let handle = failup_daemon::start(config).await?;
         tracing::info!(
@@ -121,6 +127,13 @@ pub fn daemon(home: &Path, settings: DaemonSettings) -> Result<()> {
         // second one is still refused, just without the pid.
         if let Err(e) = std::fs::write(&pid_file, std::process::id().to_string()) {
             tracing::warn!("cannot write {}: {e}", pid_file.display());
+        }
+        if let Some(browser) = open_ui {
+            match handle.call(Request::UiLink).await {
+                Response::UiLink(link) => show_link(&link, browser),
+                Response::Error(f) => tracing::warn!("{}", f.message),
+                _ => {}
+            }
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot watch for SIGTERM")?;
@@ -185,6 +198,8 @@ pub(crate) fn daemon_command(
         },
         introduce_partners: ctx.config.flag("introduce-partners")?,
         log_format,
+        ui: ui_listen(ctx)?,
+        open_ui: None,
     };
     daemon(&ctx.home, settings)
 }
@@ -695,4 +710,63 @@ pub fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         }
         r => bail!("the daemon answered unexpectedly: {r:?}"),
     }
+}
+
+/// The `ui.listen` setting as an address.
+fn ui_listen(ctx: &Ctx) -> Result<SocketAddr> {
+    let v = ctx.config.value("ui.listen")?;
+    v.trim()
+        .parse()
+        .with_context(|| format!("ui.listen: {v:?} is not an address"))
+}
+
+/// Prints a one-time link to the web interface, and opens it in a browser when `browser`.
+fn show_link(link: &str, browser: bool) {
+    // The link is a key: it goes to this terminal only, never to the log.
+    println!("{link}");
+    let opened = browser
+        && ["xdg-open", "open"].iter().any(|cmd| {
+            std::process::Command::new(cmd)
+                .arg(link)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .is_ok()
+        });
+    if opened {
+        eprintln!("opened in your browser; the link works once, for two minutes");
+    } else {
+        eprintln!("open this link in your browser (it works once, for two minutes)");
+    }
+}
+
+/// `failup ui`: a link to the running daemon's web interface, opened in a browser; with no
+/// daemon running, runs one in the foreground (syncing as `failup daemon` does) until Ctrl-C.
+pub(crate) fn ui(ctx: &Ctx, no_browser: bool) -> Result<()> {
+    if let Some(mut c) = Client::connect(&ctx.home) {
+        match ask(&mut c, Request::UiLink, Some(Duration::from_secs(10)))? {
+            Response::UiLink(link) => {
+                show_link(&link, !no_browser);
+                return Ok(());
+            }
+            r => bail!("the daemon answered unexpectedly: {r:?}"),
+        }
+    }
+    eprintln!("no daemon runs: serving the web interface here until Ctrl-C (it syncs meanwhile)");
+    let settings = DaemonSettings {
+        listen: ctx.config.value("listen")?,
+        name: ctx.config.value("name")?,
+        mdns: ctx.config.flag("mdns")?,
+        portmap: ctx.config.flag("portmap")?,
+        relay: match ctx.config.value("relay")?.trim() {
+            "" => None,
+            code => Some(code.parse().map_err(|e| anyhow::anyhow!("relay: {e}"))?),
+        },
+        introduce_partners: ctx.config.flag("introduce-partners")?,
+        log_format: LogFormat::Pretty,
+        ui: ui_listen(ctx)?,
+        open_ui: Some(!no_browser),
+    };
+    daemon(&ctx.home, settings)
 }

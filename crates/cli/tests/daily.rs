@@ -255,8 +255,12 @@ fn config_set_get_list_unset_with_checks_and_precedence() {
         list.contains("introduce-partners = false  (default)"),
         "{list}"
     );
+    assert!(
+        list.contains("ui.listen = \"127.0.0.1:0\"  (env FAILUP_UI_LISTEN)"),
+        "{list}"
+    );
     let v = home.json(&["config", "list"]);
-    assert_eq!(v.as_array().map(Vec::len), Some(12));
+    assert_eq!(v.as_array().map(Vec::len), Some(13));
 
     // The environment beats the file, a flag beats the environment.
     let out = home

@@ -72,6 +72,10 @@ pub(crate) struct Parts {
     pub(crate) relay: Option<Relay>,
     /// Whether to introduce partners' devices to this person's own (`introduce-partners`).
     pub(crate) introduce_partners: bool,
+    /// The web interface's gate, when it is served: it mints the links `failup ui` opens.
+    pub(crate) ui: Option<Arc<failup_web::Gate>>,
+    /// Moved on every change of a document, for the web interface's open pages.
+    pub(crate) changed: tokio::sync::watch::Sender<u64>,
 }
 
 /// The person's relay, when one is set: the endpoint whose connections run through it.
@@ -111,6 +115,8 @@ pub(crate) struct State {
     sent: (u64, u64),
     pub(crate) relay: Option<Relay>,
     introduce_partners: bool,
+    ui: Option<Arc<failup_web::Gate>>,
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 fn failure(e: &NodeError) -> Response {
@@ -142,6 +148,8 @@ impl State {
             sent: (0, 0),
             relay: parts.relay,
             introduce_partners: parts.introduce_partners,
+            ui: parts.ui,
+            changed: parts.changed,
         }
     }
 
@@ -185,6 +193,9 @@ impl State {
     /// window in which unknown devices may pair.
     fn drain(&mut self) {
         let changes = self.node.take_changes();
+        if !changes.docs.is_empty() || changes.trust {
+            self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        }
         if changes.trust {
             self.apply_trust();
         }
@@ -334,6 +345,7 @@ impl State {
                     self.sync_progress(peer);
                 }
                 Effect::Changed(doc) => {
+                    self.changed.send_modify(|n| *n = n.wrapping_add(1));
                     self.node.doc_changed(doc);
                     self.drain();
                 }
@@ -753,6 +765,14 @@ impl State {
             }
             Request::Sync { timeout_ms } => return self.sync(timeout_ms, reply),
             Request::Status => Ok(Response::Status(self.status())),
+            Request::UiLink => match &self.ui {
+                Some(gate) => Ok(Response::UiLink(gate.link())),
+                None => Err(NodeError::Unavailable(
+                    "this daemon does not serve the web interface (its address could not be \
+                     listened on: see the daemon's log)"
+                        .into(),
+                )),
+            },
             Request::Peers => self
                 .node
                 .peers()

@@ -61,6 +61,8 @@ pub struct Config {
     /// Whether to introduce partners' devices connected here to this person's own, so the two
     /// can meet directly across their routers.
     pub introduce_partners: bool,
+    /// Where to serve the web interface (a loopback address), if at all.
+    pub ui: Option<SocketAddr>,
 }
 
 /// Why the daemon could not run.
@@ -188,6 +190,35 @@ pub struct Handle {
     engine: Option<std::thread::JoinHandle<()>>,
     endpoint: quinn::Endpoint,
     portmap: Option<portmap::PortMap>,
+    /// Where the web interface listens, when it is served.
+    pub ui: Option<SocketAddr>,
+    ui_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The web interface's way to the node: the same events the control socket sends.
+struct WebBackend {
+    events: mpsc::UnboundedSender<Event>,
+    changed: tokio::sync::watch::Receiver<u64>,
+}
+
+impl failup_web::Backend for WebBackend {
+    fn call(
+        &self,
+        request: Request,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>> {
+        let events = self.events.clone();
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            if events.send(Event::Control(Box::new(request), tx)).is_err() {
+                return control::stopping();
+            }
+            rx.await.unwrap_or_else(|_| control::stopping())
+        })
+    }
+
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.clone()
+    }
 }
 
 impl Handle {
@@ -206,6 +237,9 @@ impl Handle {
 
     /// Stops the daemon and waits until its store is closed.
     pub fn shutdown(mut self) {
+        if let Some(ui) = self.ui_task.take() {
+            ui.abort();
+        }
         // Either the engine hears it, or it has stopped already: both end in the join below.
         let _ = self.events.send(Event::Shutdown);
         if let Some(engine) = self.engine.take() {
@@ -369,6 +403,19 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
         }
         None => None,
     };
+    // A web interface that cannot listen (its port taken, say) leaves the daemon syncing: the
+    // log says why, and `failup ui` says it is not served.
+    let web = match config.ui {
+        Some(addr) => match failup_web::Server::bind(addr).await {
+            Ok(server) => Some(server),
+            Err(e) => {
+                tracing::warn!("the web interface is off: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    let (changed, changes) = tokio::sync::watch::channel(0u64);
     let mut state = engine::State::new(engine::Parts {
         node,
         identity,
@@ -381,6 +428,8 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
         discovery,
         relay,
         introduce_partners: config.introduce_partners,
+        ui: web.as_ref().map(|w| w.gate()),
+        changed,
     });
     state.begin();
     tokio::spawn(connection::accept_loop(
@@ -389,6 +438,17 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
         trust,
     ));
     tokio::spawn(control::serve(listener, events.clone()));
+    let ui = web.as_ref().map(|w| w.gate().addr());
+    let ui_task = web.map(|server| {
+        let backend = Arc::new(WebBackend {
+            events: events.clone(),
+            changed: changes,
+        });
+        tokio::spawn(server.serve(backend, std::future::pending()))
+    });
+    if let Some(addr) = ui {
+        tracing::info!(%addr, "web interface at http://{addr}/ (open it with `failup ui`)");
+    }
     let engine = std::thread::Builder::new()
         .name("failup-engine".into())
         .spawn(move || state.run(rx))
@@ -406,6 +466,8 @@ pub async fn start(config: Config) -> Result<Handle, DaemonError> {
         engine: Some(engine),
         endpoint,
         portmap,
+        ui,
+        ui_task,
     })
 }
 

@@ -499,7 +499,8 @@ impl Node {
             Request::Status
             | Request::Join { .. }
             | Request::PartnerJoin { .. }
-            | Request::Sync { .. } => {
+            | Request::Sync { .. }
+            | Request::UiLink => {
                 return Err(NodeError::Unavailable(
                     "this needs a running daemon: start `failup daemon` first".into(),
                 ));

@@ -181,6 +181,9 @@ pub enum Request {
         /// The text.
         value: Option<String>,
     },
+    /// A one-time link that opens the web interface in a browser (`failup ui`): only a
+    /// running daemon serves it.
+    UiLink,
 }
 
 /// A partner, as `failup partner list` shows it.
@@ -401,4 +404,6 @@ pub enum Response {
     Unread(Unread),
     /// The prompts, by name.
     Prompts(std::collections::BTreeMap<String, String>),
+    /// A one-time link to the web interface.
+    UiLink(String),
 }
