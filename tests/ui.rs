@@ -159,6 +159,11 @@ fn only_the_browser_failup_ui_opened_gets_in_and_changes_come_from_its_own_pages
     );
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(today.header("cache-control").as_deref(), Some("no-store"));
+    // Under `no-referrer` a browser sends `Origin: null` with the page's own form posts.
+    assert_eq!(
+        today.header("referrer-policy").as_deref(),
+        Some("same-origin")
+    );
     assert!(
         !today.body.contains("<script>"),
         "no inline script on the page"
@@ -178,6 +183,7 @@ fn only_the_browser_failup_ui_opened_gets_in_and_changes_come_from_its_own_pages
             &form,
         ),
         post(&addr, "/log", &cookie, None, &form),
+        post(&addr, "/log", &cookie, Some("null"), &form),
         post(
             &addr,
             "/log",

@@ -724,8 +724,14 @@ fn ui_listen(ctx: &Ctx) -> Result<SocketAddr> {
 fn show_link(link: &str, browser: bool) {
     // The link is a key: it goes to this terminal only, never to the log.
     println!("{link}");
+    // macOS opens URLs with `open`; elsewhere `open` may be another program (Debian's openvt).
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
     let opened = browser
-        && ["xdg-open", "open"].iter().any(|cmd| {
+        && [opener].iter().any(|cmd| {
             std::process::Command::new(cmd)
                 .arg(link)
                 .stdin(std::process::Stdio::null())
@@ -735,7 +741,7 @@ fn show_link(link: &str, browser: bool) {
                 .is_ok()
         });
     if opened {
-        eprintln!("opened in your browser; the link works once, for two minutes");
+        eprintln!("asked your browser to open it; the link works once, for two minutes");
     } else {
         eprintln!("open this link in your browser (it works once, for two minutes)");
     }

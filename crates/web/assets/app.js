@@ -36,8 +36,6 @@ function restore(form) {
   }
 }
 
-let dirty = false;
-
 function setup(root) {
   const cleared = document.body.dataset.clearDraft;
   if (cleared) localStorage.removeItem(DRAFT + cleared);
@@ -45,15 +43,16 @@ function setup(root) {
     // A form the server filled again after a refusal holds what was sent: keep it as the draft.
     if (form.hasAttribute("data-filled")) save(form);
     else restore(form);
-    form.addEventListener("input", () => { dirty = true; save(form); });
+    form.addEventListener("input", () => save(form));
   }
 }
 
 // A change arrived by sync: fetch this page again and swap its content in, unless the person is
-// in the middle of typing (then the next change, or a reload, brings it).
+// in a field (then the next change, or a reload, brings it). What was typed elsewhere on the
+// page is in its draft, which the new forms take up again.
 async function refresh() {
   const active = document.activeElement;
-  if (dirty || (active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName))) return;
+  if (active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)) return;
   const response = await fetch(location.href, { credentials: "same-origin" });
   if (!response.ok) return;
   const html = await response.text();

@@ -694,7 +694,14 @@ async fn entry(
 ) -> Page {
     let e = app.entry(&id).await?;
     let body = entry_body(&app, &token, &e, &Problems::default(), None).await?;
-    let clear = q.saved.as_deref().filter(|s| ["log", "quick"].contains(s));
+    let own = [
+        "log".to_owned(),
+        "quick".to_owned(),
+        format!("reflect-{}", e.id),
+        format!("iterate-{}", e.id),
+        format!("edit-{}", e.id),
+    ];
+    let clear = q.saved.as_deref().filter(|s| own.iter().any(|o| o == s));
     Ok(page(&text(e.title()), "", body, clear).into_response())
 }
 
@@ -895,7 +902,12 @@ fn ago(t: Timestamp, now: Timestamp) -> String {
 /// Where a form goes back to: a path of this interface only, never another site.
 fn back(f: &Form, default: String) -> String {
     let b = f.raw("back");
-    if b.starts_with('/') && !b.starts_with("//") && !b.contains('\\') {
+    // Letters, digits and a few marks only: no `//`, backslash, tab or other control a browser
+    // would strip or read as another host, and nothing a Location header cannot hold.
+    let plain = b
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || b"/_.#?=&-".contains(&c));
+    if plain && b.starts_with('/') && !b.starts_with("//") {
         b.to_owned()
     } else {
         default
@@ -923,7 +935,8 @@ async fn patch_entry(
             };
             match app.backend.call(request).await {
                 NodeResponse::Entry(e) => {
-                    return Ok(see(back(f, format!("/entry/{}#{form}", e.id))));
+                    let saved = format!("/entry/{}?saved={form}-{}#{form}", e.id, e.id);
+                    return Ok(see(back(f, saved)));
                 }
                 NodeResponse::Error(fail) => Problems::from_failure(&fail),
                 r => return Err(unexpected(r)),
@@ -1264,7 +1277,7 @@ fn peer_row(p: &PeerInfo, now: Timestamp) -> Markup {
             } @else {
                 " · not seen since the daemon started"
             }
-            " " code.device-id { (&p.device[..p.device.len().min(12)]) }
+            " " code.device-id { (p.device.chars().take(12).collect::<String>()) }
             @if p.role != "self" {
                 " " a href={ "/devices/" (p.device) "/revoke" } { "Revoke…" }
             }
@@ -1324,11 +1337,17 @@ async fn revoke_confirm(
         NodeResponse::Peers(v) => v,
         r => return Err(unexpected(r)),
     };
-    let name = peers
+    // Only a device of the circle: the id then holds nothing that could bend the form's action.
+    let Some(peer) = peers
         .iter()
-        .find(|p| p.device == device)
-        .map(|p| p.name.clone())
-        .unwrap_or_else(|| device.clone());
+        .find(|p| p.device == device && p.role != "self")
+    else {
+        return Err(Trouble(Failure::new(
+            failup_node::ErrorKind::NotFound,
+            "no such device of yours",
+        )));
+    };
+    let (name, device) = (peer.name.clone(), urlencode(&peer.device));
     let body = html! {
         h1 { "Revoke " (text(&name)) "?" }
         p { "It stops syncing at once, on every device of yours, and cannot come back with its key. Use this for a lost or stolen device." }
@@ -1370,7 +1389,14 @@ mod tests {
     fn back_stays_on_this_interface() {
         let f = |b: &str| Form(vec![("back".into(), b.into())]);
         assert_eq!(back(&f("/partner"), "/x".into()), "/partner");
-        for bad in ["//evil.example/", "https://evil.example/", "/\\evil", ""] {
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil",
+            "/\t/evil.example",
+            "/x\ny",
+            "",
+        ] {
             assert_eq!(back(&f(bad), "/x".into()), "/x", "{bad:?}");
         }
     }
