@@ -400,7 +400,7 @@ fn run(cli: Cli) -> Result<()> {
             no_mdns,
             name,
             log_format,
-        } => network::daemon_command(&ctx, listen, no_mdns, name, log_format)?,
+        } => network::daemon_command(&ctx, listen, no_mdns, name, log_format, None)?,
         Command::Relay {
             listen,
             public,

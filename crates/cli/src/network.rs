@@ -180,6 +180,7 @@ pub(crate) fn daemon_command(
     no_mdns: bool,
     name: Option<String>,
     log_format: LogFormat,
+    open_ui: Option<bool>,
 ) -> Result<()> {
     let settings = DaemonSettings {
         listen: match listen {
@@ -199,7 +200,7 @@ pub(crate) fn daemon_command(
         introduce_partners: ctx.config.flag("introduce-partners")?,
         log_format,
         ui: ui_listen(ctx)?,
-        open_ui: None,
+        open_ui,
     };
     daemon(&ctx.home, settings)
 }
@@ -760,19 +761,5 @@ pub(crate) fn ui(ctx: &Ctx, no_browser: bool) -> Result<()> {
         }
     }
     eprintln!("no daemon runs: serving the web interface here until Ctrl-C (it syncs meanwhile)");
-    let settings = DaemonSettings {
-        listen: ctx.config.value("listen")?,
-        name: ctx.config.value("name")?,
-        mdns: ctx.config.flag("mdns")?,
-        portmap: ctx.config.flag("portmap")?,
-        relay: match ctx.config.value("relay")?.trim() {
-            "" => None,
-            code => Some(code.parse().map_err(|e| anyhow::anyhow!("relay: {e}"))?),
-        },
-        introduce_partners: ctx.config.flag("introduce-partners")?,
-        log_format: LogFormat::Pretty,
-        ui: ui_listen(ctx)?,
-        open_ui: Some(!no_browser),
-    };
-    daemon(&ctx.home, settings)
+    daemon_command(ctx, None, false, None, LogFormat::Pretty, Some(!no_browser))
 }

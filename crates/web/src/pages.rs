@@ -635,11 +635,10 @@ async fn journal(State(app): State<App>, Query(q): Query<JournalQuery>) -> Page 
         .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
         .collect();
         pairs.push(("page".into(), n.to_string()));
-        let query: Vec<String> = pairs
-            .iter()
-            .map(|(k, v)| format!("{k}={}", urlencode(v)))
-            .collect();
-        format!("/journal?{}", query.join("&"))
+        format!(
+            "/journal?{}",
+            serde_urlencoded::to_string(&pairs).unwrap_or_default()
+        )
     };
     let val = |s: &Option<String>| s.clone().unwrap_or_default();
     let body = html! {
@@ -667,18 +666,6 @@ async fn journal(State(app): State<App>, Query(q): Query<JournalQuery>) -> Page 
         }
     };
     Ok(page("Journal", "/journal", body, None).into_response())
-}
-
-/// Percent-encodes a query value.
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -815,7 +802,7 @@ async fn entry_body(
                 }
             }
             @for partner in partners.iter().filter(|p| !p.revoked) {
-                p { a href={ "/entry/" (id) "/share?with=" (urlencode(&partner.label)) } {
+                p { a href={ "/entry/" (id) "/share?" (serde_urlencoded::to_string([("with", &partner.label)]).unwrap_or_default()) } {
                     "Share with " (text(&partner.label)) "…"
                 } }
             }
@@ -1347,7 +1334,7 @@ async fn revoke_confirm(
             "no such device of yours",
         )));
     };
-    let (name, device) = (peer.name.clone(), urlencode(&peer.device));
+    let (name, device) = (peer.name.clone(), peer.device.clone());
     let body = html! {
         h1 { "Revoke " (text(&name)) "?" }
         p { "It stops syncing at once, on every device of yours, and cannot come back with its key. Use this for a lost or stolen device." }
