@@ -294,3 +294,62 @@ fn the_web_interface_listens_on_loopback_only() {
     }
     d.ok(&["config", "set", "ui.listen", "127.0.0.1:7677"]);
 }
+
+#[test]
+fn with_no_daemon_failup_ui_serves_the_journal_itself_until_interrupted() {
+    let home = failup_tests::Home::new();
+    let mut child = home
+        .cmd()
+        .args(["ui", "--no-browser"])
+        .env("FAILUP_LISTEN", "127.0.0.1:0")
+        .env("FAILUP_MDNS", "false")
+        .env("FAILUP_PORTMAP", "false")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn failup ui");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    // Stopped whatever happens below, so a failed assertion leaves no process behind.
+    struct Stop(u32);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &self.0.to_string()])
+                .status();
+        }
+    }
+    let stop = Stop(child.id());
+    let mut link = String::new();
+    // The line arrives once the daemon listens; a closed pipe (a failed start) ends the read.
+    std::io::BufRead::read_line(&mut out, &mut link).expect("read the link");
+    let link = link.trim().to_owned();
+    let addr = link
+        .strip_prefix("http://")
+        .and_then(|r| r.split_once('/'))
+        .map(|(a, _)| a.to_owned())
+        .unwrap_or_else(|| panic!("not a link: {link:?}"));
+    let a = get(&addr, &addr, &path_of(&link), None);
+    assert_eq!(a.status, 303, "{}", a.head);
+    let cookie = a
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next().map(str::to_owned))
+        .expect("cookie");
+    // Other commands go through it meanwhile.
+    let logged = home
+        .cmd()
+        .args(["log", "Forgot the keys"])
+        .output()
+        .expect("log");
+    assert!(
+        logged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&logged.stderr)
+    );
+    let today = get(&addr, &addr, "/today", Some(&cookie));
+    assert_eq!(today.status, 200);
+    assert!(today.body.contains("Forgot the keys"), "{}", today.body);
+    drop(stop);
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "failup ui ended with {status}");
+}
