@@ -478,6 +478,7 @@ impl Node {
             Request::Feed { partner, now_ms } => {
                 Response::Feed(self.feed(partner.as_deref(), Some(ts(now_ms)?))?)
             }
+            Request::FeedPeek { partner } => Response::Feed(self.feed(partner.as_deref(), None)?),
             Request::Unread => {
                 let items = self.feed(None, None)?;
                 let newer_comments = |i: &FeedItem| -> u64 {

@@ -184,6 +184,12 @@ pub enum Request {
     /// A one-time link that opens the web interface in a browser (`failup ui`): only a
     /// running daemon serves it.
     UiLink,
+    /// What [`Request::Feed`] shows, without marking it read: a page that refreshes itself
+    /// while it is open keeps what was new marked new until the person comes back to it.
+    FeedPeek {
+        /// One partner only.
+        partner: Option<String>,
+    },
 }
 
 /// A partner, as `failup partner list` shows it.

@@ -53,7 +53,10 @@ function setup(root) {
 async function refresh() {
   const active = document.activeElement;
   if (active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)) return;
-  const response = await fetch(location.href, { credentials: "same-origin" });
+  const response = await fetch(location.href, {
+    credentials: "same-origin",
+    headers: { "X-Failup-Refresh": "1" },
+  });
   if (!response.ok) return;
   const html = await response.text();
   const next = new DOMParser().parseFromString(html, "text/html").getElementById("main");

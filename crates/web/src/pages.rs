@@ -303,7 +303,11 @@ async fn js() -> Response {
 
 /// One event each time a document changes, so an open page can fetch itself again.
 async fn events(State(app): State<App>) -> Response {
-    let stream = tokio_stream::wrappers::WatchStream::from_changes(app.backend.changes())
+    let mut changes = app.backend.changes();
+    // A clone of a stored receiver counts every change since that one last looked as unseen:
+    // without this, each page would refresh itself the moment it opened.
+    changes.mark_unchanged();
+    let stream = tokio_stream::wrappers::WatchStream::from_changes(changes)
         .map(|n| Ok::<_, Infallible>(Event::default().event("change").data(n.to_string())));
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
@@ -1204,14 +1208,25 @@ async fn cheer(State(app): State<App>, body: Bytes) -> Page {
     Ok(see(back(&f, "/partner".into())))
 }
 
-async fn partner(State(app): State<App>, Extension(Csrf(token)): Extension<Csrf>) -> Page {
-    let items: Vec<FeedItem> = match app
-        .call(Request::Feed {
+/// The header `app.js` sends when it fetches the open page again after a change.
+const REFRESH: &str = "x-failup-refresh";
+
+async fn partner(
+    State(app): State<App>,
+    Extension(Csrf(token)): Extension<Csrf>,
+    headers: axum::http::HeaderMap,
+) -> Page {
+    // Opening the page reads the feed; the page refreshing itself only looks, so what was new
+    // when the person came stays marked while they are there.
+    let request = if headers.contains_key(REFRESH) {
+        Request::FeedPeek { partner: None }
+    } else {
+        Request::Feed {
             partner: None,
             now_ms: now().0.as_millisecond(),
-        })
-        .await?
-    {
+        }
+    };
+    let items: Vec<FeedItem> = match app.call(request).await? {
         NodeResponse::Feed(v) => v,
         r => return Err(unexpected(r)),
     };
