@@ -64,18 +64,9 @@ pub fn spoken(d: std::time::Duration) -> String {
 /// A time (RFC 3339) as how long ago it was, for a terminal: "just now", "3 min ago", "2 h
 /// ago", "5 days ago"; the text as it is if it does not read as a time.
 pub fn ago(text: &str, now: jiff::Timestamp) -> String {
-    let Ok(t) = text.parse::<jiff::Timestamp>() else {
-        return text.to_owned();
-    };
-    let secs = now.as_second() - t.as_second();
-    match secs {
-        s if s < 60 => "just now".to_owned(),
-        s if s < 3600 => format!("{} min ago", s / 60),
-        s if s < 86_400 => format!("{} h ago", s / 3600),
-        s => {
-            let days = s / 86_400;
-            format!("{days} day{} ago", if days == 1 { "" } else { "s" })
-        }
+    match text.parse::<jiff::Timestamp>() {
+        Ok(t) => failup_report::ago(t, now),
+        Err(_) => text.to_owned(),
     }
 }
 

@@ -19,7 +19,6 @@ mod relay;
 mod render;
 mod report;
 mod style;
-mod svg;
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};

@@ -13,6 +13,8 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
+use failup_report::{days, level, percent};
+
 use crate::style::{Role, Style};
 
 /// Characters of an id shown in listings: the millisecond timestamp plus two random characters.
@@ -174,26 +176,6 @@ pub fn entry(
         );
     }
     out
-}
-
-/// A count with its share of reps: `3 (60%)`.
-pub fn percent(stats: &Stats, count: usize) -> String {
-    format!("{count} ({:.0}%)", stats.share(count) * 100.0)
-}
-
-/// A number of days, or `none` when there is nothing to measure.
-pub fn days(d: Option<f64>, none: &str) -> String {
-    d.map(|d| format!("{d} days"))
-        .unwrap_or_else(|| none.into())
-}
-
-/// A heatmap level from 0 (nothing) to 4 (the busiest day).
-pub fn level(count: usize, max: usize) -> u8 {
-    if count == 0 || max == 0 {
-        0
-    } else {
-        u8::try_from((count * 4).div_ceil(max).clamp(1, 4)).unwrap_or(4)
-    }
 }
 
 /// The year heatmap: one column per week, one row per weekday, month names above.

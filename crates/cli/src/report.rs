@@ -8,9 +8,9 @@ use failup_journal::export::{self, EntryView, MAX_IMPORT_BYTES};
 use failup_journal::{Entry, StatsBuilder, Today};
 
 use crate::args::ExportFormat;
+use crate::progress;
 use crate::render::{self};
 use crate::{Ctx, STORE_FILE, write_atomically};
-use crate::{progress, svg};
 
 /// `failup today`.
 pub(crate) fn today(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
@@ -160,7 +160,7 @@ pub(crate) fn stats(
     }
     let stats = builder.finish(ctx.today, since);
     if let Some(path) = &svg {
-        let picture = svg::stats(&stats, ctx.today);
+        let picture = failup_report::svg::stats(&stats, ctx.today);
         write_atomically(path, |w| w.write_all(picture.as_bytes()))?;
         // A picture made to be shared: readable by others, like any file a person saves.
         #[cfg(unix)]

@@ -846,7 +846,7 @@ async fn entry_body(
             }
         }
         p.danger { a href={ "/entry/" (id) "/delete" } { "Delete this entry…" } }
-        p.updated { "Last changed " (ago(e.updated, tz_now)) "." }
+        p.updated { "Last changed " (failup_report::ago(e.updated, tz_now)) "." }
     })
 }
 
@@ -876,17 +876,6 @@ fn cheer_form(token: &str, id: EntryId, back: &str) -> Markup {
             input name="text" required placeholder="a cheer or a comment" aria-label="comment";
             button { "Cheer" }
         }
-    }
-}
-
-/// "3 min ago", for a time before `now`.
-fn ago(t: Timestamp, now: Timestamp) -> String {
-    let secs = now.as_second().saturating_sub(t.as_second()).max(0);
-    match secs {
-        0..60 => "just now".into(),
-        60..3600 => format!("{} min ago", secs / 60),
-        3600..86400 => format!("{} h ago", secs / 3600),
-        _ => format!("{} days ago", secs / 86400),
     }
 }
 
@@ -1265,7 +1254,7 @@ fn peer_row(p: &PeerInfo, now: Timestamp) -> Markup {
         .last_seen
         .as_deref()
         .and_then(|s| s.parse::<Timestamp>().ok())
-        .map(|t| ago(t, now));
+        .map(|t| failup_report::ago(t, now));
     html! {
         li.device {
             strong { (text(&p.name)) }

@@ -10,7 +10,7 @@ use failup_journal::Stats;
 use failup_journal::text::shown;
 use jiff::civil::Date;
 
-use crate::render::{self, level};
+use crate::{days, level, percent};
 
 /// The contribution-graph greens, from an empty day to the busiest.
 const GREENS: [&str; 5] = ["#ebedf0", "#9be9a8", "#40c463", "#30a14e", "#216e39"];
@@ -60,7 +60,7 @@ pub fn stats(s: &Stats, today: Date) -> String {
         &format!("failup: the practice as of {today}"),
     );
     y += 26;
-    let pct = |n: usize| render::percent(s, n);
+    let pct = |n: usize| percent(s, n);
     for line in [
         format!("reps {} ({} micro, {} macro)", s.reps, s.micro, s.macro_),
         format!(
@@ -71,8 +71,8 @@ pub fn stats(s: &Stats, today: Date) -> String {
         ),
         format!(
             "median to first iteration {} · median to closed {} · streak {} week{}",
-            render::days(s.median_days_to_first_iteration, "-"),
-            render::days(s.median_days_to_closed, "-"),
+            days(s.median_days_to_first_iteration, "-"),
+            days(s.median_days_to_closed, "-"),
             s.streak_weeks,
             if s.streak_weeks == 1 { "" } else { "s" }
         ),
