@@ -657,6 +657,14 @@ async fn a_device_is_paired_with_the_code_the_page_shows_and_revoked_from_the_de
     b.goto(&format!("{base}/devices")).await;
     b.press("Pair another device").await;
     let code = b.find("#invite-code").await.text().await.expect("the code");
+    let qr = b
+        .find(".qr svg")
+        .await
+        .html(false)
+        .await
+        .expect("the QR code");
+    assert!(qr.contains("<path") || qr.contains("<rect"), "{qr}");
+    b.screenshots("pair").await;
     phone.ok(&["pair", "join", code.trim()]);
     let phone_id = phone.device();
 
@@ -672,6 +680,22 @@ async fn a_device_is_paired_with_the_code_the_page_shows_and_revoked_from_the_de
         b.client.refresh().await.expect("reload");
     }
     b.screenshots("devices").await;
+
+    // A partner, invited from the same page by the name the laptop calls them.
+    let alex = Daemon::start("alex-laptop");
+    b.type_into("#label", "alex").await;
+    b.press("Invite a partner").await;
+    b.wait_for("the partner's code", |t| t.contains("Invite alex"))
+        .await;
+    let code = b.find("#invite-code").await.text().await.expect("the code");
+    assert!(code.starts_with("FAILUP-PARTNER-"), "{code}");
+    b.find(".qr svg").await;
+    alex.ok(&["partner", "join", code.trim(), "--name", "sam"]);
+    b.press("Done").await;
+    b.wait_for("alex among the partners", |t| {
+        t.contains("alex") && t.contains("They see 0 of your entries")
+    })
+    .await;
 
     b.click(&format!("a[href='/devices/{phone_id}/revoke']"))
         .await;
@@ -691,5 +715,92 @@ async fn a_device_is_paired_with_the_code_the_page_shows_and_revoked_from_the_de
         !phone.texts().contains(&"after the revocation".to_owned()),
         "the revoked phone received a new entry"
     );
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_practice_page_draws_the_charts_and_settings_change_prompts_and_colours() {
+    let Some(driver) = Driver::start() else {
+        return;
+    };
+    let d = Daemon::start("laptop");
+    for (text, tag, day) in [
+        ("Missed the deadline", "work", "2026-11-02"),
+        ("Skipped the run", "health", "2026-11-20"),
+        ("Snapped at standup", "work", "2026-11-30"),
+    ] {
+        d.ok(&["log", text, "--tag", tag, "--on", day]);
+    }
+    let b = driver.browser().await;
+    let base = b.open(&d).await;
+
+    // Practice: the same picture as `stats --svg`, inline.
+    b.goto(&format!("{base}/practice")).await;
+    let svg = b
+        .find(".chart svg")
+        .await
+        .html(false)
+        .await
+        .expect("the charts");
+    let file = d.home.path().join("practice.svg");
+    d.ok(&["stats", "--svg", file.to_str().expect("a path")]);
+    let mine = std::fs::read_to_string(&file).expect("the picture");
+    assert!(svg.contains("reps 3 (3 micro, 0 macro)"), "{svg}");
+    assert!(mine.contains("reps 3 (3 micro, 0 macro)"), "{mine}");
+    assert!(svg.contains("#work"), "top tags drawn: {svg}");
+    assert!(svg.contains("#30a14e"), "green at first: {svg}");
+    b.screenshots("practice").await;
+
+    // Settings: a prompt of one's own reaches the command line (and every device).
+    b.goto(&format!("{base}/settings")).await;
+    b.find("#p-lesson").await.clear().await.expect("clear");
+    b.type_into("#p-lesson", "What will I do differently next time?")
+        .await;
+    b.press("Save prompts").await;
+    b.wait_for("the settings again", |t| t.contains("Your prompts"))
+        .await;
+    assert_eq!(
+        d.ok(&["config", "get", "prompts.lesson"]).trim(),
+        "What will I do differently next time?"
+    );
+    // A refused prompt keeps what was typed, with the reason beside it.
+    let long = "why ".repeat(200);
+    b.find("#p-muscle").await.clear().await.expect("clear");
+    b.type_into("#p-muscle", &long).await;
+    b.press("Save prompts").await;
+    b.wait_for("the refusal", |t| t.contains("longer than"))
+        .await;
+    assert_eq!(b.value("#p-muscle").await, long);
+    assert_ne!(
+        d.ok(&["config", "get", "prompts.muscle"]).trim(),
+        long.trim()
+    );
+    b.find("#p-muscle").await.clear().await.expect("clear");
+    b.type_into("#p-muscle", "Which muscle is this building?")
+        .await;
+    b.press("Save prompts").await;
+    b.wait_for("the settings again", |t| !t.contains("longer than"))
+        .await;
+    assert_eq!(
+        d.ok(&["config", "get", "prompts.muscle"]).trim(),
+        "Which muscle is this building?"
+    );
+
+    // The colour of the charts, kept by this browser.
+    b.click("input[name=palette][value=purple]").await;
+    b.press("Use this colour").await;
+    b.wait_for("the practice page", |t| t.contains("Practice"))
+        .await;
+    let svg = b
+        .find(".chart svg")
+        .await
+        .html(false)
+        .await
+        .expect("the charts");
+    assert!(svg.contains("#7048e8") && !svg.contains("#30a14e"), "{svg}");
+    b.goto(&format!("{base}/settings")).await;
+    b.wait_for("the settings", |t| t.contains("Colour of the charts"))
+        .await;
+    b.screenshots("settings").await;
     b.close().await;
 }

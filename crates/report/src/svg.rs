@@ -12,8 +12,55 @@ use jiff::civil::Date;
 
 use crate::{days, level, percent};
 
-/// The contribution-graph greens, from an empty day to the busiest.
-const GREENS: [&str; 5] = ["#ebedf0", "#9be9a8", "#40c463", "#30a14e", "#216e39"];
+/// The colours of the charts: the heatmap's five steps, from an empty day to the busiest, and
+/// the colour of the bars. Green is the contribution graph's; the others keep its lightness
+/// steps, so each reads the same at a glance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Palette {
+    /// The contribution graph's greens.
+    #[default]
+    Green,
+    /// Blues.
+    Blue,
+    /// Purples.
+    Purple,
+    /// Oranges.
+    Orange,
+}
+
+impl Palette {
+    /// Every palette, in the order a picker shows them.
+    pub const ALL: [Palette; 4] = [
+        Palette::Green,
+        Palette::Blue,
+        Palette::Purple,
+        Palette::Orange,
+    ];
+
+    /// Its name, as settings and forms spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Palette::Green => "green",
+            Palette::Blue => "blue",
+            Palette::Purple => "purple",
+            Palette::Orange => "orange",
+        }
+    }
+
+    /// The palette called `name`, if there is one.
+    pub fn named(name: &str) -> Option<Palette> {
+        Palette::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    fn steps(self) -> [&'static str; 5] {
+        match self {
+            Palette::Green => ["#ebedf0", "#9be9a8", "#40c463", "#30a14e", "#216e39"],
+            Palette::Blue => ["#ebedf0", "#a5d8ff", "#4dabf7", "#1c7ed6", "#1864ab"],
+            Palette::Purple => ["#ebedf0", "#d0bfff", "#9775fa", "#7048e8", "#5f3dc4"],
+            Palette::Orange => ["#ebedf0", "#ffd8a8", "#ffa94d", "#f76707", "#d9480f"],
+        }
+    }
+}
 const MICRO: &str = "#6ea8fe";
 const MACRO: &str = "#e35d6a";
 const WIDTH: usize = 760;
@@ -48,8 +95,14 @@ fn text(out: &mut String, x: usize, y: usize, size: u8, body: &str) {
     );
 }
 
-/// The whole picture for `stats` as of `today`.
+/// The whole picture for `stats` as of `today`, in green.
 pub fn stats(s: &Stats, today: Date) -> String {
+    stats_in(s, today, Palette::Green)
+}
+
+/// The whole picture for `stats` as of `today`, in `palette`.
+pub fn stats_in(s: &Stats, today: Date, palette: Palette) -> String {
+    let steps = palette.steps();
     let mut body = String::new();
     let mut y = 30;
     text(
@@ -110,7 +163,7 @@ pub fn stats(s: &Stats, today: Date) -> String {
             r#"<rect x="{}" y="{}" width="{CELL}" height="{CELL}" rx="2" fill="{}"><title>{}: {}</title></rect>"#,
             LEFT + week * STEP,
             y + row * STEP,
-            GREENS[usize::from(level(d.count, max))],
+            steps[usize::from(level(d.count, max))],
             d.day,
             d.count
         );
@@ -131,7 +184,7 @@ pub fn stats(s: &Stats, today: Date) -> String {
             r#"<rect x="{}" y="{}" width="{len}" height="10" fill="{}"/>"#,
             LEFT + 80,
             y - 9,
-            GREENS[3]
+            steps[3]
         );
         text(&mut body, LEFT + 86 + len, y, 10, &w.count.to_string());
     }
@@ -207,7 +260,7 @@ pub fn stats(s: &Stats, today: Date) -> String {
                 body,
                 r#"<rect x="{x}" y="{}" width="{w}" height="12" fill="{}"/>"#,
                 y + 4,
-                GREENS[3]
+                steps[3]
             );
             text(
                 &mut body,

@@ -12,6 +12,7 @@
 
 pub mod guard;
 mod pages;
+mod settings;
 mod view;
 
 use std::future::Future;

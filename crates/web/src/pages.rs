@@ -42,7 +42,7 @@ pub(crate) struct App {
 }
 
 /// A page that could not be made: the node's failure, shown in the frame.
-struct Trouble(Failure);
+pub(crate) struct Trouble(pub(crate) Failure);
 
 impl IntoResponse for Trouble {
     fn into_response(self) -> Response {
@@ -61,9 +61,9 @@ impl IntoResponse for Trouble {
     }
 }
 
-type Page = Result<Response, Trouble>;
+pub(crate) type Page = Result<Response, Trouble>;
 
-fn unexpected(r: NodeResponse) -> Trouble {
+pub(crate) fn unexpected(r: NodeResponse) -> Trouble {
     match r {
         NodeResponse::Error(f) => Trouble(f),
         other => Trouble(Failure::new(
@@ -74,7 +74,7 @@ fn unexpected(r: NodeResponse) -> Trouble {
 }
 
 impl App {
-    async fn call(&self, r: Request) -> Result<NodeResponse, Trouble> {
+    pub(crate) async fn call(&self, r: Request) -> Result<NodeResponse, Trouble> {
         match self.backend.call(r).await {
             NodeResponse::Error(f) => Err(Trouble(f)),
             r => Ok(r),
@@ -131,7 +131,7 @@ impl App {
 }
 
 /// Now, and today in the person's time zone.
-fn now() -> (Timestamp, Date) {
+pub(crate) fn now() -> (Timestamp, Date) {
     let now = Timestamp::now();
     (
         now,
@@ -140,15 +140,15 @@ fn now() -> (Timestamp, Date) {
 }
 
 /// The fields of a posted form.
-struct Form(Vec<(String, String)>);
+pub(crate) struct Form(pub(crate) Vec<(String, String)>);
 
 impl Form {
-    fn of(body: &Bytes) -> Form {
+    pub(crate) fn of(body: &Bytes) -> Form {
         Form(url_pairs(body))
     }
 
     /// A field's value as sent (empty when absent).
-    fn raw(&self, name: &str) -> &str {
+    pub(crate) fn raw(&self, name: &str) -> &str {
         self.0
             .iter()
             .find(|(k, _)| k == name)
@@ -189,10 +189,10 @@ fn field_of(message: &str) -> Option<&'static str> {
 
 /// Problems with a form's fields: each one's message, by field name (`""` for the form).
 #[derive(Default)]
-struct Problems(Vec<(&'static str, String)>);
+pub(crate) struct Problems(Vec<(&'static str, String)>);
 
 impl Problems {
-    fn add(&mut self, field: &'static str, message: impl Into<String>) {
+    pub(crate) fn add(&mut self, field: &'static str, message: impl Into<String>) {
         self.0.push((field, message.into()));
     }
 
@@ -202,7 +202,7 @@ impl Problems {
         p
     }
 
-    fn of(&self, field: &str) -> Markup {
+    pub(crate) fn of(&self, field: &str) -> Markup {
         html! {
             @for (_, m) in self.0.iter().filter(|(f, _)| *f == field) {
                 span.field-error id={ "error-" (field) } role="alert" { (text(m)) }
@@ -210,7 +210,7 @@ impl Problems {
         }
     }
 
-    fn form(&self) -> Markup {
+    pub(crate) fn form(&self) -> Markup {
         let general: Vec<&str> = self
             .0
             .iter()
@@ -220,7 +220,7 @@ impl Problems {
         html! { @for m in general { (problem(Some(m))) } }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }
@@ -248,7 +248,12 @@ pub(crate) fn router(app: App) -> Router {
         .route("/partner", get(partner))
         .route("/devices", get(devices))
         .route("/devices/invite", post(device_invite))
+        .route("/devices/partner-invite", post(partner_invite))
         .route("/devices/{device}/revoke", get(revoke_confirm).post(revoke))
+        .route("/practice", get(crate::settings::practice))
+        .route("/settings", get(crate::settings::settings))
+        .route("/settings/prompts", post(crate::settings::prompts))
+        .route("/settings/charts", post(crate::settings::charts))
         .with_state(app)
 }
 
@@ -314,7 +319,7 @@ async fn events(State(app): State<App>) -> Response {
         .into_response()
 }
 
-fn see(path: String) -> Response {
+pub(crate) fn see(path: String) -> Response {
     Redirect::to(&path).into_response()
 }
 
@@ -1277,6 +1282,17 @@ fn peer_row(p: &PeerInfo, now: Timestamp) -> Markup {
 }
 
 async fn devices(State(app): State<App>, Extension(Csrf(token)): Extension<Csrf>) -> Page {
+    Ok(devices_page(&app, &token, &Problems::default(), "")
+        .await?
+        .into_response())
+}
+
+async fn devices_page(
+    app: &App,
+    token: &str,
+    p: &Problems,
+    label: &str,
+) -> Result<Markup, Trouble> {
     let peers = match app.call(Request::Peers).await? {
         NodeResponse::Peers(v) => v,
         r => return Err(unexpected(r)),
@@ -1289,7 +1305,7 @@ async fn devices(State(app): State<App>, Extension(Csrf(token)): Extension<Csrf>
             h2 { "Your devices" }
             ul.devices { @for p in &peers { (peer_row(p, now)) } }
             form.inline method="post" action="/devices/invite" {
-                (csrf(&token)) button { "Pair another device" }
+                (csrf(token)) button { "Pair another device" }
             }
         }
         section {
@@ -1300,9 +1316,16 @@ async fn devices(State(app): State<App>, Extension(Csrf(token)): Extension<Csrf>
                 p { "They see " (partner.shared_by_me) " of your entries; you see " (partner.shared_with_me) " of theirs." }
                 ul.devices { @for d in &partner.devices { (peer_row(d, now)) } }
             }
+            form method="post" action="/devices/partner-invite" {
+                (csrf(token))
+                label for="label" { "Invite an accountability partner, by the name you call them" }
+                input id="label" name="label" value=(label) placeholder="their name (optional)";
+                (p.of("label"))
+                button { "Invite a partner" }
+            }
         }
     };
-    Ok(page("Devices", "/devices", body, None).into_response())
+    Ok(page("Devices", "/devices", body, None))
 }
 
 async fn device_invite(State(app): State<App>) -> Page {
@@ -1312,11 +1335,61 @@ async fn device_invite(State(app): State<App>) -> Page {
     };
     let body = html! {
         h1 { "Pair a device" }
-        p { "On your other device, run " code { "failup pair join CODE" } " with this code (valid for 10 minutes, once):" }
-        p.code { code id="invite-code" { (code) } }
+        p { "On your other device, run " code { "failup pair join CODE" } " with this code, or scan it (valid for 10 minutes, once):" }
+        (invite(&code))
         p { a href="/devices" { "Done" } }
     };
     Ok(page("Pair", "/devices", body, None).into_response())
+}
+
+async fn partner_invite(
+    State(app): State<App>,
+    Extension(Csrf(token)): Extension<Csrf>,
+    body: Bytes,
+) -> Page {
+    let f = Form::of(&body);
+    let label = f.get("label");
+    let request = Request::PartnerInvite {
+        ttl_secs: 600,
+        label: label.clone(),
+    };
+    let code = match app.backend.call(request).await {
+        NodeResponse::Invite(code) => code,
+        NodeResponse::Error(e) => {
+            let mut p = Problems::default();
+            p.add("label", e.message);
+            let page = devices_page(&app, &token, &p, label.as_deref().unwrap_or("")).await?;
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+        r => return Err(unexpected(r)),
+    };
+    let who = label
+        .as_deref()
+        .map(text)
+        .unwrap_or_else(|| "your partner".into());
+    let body = html! {
+        h1 { "Invite " (who) }
+        p { "Give them this code, or let them scan it (valid for 10 minutes, once). They run " code { "failup partner join CODE" } ":" }
+        (invite(&code))
+        p { a href="/devices" { "Done" } }
+    };
+    Ok(page("Invite a partner", "/devices", body, None).into_response())
+}
+
+/// An invite code as text and as a QR code of it.
+fn invite(code: &str) -> Markup {
+    // The QR code is drawn by the qrcode crate from the code alone: dark and light modules, no
+    // text of anyone's, so it goes into the page as it is.
+    let qr = qrcode::QrCode::new(code.as_bytes()).ok().map(|q| {
+        q.render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(220, 220)
+            .quiet_zone(true)
+            .build()
+    });
+    html! {
+        p.code { code id="invite-code" { (code) } }
+        @if let Some(svg) = qr { div.qr role="img" aria-label="the code as a QR code" { (maud::PreEscaped(svg)) } }
+    }
 }
 
 async fn revoke_confirm(

@@ -10,12 +10,14 @@ use maud::{DOCTYPE, Markup, html};
 pub const SHORT_ID: usize = 12;
 
 /// The pages of the navigation bar: path and name.
-const NAV: [(&str, &str); 5] = [
+const NAV: [(&str, &str); 7] = [
     ("/today", "Today"),
     ("/log", "Log"),
     ("/journal", "Journal"),
+    ("/practice", "Practice"),
     ("/partner", "Partner"),
     ("/devices", "Devices"),
+    ("/settings", "Settings"),
 ];
 
 /// Text as it is safe to show: maud escapes the markup, this the reordering controls.
