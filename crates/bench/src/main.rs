@@ -8,6 +8,7 @@
 //! target/release/failup-bench sync [SIZES]      # two daemons on loopback
 //! target/release/failup-bench sim [SEEDS]       # devices and a partner over a bad network
 //! target/release/failup-bench relay [SIZES]     # through the person's relay, on loopback
+//! target/release/failup-bench web [SIZES]       # the web interface's pages, over HTTP
 //! sudo target/release/failup-bench paths [N]    # each path across namespace routers
 //! ```
 //!
@@ -29,6 +30,7 @@ use rand::{Rng, SeedableRng};
 mod paths;
 mod relay;
 mod sync;
+mod web;
 
 const WORDS: &[&str] = &[
     "missed",
@@ -144,7 +146,7 @@ pub(crate) fn entries(n: usize, seed: u64) -> Vec<Entry> {
         .collect()
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
@@ -411,12 +413,13 @@ fn main() {
         Some("layout") => layout(),
         Some("sync") => sync::bench(&sizes(args.get(1))),
         Some("relay") => relay::bench(&sizes(args.get(1))),
+        Some("web") => web::bench(&sizes(args.get(1))),
         Some("paths") => paths::bench(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1_000)),
         Some("sim") => sim(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(2_000)),
         Some("journal") | None => journal(&sizes(args.get(1))),
         Some(other) => {
             eprintln!(
-                "failup-bench: unknown mode {other:?} (journal, sync, relay, paths, sim or layout)"
+                "failup-bench: unknown mode {other:?} (journal, sync, relay, web, paths, sim or layout)"
             );
             std::process::exit(2);
         }

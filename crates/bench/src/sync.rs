@@ -28,10 +28,16 @@ pub(crate) fn free_port() -> u16 {
 
 impl Node {
     pub(crate) fn start(home: &Path, port: u16) -> (Node, Duration) {
+        Node::start_with(home, port, &[])
+    }
+
+    /// [`Node::start`] with `env` set for the daemon.
+    pub(crate) fn start_with(home: &Path, port: u16, env: &[(&str, &str)]) -> (Node, Duration) {
         let started = Instant::now();
         let listen = format!("127.0.0.1:{port}");
         let child = Command::new(failup_bin())
             .env("FAILUP_HOME", home)
+            .envs(env.iter().copied())
             .args(["daemon", "--listen", &listen, "--no-mdns"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -97,6 +97,7 @@ impl Server {
         let app = pages::router(pages::App {
             backend,
             gate: self.gate.clone(),
+            summary: Default::default(),
         });
         let app = guard::wrap(app, self.gate);
         if let Err(e) = axum::serve(self.listener, app)

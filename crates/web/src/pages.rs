@@ -39,6 +39,20 @@ pub const PAGE: usize = 50;
 pub(crate) struct App {
     pub backend: Arc<dyn Backend>,
     pub gate: Arc<Gate>,
+    /// Today's sections and the practice's figures, kept until the journal changes.
+    pub summary: Arc<std::sync::Mutex<Option<Summary>>>,
+}
+
+/// What Today and Practice show, made from one read of the whole journal: both need every
+/// entry, which at 100,000 entries takes far longer than a page may, so it is made again only
+/// once a document changed (the backend's change counter moved) or the day turned.
+pub(crate) struct Summary {
+    version: u64,
+    day: Date,
+    /// Today's sections.
+    pub today: Arc<Today>,
+    /// The practice's figures.
+    pub stats: Arc<failup_journal::Stats>,
 }
 
 /// A page that could not be made: the node's failure, shown in the frame.
@@ -74,6 +88,49 @@ pub(crate) fn unexpected(r: NodeResponse) -> Trouble {
 }
 
 impl App {
+    /// Today's sections and the practice's figures as of `day`.
+    pub(crate) async fn summary(
+        &self,
+        day: Date,
+    ) -> Result<(Arc<Today>, Arc<failup_journal::Stats>), Trouble> {
+        // The counter is read before the journal: a change during the read moves it again,
+        // so what is kept is never taken for newer than it is.
+        let version = *self.backend.changes().borrow();
+        if let Ok(held) = self.summary.lock() {
+            if let Some(s) = held
+                .as_ref()
+                .filter(|s| s.version == version && s.day == day)
+            {
+                return Ok((s.today.clone(), s.stats.clone()));
+            }
+        }
+        let all = match self
+            .call(Request::Scan {
+                since: None,
+                until: None,
+            })
+            .await?
+        {
+            NodeResponse::Entries(v) => v,
+            r => return Err(unexpected(r)),
+        };
+        let mut stats = failup_journal::StatsBuilder::new(jiff::tz::TimeZone::system());
+        for e in &all {
+            stats.add(e);
+        }
+        let stats = Arc::new(stats.finish(day, None));
+        let today = Arc::new(Today::build(all, day));
+        if let Ok(mut held) = self.summary.lock() {
+            *held = Some(Summary {
+                version,
+                day,
+                today: today.clone(),
+                stats: stats.clone(),
+            });
+        }
+        Ok((today, stats))
+    }
+
     pub(crate) async fn call(&self, r: Request) -> Result<NodeResponse, Trouble> {
         match self.backend.call(r).await {
             NodeResponse::Error(f) => Err(Trouble(f)),
@@ -325,17 +382,7 @@ pub(crate) fn see(path: String) -> Response {
 
 async fn today(State(app): State<App>, Extension(Csrf(token)): Extension<Csrf>) -> Page {
     let (_, day) = now();
-    let all = match app
-        .call(Request::Scan {
-            since: None,
-            until: None,
-        })
-        .await?
-    {
-        NodeResponse::Entries(v) => v,
-        r => return Err(unexpected(r)),
-    };
-    let t = Today::build(all, day);
+    let (t, _) = app.summary(day).await?;
     let unread = match app.backend.call(Request::Unread).await {
         NodeResponse::Unread(u) => Some(u),
         _ => None,

@@ -8,7 +8,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, http::HeaderName};
-use failup_journal::{REFRAME_QUESTIONS, StatsBuilder};
+use failup_journal::REFRAME_QUESTIONS;
 use failup_node::request::PeerInfo;
 use failup_report::svg::Palette;
 use maud::{Markup, PreEscaped, html};
@@ -44,22 +44,8 @@ fn palette(headers: &HeaderMap) -> Palette {
 
 /// The Practice page: the figures and charts of `failup stats --svg`, drawn by the same code.
 pub(crate) async fn practice(State(app): State<App>, headers: HeaderMap) -> Page {
-    let all = match app
-        .call(Request::Scan {
-            since: None,
-            until: None,
-        })
-        .await?
-    {
-        NodeResponse::Entries(v) => v,
-        r => return Err(unexpected(r)),
-    };
     let (_, day) = crate::pages::now();
-    let mut stats = StatsBuilder::new(jiff::tz::TimeZone::system());
-    for e in &all {
-        stats.add(e);
-    }
-    let stats = stats.finish(day, None);
+    let (_, stats) = app.summary(day).await?;
     // Made by failup_report, which escapes every text it draws (tags, areas): markup of ours,
     // not of the journal's.
     let svg = failup_report::svg::stats_in(&stats, day, palette(&headers));
