@@ -804,3 +804,70 @@ async fn the_practice_page_draws_the_charts_and_settings_change_prompts_and_colo
     b.screenshots("settings").await;
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failup_ui_hands_the_browser_an_owner_only_page_never_the_link_itself() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(driver) = Driver::start() else {
+        return;
+    };
+    let d = Daemon::start("laptop");
+    d.ok(&["log", "Forgot the keys"]);
+    // A desktop opener that only notes what it was asked to open.
+    let bin = tempfile::tempdir().expect("a bin directory");
+    let asked = bin.path().join("asked");
+    let opener = bin.path().join("xdg-open");
+    std::fs::write(
+        &opener,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\n", asked.display()),
+    )
+    .expect("write the opener");
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = d
+        .home
+        .cmd()
+        .args(["ui"])
+        .env("PATH", path)
+        .output()
+        .expect("failup ui");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let end = Instant::now() + PATIENCE;
+    while !asked.exists() {
+        assert!(Instant::now() < end, "the opener was never run");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let end = Instant::now() + PATIENCE;
+    let arg = loop {
+        let arg = std::fs::read_to_string(&asked).unwrap_or_default();
+        if arg.ends_with('\n') {
+            break arg.trim().to_owned();
+        }
+        assert!(Instant::now() < end, "the opener's note is incomplete");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(!arg.contains("token"), "the link on a command line: {arg}");
+    let page = d.home.path().join("ui-open.html");
+    assert_eq!(PathBuf::from(&arg), page);
+    let mode = std::fs::metadata(&page)
+        .expect("the page")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "the page is readable by others: {mode:o}");
+
+    // The browser, given that page, lands in the journal.
+    let b = driver.browser().await;
+    b.goto(&format!("file://{}", page.display())).await;
+    b.wait_for("the journal", |t| t.contains("Forgot the keys"))
+        .await;
+    assert!(b.url().await.ends_with("/today"), "{}", b.url().await);
+    b.close().await;
+}

@@ -130,7 +130,7 @@ pub fn daemon(home: &Path, settings: DaemonSettings) -> Result<()> {
         }
         if let Some(browser) = open_ui {
             match handle.call(Request::UiLink).await {
-                Response::UiLink(link) => show_link(&link, browser),
+                Response::UiLink(link) => show_link(home, &link, browser),
                 Response::Error(f) => tracing::warn!("{}", f.message),
                 _ => {}
             }
@@ -722,30 +722,55 @@ fn ui_listen(ctx: &Ctx) -> Result<SocketAddr> {
 }
 
 /// Prints a one-time link to the web interface, and opens it in a browser when `browser`.
-fn show_link(link: &str, browser: bool) {
+fn show_link(home: &Path, link: &str, browser: bool) {
     // The link is a key: it goes to this terminal only, never to the log.
     println!("{link}");
-    // macOS opens URLs with `open`; elsewhere `open` may be another program (Debian's openvt).
-    let opener = if cfg!(target_os = "macos") {
-        "open"
-    } else {
-        "xdg-open"
-    };
-    let opened = browser
-        && [opener].iter().any(|cmd| {
-            std::process::Command::new(cmd)
-                .arg(link)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .is_ok()
-        });
+    let opened = browser && open_in_browser(home, link);
     if opened {
         eprintln!("asked your browser to open it; the link works once, for two minutes");
     } else {
         eprintln!("open this link in your browser (it works once, for two minutes)");
     }
+}
+
+/// Asks the desktop to open `link` in the browser. The opener gets the path of an owner-only
+/// page in the home that forwards to the link, never the link itself: a command line is
+/// readable by every local user in `/proc`, and whoever redeems the link first gets the
+/// session.
+fn open_in_browser(home: &Path, link: &str) -> bool {
+    let page = failup_home::Home::new(home).ui_open();
+    // The link is the daemon's own `http://127.0.0.1:PORT/login?token=…` (base64url): nothing
+    // in it needs escaping, and anything else is not opened.
+    if !link
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || b":/.?=_-".contains(&c))
+    {
+        return false;
+    }
+    let html = format!(
+        "<!doctype html>\n<meta charset=\"utf-8\">\n<meta name=\"referrer\" content=\"no-referrer\">\n\
+         <meta http-equiv=\"refresh\" content=\"0;url={link}\">\n<title>failup</title>\n\
+         <p>Opening failup… <a href=\"{link}\">continue</a></p>\n"
+    );
+    let written = crate::write_atomically(&page, |w| w.write_all(html.as_bytes()))
+        .and_then(|()| failup_home::restrict(&page, failup_home::PRIVATE_MODE).map_err(Into::into));
+    if let Err(e) = written {
+        eprintln!("failup: {e:#}");
+        return false;
+    }
+    // macOS opens files with `open`; elsewhere `open` may be another program (Debian's openvt).
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    std::process::Command::new(opener)
+        .arg(&page)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_ok()
 }
 
 /// `failup ui`: a link to the running daemon's web interface, opened in a browser; with no
@@ -754,7 +779,7 @@ pub(crate) fn ui(ctx: &Ctx, no_browser: bool) -> Result<()> {
     if let Some(mut c) = Client::connect(&ctx.home) {
         match ask(&mut c, Request::UiLink, Some(Duration::from_secs(10)))? {
             Response::UiLink(link) => {
-                show_link(&link, !no_browser);
+                show_link(&ctx.home, &link, !no_browser);
                 return Ok(());
             }
             r => bail!("the daemon answered unexpectedly: {r:?}"),

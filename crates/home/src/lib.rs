@@ -15,6 +15,9 @@ pub const SOCKET_FILE: &str = "control.sock";
 pub const PID_FILE: &str = "daemon.pid";
 /// The settings file's name.
 pub const CONFIG_FILE: &str = "config.toml";
+/// The owner-only page `failup ui` hands the browser, which forwards to the one-time link: a
+/// link on the opener's command line could be read by any local user in `/proc`.
+pub const UI_OPEN_FILE: &str = "ui-open.html";
 
 /// Mode of the home directory.
 pub const HOME_MODE: u32 = 0o700;
@@ -82,6 +85,11 @@ impl Home {
     /// The settings file.
     pub fn config(&self) -> PathBuf {
         self.root.join(CONFIG_FILE)
+    }
+
+    /// The page that forwards the browser to the web interface's one-time link.
+    pub fn ui_open(&self) -> PathBuf {
+        self.root.join(UI_OPEN_FILE)
     }
 
     /// Creates the home, owner-only, or makes an existing one owner-only. A home made by hand

@@ -326,7 +326,21 @@ async fn login(State(app): State<App>, Query(q): Query<Login>) -> Response {
                 "{}={session}; HttpOnly; SameSite=Strict; Path=/",
                 app.gate.cookie_name()
             );
-            let mut r = Redirect::to("/today").into_response();
+            // A page that moves on to Today, not a redirect: a browser sent here from another
+            // site or from the opener's local page holds back a SameSite=Strict cookie for the
+            // rest of that navigation, while this page's own move to Today is same-site.
+            let mut r = html! {
+                (maud::DOCTYPE)
+                html lang="en" {
+                    head {
+                        meta charset="utf-8";
+                        meta http-equiv="refresh" content="0;url=/today";
+                        title { "failup" }
+                    }
+                    body { p { "Signed in. " a href="/today" { "Open Today" } } }
+                }
+            }
+            .into_response();
             match HeaderValue::from_str(&cookie) {
                 Ok(v) => {
                     r.headers_mut().insert(header::SET_COOKIE, v);
