@@ -137,6 +137,16 @@ fn only_the_browser_failup_ui_opened_gets_in_and_changes_come_from_its_own_pages
     assert_eq!(made_up.status, 403);
     let wrong_cookie = get(&addr, &addr, "/today", Some(&format!("{}x", cookie)));
     assert_eq!(wrong_cookie.status, 403);
+    // A cookie of the same name planted by a page on another loopback port (cookies do not
+    // keep to a port) and sent first does not lock the person out.
+    let name = cookie.split('=').next().expect("a name");
+    let planted = get(
+        &addr,
+        &addr,
+        "/today",
+        Some(&format!("{name}=planted; {cookie}")),
+    );
+    assert_eq!(planted.status, 200, "{}", planted.head);
 
     // A page that had its own name resolve to loopback (DNS rebinding) names itself in Host.
     let port = addr.rsplit(':').next().expect("port");

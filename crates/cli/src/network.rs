@@ -727,7 +727,10 @@ fn show_link(home: &Path, link: &str, browser: bool) {
     println!("{link}");
     let opened = browser && open_in_browser(home, link);
     if opened {
-        eprintln!("asked your browser to open it; the link works once, for two minutes");
+        eprintln!(
+            "asked your browser to open it; if it cannot (a sandboxed browser may not read the \
+             home), open the link above instead: it works once, for two minutes"
+        );
     } else {
         eprintln!("open this link in your browser (it works once, for two minutes)");
     }
@@ -739,11 +742,11 @@ fn show_link(home: &Path, link: &str, browser: bool) {
 /// session.
 fn open_in_browser(home: &Path, link: &str) -> bool {
     let page = failup_home::Home::new(home).ui_open();
-    // The link is the daemon's own `http://127.0.0.1:PORT/login?token=…` (base64url): nothing
-    // in it needs escaping, and anything else is not opened.
+    // The link is the daemon's own `http://127.0.0.1:PORT/login?token=…` (or `[::1]`, base64url):
+    // nothing in it needs escaping, and anything else is not opened.
     if !link
         .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || b":/.?=_-".contains(&c))
+        .all(|c| c.is_ascii_alphanumeric() || b":/.?=_-[]".contains(&c))
     {
         return false;
     }

@@ -181,16 +181,20 @@ impl Gate {
     }
 }
 
-/// The session cookie's value, from a request's Cookie headers.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// Every value of the cookie `name` in a request's Cookie headers. Cookies do not keep to a
+/// port, so a page on another loopback port may have set one of the same name (with a longer
+/// path, so it comes first): each is tried, and a planted one cannot lock the person out.
+fn cookies(headers: &HeaderMap, name: &str) -> Vec<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+        .filter(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
+        .take(8)
+        .collect()
 }
 
 /// A refusal: a status and one line saying why and what to do.
@@ -232,8 +236,9 @@ async fn check(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> R
     if path == "/login" || path.starts_with("/assets/") {
         return next.run(request).await;
     }
-    let Some(csrf) =
-        cookie(request.headers(), &gate.cookie_name()).and_then(|id| gate.session(&id))
+    let Some(csrf) = cookies(request.headers(), &gate.cookie_name())
+        .into_iter()
+        .find_map(|id| gate.session(&id))
     else {
         return refuse(
             StatusCode::FORBIDDEN,

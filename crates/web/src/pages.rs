@@ -40,7 +40,7 @@ pub(crate) struct App {
     pub backend: Arc<dyn Backend>,
     pub gate: Arc<Gate>,
     /// Today's sections and the practice's figures, kept until the journal changes.
-    pub summary: Arc<std::sync::Mutex<Option<Summary>>>,
+    pub summary: Arc<tokio::sync::Mutex<Option<Summary>>>,
 }
 
 /// What Today and Practice show, made from one read of the whole journal: both need every
@@ -93,16 +93,17 @@ impl App {
         &self,
         day: Date,
     ) -> Result<(Arc<Today>, Arc<failup_journal::Stats>), Trouble> {
+        // One read at a time: pages opened together wait for the first one's read rather
+        // than each reading the whole journal on the engine's thread.
+        let mut held = self.summary.lock().await;
         // The counter is read before the journal: a change during the read moves it again,
         // so what is kept is never taken for newer than it is.
         let version = *self.backend.changes().borrow();
-        if let Ok(held) = self.summary.lock() {
-            if let Some(s) = held
-                .as_ref()
-                .filter(|s| s.version == version && s.day == day)
-            {
-                return Ok((s.today.clone(), s.stats.clone()));
-            }
+        if let Some(s) = held
+            .as_ref()
+            .filter(|s| s.version == version && s.day == day)
+        {
+            return Ok((s.today.clone(), s.stats.clone()));
         }
         let all = match self
             .call(Request::Scan {
@@ -120,14 +121,12 @@ impl App {
         }
         let stats = Arc::new(stats.finish(day, None));
         let today = Arc::new(Today::build(all, day));
-        if let Ok(mut held) = self.summary.lock() {
-            *held = Some(Summary {
-                version,
-                day,
-                today: today.clone(),
-                stats: stats.clone(),
-            });
-        }
+        *held = Some(Summary {
+            version,
+            day,
+            today: today.clone(),
+            stats: stats.clone(),
+        });
         Ok((today, stats))
     }
 
