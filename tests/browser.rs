@@ -82,6 +82,11 @@ impl Driver {
 
     /// A fresh browser, with its own profile: a person's own browser on their own machine.
     async fn browser(&self) -> Browser {
+        self.browser_with(true).await
+    }
+
+    /// A fresh browser, with JavaScript on or off.
+    async fn browser_with(&self, script: bool) -> Browser {
         let profile = tempfile::tempdir().expect("a profile directory");
         let mut caps = serde_json::Map::new();
         caps.insert(
@@ -97,6 +102,9 @@ impl Driver {
                     format!("--user-data-dir={}", profile.path().display()),
                     format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
                 ],
+                "prefs": {
+                    "profile.managed_default_content_settings.javascript": if script { 1 } else { 2 },
+                },
             }),
         );
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -869,5 +877,69 @@ async fn failup_ui_hands_the_browser_an_owner_only_page_never_the_link_itself() 
     b.wait_for("the journal", |t| t.contains("Forgot the keys"))
         .await;
     assert!(b.url().await.ends_with("/today"), "{}", b.url().await);
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_core_forms_work_from_the_keyboard_with_javascript_off() {
+    let Some(driver) = Driver::start() else {
+        return;
+    };
+    let d = Daemon::start("laptop");
+    let b = driver.browser_with(false).await;
+    let base = b.open(&d).await;
+    // The page's script does not run here: what is typed is not kept over a reload.
+    b.goto(&format!("{base}/log")).await;
+    b.type_into("#text", "typed, not sent").await;
+    b.client.refresh().await.expect("reload");
+    b.wait_for("the log form", |t| t.contains("What happened")).await;
+    assert_eq!(b.value("#text").await, "", "the draft script ran");
+    b.goto(&format!("{base}/today")).await;
+
+    // Quick capture: typed, then Enter.
+    b.type_into("#quick-text", "Overslept the alarm\n").await;
+    b.wait_for("the entry", |t| t.contains("Overslept the alarm"))
+        .await;
+    assert_eq!(d.texts(), vec!["Overslept the alarm".to_owned()]);
+
+    // The full form, field to field with Tab, sent with Enter on its button.
+    b.goto(&format!("{base}/log")).await;
+    b.type_into("#text", "Lost the thread in the talk").await;
+    b.find("#text")
+        .await
+        .send_keys("\u{E004}\u{E007}")
+        .await
+        .expect("Tab to the details, Enter opens them");
+    b.type_into("#lesson", "one slide, one point").await;
+    b.find("#lesson")
+        .await
+        .send_keys(&"\u{E004}".repeat(4))
+        .await
+        .expect("Tab to the button");
+    b.client
+        .active_element()
+        .await
+        .expect("the focused element")
+        .send_keys("\u{E007}")
+        .await
+        .expect("Enter on the button");
+    b.wait_for("the logged entry", |t| {
+        t.contains("Lost the thread in the talk") && t.contains("Reflect")
+    })
+    .await;
+    let id = b.url().await;
+    let id = id
+        .rsplit("/entry/")
+        .next()
+        .and_then(|r| r.split(['?', '#']).next())
+        .expect("an entry page")
+        .to_owned();
+    assert_eq!(shown(&d, &id)["lesson"], "one slide, one point");
+
+    // Close the loop without a script.
+    b.press("Close the loop").await;
+    b.wait_for("the closed loop", |t| t.contains("The loop is closed."))
+        .await;
+    assert_eq!(shown(&d, &id)["status"], "closed");
     b.close().await;
 }
