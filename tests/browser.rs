@@ -892,7 +892,8 @@ async fn the_core_forms_work_from_the_keyboard_with_javascript_off() {
     b.goto(&format!("{base}/log")).await;
     b.type_into("#text", "typed, not sent").await;
     b.client.refresh().await.expect("reload");
-    b.wait_for("the log form", |t| t.contains("What happened")).await;
+    b.wait_for("the log form", |t| t.contains("What happened"))
+        .await;
     assert_eq!(b.value("#text").await, "", "the draft script ran");
     b.goto(&format!("{base}/today")).await;
 

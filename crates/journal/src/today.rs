@@ -29,10 +29,26 @@ impl Today {
     pub fn build(entries: impl IntoIterator<Item = Entry>, today: Date) -> Today {
         let monday = week_start(today);
         let mut t = Today::default();
+        let oldest_first = |a: &Entry, b: &Entry| (a.day, a.created).cmp(&(b.day, b.created));
+        // Open loops by age, the id settling a tie, so which are shown does not hang on the
+        // order the entries come in.
+        let by_age = |a: &Entry, b: &Entry| (a.day, a.created, a.id).cmp(&(b.day, b.created, b.id));
         for e in entries {
             if e.status() == Status::Open {
                 t.open_total += 1;
-                t.open.push(e.clone());
+                // Only the oldest MAX_OPEN are shown: an entry is copied only while it is among
+                // them, so a journal of 100,000 open loops copies a handful, not all of them.
+                if t.open.len() < MAX_OPEN {
+                    t.open.push(e.clone());
+                } else if let Some((at, _)) = t
+                    .open
+                    .iter()
+                    .enumerate()
+                    .max_by(|(_, a), (_, b)| by_age(a, b))
+                    .filter(|(_, youngest)| by_age(&e, youngest).is_lt())
+                {
+                    t.open[at] = e.clone();
+                }
             }
             if e.day == today {
                 t.today.push(e);
@@ -42,11 +58,9 @@ impl Today {
                 t.on_this_day.push(e);
             }
         }
-        let oldest_first = |a: &Entry, b: &Entry| (a.day, a.created).cmp(&(b.day, b.created));
         t.today.sort_by_key(|e| e.created);
         t.this_week.sort_by(oldest_first);
-        t.open.sort_by(oldest_first);
-        t.open.truncate(MAX_OPEN);
+        t.open.sort_by(by_age);
         t.on_this_day.sort_by(|a, b| oldest_first(b, a));
         t
     }
@@ -76,6 +90,20 @@ mod tests {
             });
         }
         e
+    }
+
+    #[test]
+    fn shows_the_oldest_open_loops_whatever_order_they_come_in() {
+        let today = Date::constant(2026, 11, 25);
+        let day = |n: u64| Date::constant(2026, 10, 1 + i8::try_from(n).expect("a day"));
+        // 25 open loops, one a day, given newest first then oldest first.
+        for order in [(0..25).rev().collect::<Vec<u64>>(), (0..25).collect()] {
+            let t = Today::build(order.iter().map(|&n| entry(n, day(n), None)), today);
+            assert_eq!(t.open_total, 25);
+            let shown: Vec<Date> = t.open.iter().map(|e| e.day).collect();
+            let oldest: Vec<Date> = (0..MAX_OPEN as u64).map(day).collect();
+            assert_eq!(shown, oldest);
+        }
     }
 
     #[test]
