@@ -152,6 +152,15 @@ impl Browser {
         base
     }
 
+    /// The id of the entry whose page this is.
+    async fn entry_id(&self) -> String {
+        let url = self.url().await;
+        url.split_once("/entry/")
+            .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+            .unwrap_or_else(|| panic!("not an entry page: {url}"))
+            .to_owned()
+    }
+
     async fn url(&self) -> String {
         self.client
             .current_url()
@@ -399,15 +408,7 @@ async fn a_setback_is_logged_reflected_on_tried_again_and_closed_in_the_browser(
     b.press_link_containing("Froze when the manager").await;
     b.wait_for("the entry page", |t| t.contains("Reflect"))
         .await;
-    let url = b.url().await;
-    let id_prefix = url
-        .rsplit("/entry/")
-        .next()
-        .expect("an entry page")
-        .split(['?', '#'])
-        .next()
-        .expect("an id")
-        .to_owned();
+    let id_prefix = b.entry_id().await;
     let e = shown(&d, &id_prefix);
     assert_eq!(e["scale"], "macro");
     assert_eq!(e["feeling"], 4);
@@ -928,13 +929,7 @@ async fn the_core_forms_work_from_the_keyboard_with_javascript_off() {
         t.contains("Lost the thread in the talk") && t.contains("Reflect")
     })
     .await;
-    let id = b.url().await;
-    let id = id
-        .rsplit("/entry/")
-        .next()
-        .and_then(|r| r.split(['?', '#']).next())
-        .expect("an entry page")
-        .to_owned();
+    let id = b.entry_id().await;
     assert_eq!(shown(&d, &id)["lesson"], "one slide, one point");
 
     // Close the loop without a script.

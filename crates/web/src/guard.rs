@@ -184,7 +184,7 @@ impl Gate {
 /// Every value of the cookie `name` in a request's Cookie headers. Cookies do not keep to a
 /// port, so a page on another loopback port may have set one of the same name (with a longer
 /// path, so it comes first): each is tried, and a planted one cannot lock the person out.
-fn cookies(headers: &HeaderMap, name: &str) -> Vec<String> {
+pub(crate) fn cookies(headers: &HeaderMap, name: &str) -> Vec<String> {
     headers
         .get_all(header::COOKIE)
         .iter()

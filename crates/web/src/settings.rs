@@ -3,11 +3,11 @@
 //! colour of the charts is this browser's own choice, kept in a cookie, since it changes how a
 //! page looks and nothing in the journal.
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, http::HeaderName};
 use failup_journal::REFRAME_QUESTIONS;
 use failup_node::request::PeerInfo;
 use failup_report::svg::Palette;
@@ -31,14 +31,9 @@ const PROMPTS: [(&str, &str, bool); 4] = [
 
 /// This browser's colour for the charts.
 fn palette(headers: &HeaderMap) -> Palette {
-    headers
-        .get_all(header::COOKIE)
+    crate::guard::cookies(headers, CHARTS_COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == CHARTS_COOKIE)
-        .and_then(|(_, v)| Palette::named(v))
+        .find_map(|v| Palette::named(v))
         .unwrap_or_default()
 }
 
@@ -198,8 +193,7 @@ pub(crate) async fn charts(body: Bytes) -> Response {
         chosen.name()
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
-        r.headers_mut()
-            .insert(HeaderName::from_static("set-cookie"), v);
+        r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
 }
